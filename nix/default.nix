@@ -1,0 +1,140 @@
+# reproflake's static Nix library. Copied into each project as .reproflake/lib/.
+#
+# All project-specific facts arrive as data (`data`, parsed from
+# .reproflake/build.json); nothing here is generated, and nothing the user
+# wrote is ever spliced into Nix source. Builders are the shell scripts beside
+# this file, run by the pinned static busybox seed.
+{ src, data }:
+let
+  inherit (builtins) attrNames concatStringsSep listToAttrs map;
+
+  system = data.system;
+  forAttrs = attrs: f: listToAttrs (map (name: { inherit name; value = f name attrs.${name}; }) (attrNames attrs));
+
+  # The bootstrap seed: one static busybox, vendored in the project and pinned by NAR hash.
+  seed = builtins.path {
+    path = src + "/.reproflake/seed";
+    name = "reproflake-seed";
+    sha256 = data.seed.narHash;
+  };
+  busybox = "${seed}/busybox";
+
+  # A file pinned by its flat sha256 (Debian's own hash for .debs, the index's for wheels).
+  fetch = f: derivation {
+    name = f.name;
+    system = "builtin";
+    builder = "builtin:fetchurl";
+    url = f.url;
+    outputHashMode = "flat";
+    outputHashAlgo = "sha256";
+    outputHash = f.sha256;
+    executable = false;
+    unpack = false;
+    preferLocalBuild = true;
+    impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
+  };
+
+  debs = forAttrs data.debs (_: fetch);
+  wheels = forAttrs data.wheels (_: fetch);
+
+  # A root filesystem per environment: the unpacked .debs plus the wheels.
+  environments = forAttrs data.environments (name: env: derivation {
+    name = "reproflake-env-${name}";
+    inherit system busybox;
+    builder = busybox;
+    args = [ "sh" "-e" ./rootfs.sh ];
+    debs = map (k: debs.${k}) env.debs;
+    wheels = map (k: wheels.${k}) env.wheels;
+    pythonVersion = env.python;
+  });
+
+  # A local input enters the store by content. Tracked files come from the flake's
+  # source; large files outside git are added by `reproflake build` (or by hand with
+  # the command the stub prints) under the same content-addressed store path.
+  inputPath = name: i:
+    if i.kind == "url" then fetch { inherit (i) url sha256; name = i.storeName; }
+    else if i.kind == "tracked" then builtins.path {
+      path = src + "/${i.path}";
+      name = i.storeName;
+      sha256 = i.narHash;
+    }
+    else derivation {
+      name = i.storeName;
+      inherit system busybox;
+      builder = busybox;
+      args = [ "sh" "-c" "echo \"reproflake: input '$inputName' ($inputFile) is not in the Nix store; add it with: nix-store --add-fixed --recursive sha256 $inputFile (or run reproflake build)\" >&2; exit 1" ];
+      inputName = name;
+      inputFile = i.path;
+      outputHashMode = "recursive";
+      outputHashAlgo = "sha256";
+      outputHash = i.narHash;
+    };
+  inputs = forAttrs data.inputs inputPath;
+
+  lines = xs: concatStringsSep "" (map (x: x + "\n") xs);
+  setOf = xs: listToAttrs (map (name: { inherit name; value = true; }) xs);
+
+  # A step sees only what it declares: its source files (filtered out of the
+  # project so undeclared files can change freely), its inputs, the outputs of
+  # the steps it needs, its environment and its variables.
+  stepDrv = extra: name: s:
+    let
+      files = setOf s.sourceFiles;
+      dirs = setOf s.sourceDirs;
+      root = toString src;
+      rel = p: builtins.substring (builtins.stringLength root + 1) (-1) (toString p);
+      srcTree = builtins.path {
+        path = src;
+        name = "reproflake-src-${name}";
+        filter = p: type: let r = rel p; in if type == "directory" then dirs ? ${r} else files ? ${r};
+      };
+    in derivation ({
+      name = "reproflake-step-${name}";
+      inherit system busybox;
+      builder = busybox;
+      args = [ "sh" "-e" ./step.sh ];
+      stepName = name;
+      stepRun = s.run;
+      rootfs = environments.${s.env};
+      srcTree = if s.sourceFiles == [ ] then "" else srcTree;
+      inputLinks = lines (map (i: "${data.inputs.${i}.mountPath}\t${inputs.${i}}") s.inputs);
+      needLinks = lines (map (n: "results/${n}\t${steps.${n}}") s.needs);
+      outputsList = lines s.outputs;
+      varNames = concatStringsSep " " (attrNames s.variables);
+      sourceDateEpoch = toString data.sourceDateEpoch;
+      openblasCoretype = data.environments.${s.env}.openblasCoretype;
+      requiredSystemFeatures = s.systemFeatures;
+      # Content-addressed: a rebuild to identical bytes stops here (early cutoff).
+      __contentAddressed = true;
+      outputHashMode = "recursive";
+      outputHashAlgo = "sha256";
+    } // extra // listToAttrs (map (v: { name = "var_${v}"; value = s.variables.${v}; }) (attrNames s.variables)));
+  steps = forAttrs data.steps (stepDrv { });
+
+  # The same steps built a second time, independently (`reproflake verify`): outputs are
+  # content-addressed, so a reproducible step lands on exactly the same store path.
+  verify = forAttrs data.steps (stepDrv { reproflakeVerify = "independent rebuild"; });
+
+  # Re-extracts the seed from its pinned .deb with the seed itself: both must agree.
+  seedCheck = derivation {
+    name = "reproflake-seed-check";
+    inherit system busybox;
+    builder = busybox;
+    args = [ "sh" "-e" ./seed-check.sh ];
+    deb = debs.${data.seed.deb};
+    member = data.seed.member;
+  };
+
+  all = derivation {
+    name = "reproflake-all";
+    inherit system busybox;
+    builder = busybox;
+    args = [ "sh" "-e" ./link-all.sh ];
+    links = lines (map (n: "${n}\t${steps.${n}}") (attrNames steps));
+  };
+in
+{
+  packages.${system} = steps // { default = all; };
+  checks.${system} = { seed = seedCheck; };
+  legacyPackages.${system} = { inherit environments inputs debs wheels verify; };
+}

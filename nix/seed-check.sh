@@ -1,0 +1,13 @@
+# Re-extracts the busybox seed from its pinned .deb, using the seed itself,
+# and checks both are the same bytes.
+export PATH="$NIX_BUILD_TOP/.bin"
+"$busybox" mkdir -p "$PATH"
+"$busybox" --install -s "$PATH"
+cd "$NIX_BUILD_TOP"
+dpkg-deb -x "$deb" extracted
+if ! cmp "extracted/$member" "$busybox"; then
+  echo "reproflake: the seed differs from $member in its pinned .deb" >&2
+  exit 1
+fi
+mkdir -p "$out"
+sha256sum "$busybox" | cut -d' ' -f1 >"$out/sha256"

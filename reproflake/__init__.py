@@ -1,0 +1,3 @@
+"""reproflake: hermetic, bit-for-bit reproducible pipelines built by Nix."""
+
+__version__ = "0.1.0"

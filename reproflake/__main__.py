@@ -1,0 +1,3 @@
+from reproflake.cli import main
+
+main()

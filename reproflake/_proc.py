@@ -1,0 +1,89 @@
+"""The one place reproflake starts other programs.
+
+Every subprocess goes through :func:`run` so that verbose mode echoes the
+command, failures carry the command, exit code and output, and Ctrl-C stops
+the child cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from reproflake.errors import ReproflakeError
+
+VERBOSE = bool(os.environ.get("REPROFLAKE_VERBOSE"))
+
+
+class CommandError(ReproflakeError):
+    """A command exited non-zero."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        tail = (stderr or stdout).strip().splitlines()[-20:]
+        super().__init__(
+            f"command failed with exit code {returncode}: {shlex.join(self.argv)}"
+            + ("\n" + "\n".join("  " + line for line in tail) if tail else "")
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    input: str | None = None,
+) -> Result:
+    """Run ``argv`` to completion, capturing text output."""
+    if VERBOSE:
+        print("+ " + shlex.join(argv), file=sys.stderr)
+    full_env = None if env is None else {**os.environ, **env}
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise ReproflakeError(f"cannot run {argv[0]!r}: not found on PATH") from exc
+    try:
+        out, err = proc.communicate(input)
+    except KeyboardInterrupt:
+        stop(proc)
+        raise
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, out, err)
+    return Result(proc.returncode, out, err)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Stop a child (and its process group) politely, then firmly."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

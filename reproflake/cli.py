@@ -1,0 +1,124 @@
+"""The command line: thin, and the single place errors become exit codes.
+
+Exit codes: 0 success, 1 a build or fetch failed, 2 the input (command line,
+reproflake.toml, lock) must be fixed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reproflake import __version__
+from reproflake.errors import ReproflakeError
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _out(message: str) -> None:
+    click.echo(message)
+
+
+def _guard(fn: Callable[[], int]) -> None:
+    try:
+        code = fn()
+    except ReproflakeError as exc:
+        click.secho(f"error: {exc.message}", fg="red", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reproflake")
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=".",
+              help="Run as if started in this directory.")  # fmt: skip
+@click.option("-v", "--verbose", is_flag=True, help="Echo every command reproflake runs.")
+@click.pass_context
+def main(ctx: click.Context, directory: Path, verbose: bool) -> None:
+    """Hermetic, bit-for-bit reproducible pipelines built by Nix."""
+    if verbose:
+        from reproflake import _proc
+
+        _proc.VERBOSE = True
+    ctx.obj = directory
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--template", "-t", default="python", show_default=True, help="Project template.")
+@click.option("--list", "list_", is_flag=True, help="List the templates and exit.")
+@click.option("--debian-mirror", help="Debian mirror URL (default: this machine's apt sources).")
+@click.option("--suite", help="Debian suite, e.g. bookworm (default: this machine's).")
+def init(
+    directory: Path, template: str, list_: bool, debian_mirror: str | None, suite: str | None
+) -> None:
+    """Create a new project from a template."""
+    from reproflake.commands import init as cmd
+
+    def go() -> int:
+        if list_:
+            for name in cmd.template_names():
+                _out(name)
+            return 0
+        files = cmd.run(directory, template, debian_mirror, suite)
+        _log(f"created {len(files)} files in {directory} from template {template!r}")
+        _log(f"next: cd {directory} && reproflake lock && reproflake build")
+        return 0
+
+    _guard(go)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 1 if the lock is stale; write nothing.")
+@click.option("--upgrade", is_flag=True, help="Re-resolve every package, not only what changed.")
+@click.pass_obj
+def lock(directory: Path, check: bool, upgrade: bool) -> None:
+    """Pin every input (packages, wheels, data) into reproflake.lock."""
+    from reproflake.commands import lock as cmd
+
+    def go() -> int:
+        try:
+            return cmd.run(directory, check=check, upgrade=upgrade, log=_log)
+        except ReproflakeError as exc:
+            from reproflake.errors import StaleLockError
+
+            if check and isinstance(exc, StaleLockError):
+                exc.exit_code = 1  # --check reports staleness as failure
+            raise
+
+    _guard(go)
+
+
+@main.command()
+@click.argument("steps", nargs=-1)
+@click.pass_obj
+def build(directory: Path, steps: tuple[str, ...]) -> None:
+    """Build steps (default: all) in Nix's sandbox."""
+    from reproflake.commands import build as cmd
+
+    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out))
+
+
+@main.command()
+@click.argument("steps", nargs=-1)
+@click.pass_obj
+def verify(directory: Path, steps: tuple[str, ...]) -> None:
+    """Rebuild steps and check each gives identical bytes."""
+    from reproflake.commands import verify as cmd
+
+    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out))
+
+
+def entry(*args: Any) -> None:  # pragma: no cover - console script shim
+    main(*args)

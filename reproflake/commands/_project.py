@@ -1,0 +1,113 @@
+"""Loading a project and bringing its generated flake up to date (shared by commands)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reproflake import executor, graph, nixgen, project
+from reproflake.errors import HashMismatchError, StaleLockError
+from reproflake.lock import model, pin
+from reproflake.lock.hashing import short
+from reproflake.spec import SPEC_FILE, Spec, find_spec, load
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Project:
+    spec: Spec
+    lock: model.Lock
+    graph: graph.Graph
+    facts: nixgen.Facts
+
+    @property
+    def root(self) -> Path:
+        return self.spec.root
+
+
+def load_spec(start: Path) -> tuple[Spec, graph.Graph]:
+    spec = load(find_spec(start))
+    return spec, graph.build(spec)
+
+
+def load_project(start: Path, log: Log) -> Project:
+    """Spec, lock (local input hashes refreshed) and the facts nixgen needs."""
+    spec, dag = load_spec(start)
+    lock = model.require(spec.root)
+    stale = model.stale_entries(spec, lock)
+    if stale:
+        raise StaleLockError(
+            f"{spec.root / model.LOCK_FILE} is out of date with {SPEC_FILE}:\n"
+            + "\n".join(f"  {line}" for line in stale),
+            hint="run `reproflake lock` to update it",
+        )
+    inputs = pin.pin_inputs(spec, pin.hash_cache(spec.root))
+    for name in sorted(inputs):
+        old = lock.inputs[name].nar_hash
+        new = inputs[name].nar_hash
+        if old != new and old is not None and new is not None:
+            log(f"input {name} changed ({short(old)}… → {short(new)}…); lock updated")
+    if inputs != dict(lock.inputs):
+        lock = lock.with_inputs(inputs)
+        model.write(spec.root, lock)
+    return Project(spec, lock, dag, project.facts(spec))
+
+
+def seed_bytes(lock: model.Lock) -> bytes:
+    deb = lock.debs[lock.seed.deb]
+    data = pin.seed_binary(deb, pin.cache_dir()).read_bytes()
+    got = hashlib.sha256(data).hexdigest()
+    if got != lock.seed.sha256:
+        raise HashMismatchError(
+            f"the bootstrap seed extracted from {deb.url} does not match the lock",
+            hint=f"expected sha256 {lock.seed.sha256}, got {got}",
+        )
+    return data
+
+
+def generate(p: Project) -> list[str]:
+    """Write the flake and its data; stage what the flake must see; returns files written."""
+    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.lock))
+    written = nixgen.write(p.root, files)
+    tracked = [SPEC_FILE, model.LOCK_FILE, *files]
+    for sources in p.facts.sources.values():
+        tracked.extend(sources)
+    for name, item in p.spec.inputs.items():
+        if item.path is not None and not item.is_url and name not in p.facts.external:
+            tracked.append(item.path)
+    project.stage(p.root, tracked)
+    return written
+
+
+def store_items(p: Project) -> list[executor.StoreItem]:
+    """What must be put in the store by us: large local data, file:// mirrors."""
+    items = []
+    data = nixgen.build_data(p.spec, p.lock, p.facts)
+    for name in sorted(p.facts.external):
+        entry = data["inputs"][name]
+        items.append(
+            executor.StoreItem(
+                local=p.root / entry["path"],
+                name=entry["storeName"],
+                sri=entry["narHash"],
+                recursive=True,
+                what=f"input {name}",
+            )
+        )
+    flat = [
+        *((f"Debian package {k}", v) for k, v in data["debs"].items()),
+        *((f"wheel {k}", v) for k, v in data["wheels"].items()),
+        *((f"input {k}", v) for k, v in data["inputs"].items() if v["kind"] == "url"),
+    ]
+    for what, entry in flat:
+        url = entry["url"]
+        if url.startswith("file://"):
+            import base64
+
+            sri = "sha256-" + base64.b64encode(bytes.fromhex(entry["sha256"])).decode()
+            name = entry.get("name") or entry["storeName"]
+            items.append(executor.StoreItem(Path(url[len("file://") :]), name, sri, False, what))
+    return items

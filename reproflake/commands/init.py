@@ -1,0 +1,78 @@
+"""`reproflake init`: a new project from a template."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+import pygit2
+
+from reproflake.errors import UsageError
+from reproflake.fsutil import write_atomic
+from reproflake.lock import aptconfig
+from reproflake.spec import NAME_RE, SPEC_FILE
+
+
+def templates_root() -> Traversable:
+    packaged = resources.files("reproflake") / "_data" / "templates"
+    if packaged.is_dir():
+        return packaged
+    return resources.files("reproflake").joinpath("..", "templates")  # a source checkout
+
+
+def template_names() -> list[str]:
+    return sorted(t.name for t in templates_root().iterdir() if t.is_dir())
+
+
+def _files(base: Traversable, prefix: str = "") -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for entry in sorted(base.iterdir(), key=lambda e: e.name):
+        rel = f"{prefix}{entry.name}"
+        if entry.is_dir():
+            found.update(_files(entry, rel + "/"))
+        elif entry.name != "__pycache__":
+            # Packaging tools drop dotfiles, so templates ship "gitignore".
+            found[".gitignore" if rel == "gitignore" else rel] = entry.read_bytes()
+    return found
+
+
+def run(target: Path, template: str, mirror: str | None, suite: str | None) -> list[str]:
+    names = template_names()
+    if template not in names:
+        raise UsageError(
+            f"unknown template {template!r}", hint=f"expected one of: {', '.join(names)}"
+        )
+    if mirror is None or suite is None:
+        source = aptconfig.default_source()
+        if source is None:
+            raise UsageError(
+                "cannot find a Debian mirror in this machine's apt sources",
+                hint="pass --debian-mirror URL and --suite NAME (for example --suite bookworm)",
+            )
+        mirror = mirror or source.mirror
+        suite = suite or source.suite
+    name = target.resolve().name
+    if not NAME_RE.match(name):
+        name = "pipeline"
+    files = _files(templates_root() / template)
+    spec = files[SPEC_FILE].decode()
+    for key, value in (("name", name), ("mirror", mirror), ("suite", suite)):
+        # json.dumps writes a valid TOML basic string: user text never breaks the file.
+        quoted = json.dumps(value) if key != "name" else value
+        spec = spec.replace("{{" + key + "}}", quoted)
+    files[SPEC_FILE] = spec.encode()
+
+    clashes = sorted(rel for rel in files if (target / rel).exists())
+    if clashes:
+        raise UsageError(
+            f"{target}: refusing to overwrite existing files: {', '.join(clashes)}",
+            hint="choose an empty or new directory",
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        write_atomic(target / rel, content)
+    if pygit2.discover_repository(str(target)) is None:
+        pygit2.init_repository(str(target))
+    return sorted(files)

@@ -1,0 +1,45 @@
+"""`reproflake lock`: pin every input into reproflake.lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reproflake import project
+from reproflake.commands._project import Log, load_spec
+from reproflake.errors import StaleLockError
+from reproflake.lock import model, pin
+
+
+def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
+    spec, _graph = load_spec(start)
+    old = model.read(spec.root)
+    if check:
+        if old is None:
+            raise StaleLockError(
+                f"{spec.root / model.LOCK_FILE} does not exist", hint="run `reproflake lock`"
+            )
+        stale = model.stale_entries(spec, old)
+        inputs = pin.pin_inputs(spec, pin.hash_cache(spec.root))
+        for name in sorted(inputs):
+            if (
+                name in old.inputs
+                and inputs[name] != old.inputs[name]
+                and not spec.inputs[name].is_url
+            ):
+                stale.append(f"inputs.{name}: {spec.inputs[name].path} changed since it was locked")
+        if stale:
+            raise StaleLockError(
+                f"{spec.root / model.LOCK_FILE} is stale:\n" + "\n".join(f"  {s}" for s in stale),
+                hint="run `reproflake lock` and commit the result",
+            )
+        log("lock is up to date")
+        return 0
+    ctx = pin.Context(root=spec.root, cache_dir=pin.cache_dir(), log=log)
+    new = pin.lock(
+        spec, old, ctx=ctx, upgrade=upgrade, source_date_epoch=project.last_commit_time(spec.root)
+    )
+    changed = model.write(spec.root, new)
+    for line in pin.describe_changes(old, new):
+        log(line)
+    log(f"wrote {model.LOCK_FILE}" if changed else f"{model.LOCK_FILE} unchanged")
+    return 0

@@ -1,0 +1,50 @@
+"""`reproflake verify`: build steps a second time, independently, and compare bytes.
+
+Step outputs are content-addressed, so Nix's own ``--check`` cannot see a
+difference (a different output is simply another valid path). Instead the
+flake exposes each step again with one extra attribute: Nix must run it
+afresh, and a reproducible step lands on exactly the same store path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from reproflake import executor
+from reproflake.commands._project import Log, generate, load_project, store_items
+from reproflake.commands.build import Progress, select
+from reproflake.errors import BuildError
+
+VERIFY_ATTRS = "legacyPackages.x86_64-linux.verify."
+
+
+def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
+    p = load_project(start, log)
+    wanted = select(p, steps)
+    generate(p)
+    executor.ensure_in_store(store_items(p))
+    first = executor.build(p.root, wanted, Progress(log))
+    if first.failed:
+        raise BuildError(
+            f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"
+        )
+    second = executor.build(p.root, wanted, Progress(log), attr_prefix=VERIFY_ATTRS)
+    bad = []
+    for step in wanted:
+        a = first.outputs.get(step)
+        b = second.outputs.get(step)
+        if step in second.failed or a != b:
+            bad.append(step)
+            out(f"  {step}: NOT reproducible: first build {a}, second build {b or 'failed'}")
+            if a and b:
+                out(f"    compare them: diff -r {a} {b}")
+        else:
+            out(f"  {step}: reproducible (built twice, identical bytes: {a})")
+    if bad:
+        raise BuildError(
+            f"{len(bad)} step(s) are not bit-for-bit reproducible: {', '.join(bad)}",
+            hint="look for timestamps, random seeds, thread counts or unordered output in these steps",
+        )
+    out(f"verified {len(wanted)} step(s): all reproducible")
+    return 0

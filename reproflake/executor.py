@@ -1,0 +1,324 @@
+"""The one place reproflake runs Nix.
+
+Builds always run with the sandbox on and no fallback, and with no
+substituters unless the user configures some: a build that cannot be
+sandboxed fails rather than silently running unsandboxed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reproflake import _proc
+from reproflake.errors import HashMismatchError, NixError
+
+FEATURES = "nix-command flakes ca-derivations"
+STEP_PREFIX = "reproflake-step-"
+INSTALL_HINT = (
+    "install Nix (on Debian: apt-get install nix-bin), then run the command again; see README.md"
+)
+
+
+def nix_options() -> list[str]:
+    substituters = os.environ.get("REPROFLAKE_SUBSTITUTERS", "")
+    return [
+        "--extra-experimental-features", FEATURES,
+        "--option", "sandbox", "true",
+        "--option", "sandbox-fallback", "false",
+        "--option", "substituters", substituters,
+        "--option", "warn-dirty", "false",
+    ]  # fmt: skip
+
+
+def require_nix() -> str:
+    nix = shutil.which("nix")
+    if nix is None:
+        raise NixError("Nix is not installed (no `nix` on PATH)", hint=INSTALL_HINT)
+    return nix
+
+
+def _nix(args: Sequence[str], *, cwd: Path | None = None, check: bool = True) -> _proc.Result:
+    require_nix()
+    return _proc.run(["nix", *nix_options(), *args], cwd=cwd, check=check)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _hex(sri: str) -> str:
+    return base64.b64decode(sri.split("-", 1)[1]).hex()
+
+
+def fixed_path(sri: str, name: str, *, recursive: bool) -> str:
+    argv = [
+        "nix-store",
+        "--print-fixed-path",
+        *(["--recursive"] if recursive else []),
+        "sha256",
+        _hex(sri),
+        name,
+    ]
+    return _proc.run(argv).stdout.strip()
+
+
+def invalid_paths(paths: Iterable[str]) -> set[str]:
+    paths = sorted(set(paths))
+    if not paths:
+        return set()
+    out = _proc.run(["nix-store", "--check-validity", "--print-invalid", *paths]).stdout
+    return set(out.split())
+
+
+@dataclass(frozen=True)
+class StoreItem:
+    """A file the build needs that Nix cannot fetch by itself from inside its sandbox."""
+
+    local: Path
+    name: str
+    sri: str
+    recursive: bool
+    what: str
+
+
+def ensure_in_store(items: Sequence[StoreItem]) -> list[str]:
+    """Add local content (large data, file:// mirrors) under its pinned, content-derived path."""
+    expected = {fixed_path(i.sri, i.name, recursive=i.recursive): i for i in items}
+    added = []
+    for path in sorted(invalid_paths(expected)):
+        item = expected[path]
+        if not item.local.exists():
+            raise NixError(
+                f"{item.what}: {item.local} does not exist",
+                hint="restore the file, or fix its path in reproflake.toml",
+            )
+        verb = "add-path" if item.recursive else "add-file"
+        got = _nix(["store", verb, "--name", item.name, str(item.local)]).stdout.strip()
+        if got != path:
+            raise HashMismatchError(
+                f"{item.what}: content of {item.local} does not match the lock",
+                hint=f"expected store path {path}, got {got}; run `reproflake lock` if the change is intended",
+            )
+        added.append(item.what)
+    return added
+
+
+def add_indirect_root(link: Path) -> None:
+    """Register ``link`` as a garbage-collector root, as `nix build --out-link` does."""
+    import hashlib
+
+    roots = Path("/nix/var/nix/gcroots/auto")
+    try:
+        roots.mkdir(parents=True, exist_ok=True)
+        entry = roots / hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:32]
+        if not entry.is_symlink():
+            os.symlink(str(link.absolute()), entry)
+    except OSError:
+        pass  # not fatal: the result stays usable, it is just collectable
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass
+class BuildOutcome:
+    outputs: dict[str, str] = field(default_factory=dict)  # step → store path
+    built: list[str] = field(default_factory=list)  # steps Nix actually ran
+    failed: dict[str, list[str]] = field(default_factory=dict)  # step → last log lines
+    drvs: dict[str, str] = field(default_factory=dict)  # step → .drv path
+    errors: list[str] = field(default_factory=list)  # Nix's own error lines
+
+
+Event = Callable[[str, str, float], None]  # (kind, step, seconds): "start", "done", "tick"
+
+
+def _step_of(drv: str) -> str | None:
+    name = drv.rsplit("/", 1)[-1]
+    name = re.sub(r"^[a-z0-9]{32}-", "", name).removesuffix(".drv")
+    return name[len(STEP_PREFIX) :] if name.startswith(STEP_PREFIX) else None
+
+
+class _LogReader:
+    """Follows Nix's internal-json log: which step builds, its log lines, errors."""
+
+    ACT_BUILD = 105
+    RES_BUILD_LOG_LINE = 101
+
+    def __init__(self, on_event: Event, outcome: BuildOutcome) -> None:
+        self.on_event = on_event
+        self.outcome = outcome
+        self.active: dict[int, tuple[str | None, str, float]] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.lock = threading.Lock()
+
+    def feed(self, line: str) -> None:
+        if not line.startswith("@nix "):
+            if line.strip():
+                self.outcome.errors.append(line.rstrip())
+            return
+        try:
+            msg = json.loads(line[5:])
+        except ValueError:
+            return
+        action = msg.get("action")
+        if action == "start" and msg.get("type") == self.ACT_BUILD:
+            drv = (msg.get("fields") or [""])[0]
+            step = _step_of(drv)
+            with self.lock:
+                self.active[msg["id"]] = (step, drv, time.monotonic())
+            if step is not None:
+                self.outcome.drvs[step] = drv
+                self.outcome.built.append(step)
+                self.on_event("start", step, 0.0)
+        elif action == "stop" and msg.get("id") in self.active:
+            with self.lock:
+                step, _drv, started = self.active.pop(msg["id"])
+            if step is not None:
+                self.on_event("done", step, time.monotonic() - started)
+        elif action == "result" and msg.get("type") == self.RES_BUILD_LOG_LINE:
+            entry = self.active.get(msg.get("id", -1))
+            if entry is not None:
+                self.logs.setdefault(entry[1], []).append(str((msg.get("fields") or [""])[0]))
+        elif action == "msg" and msg.get("level", 9) <= 0:
+            self.outcome.errors.append(_strip_ansi(str(msg.get("msg", ""))))
+
+    def ticks(self) -> list[tuple[str, float]]:
+        now = time.monotonic()
+        with self.lock:
+            return [(s, now - t) for s, _d, t in self.active.values() if s is not None]
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def build(
+    root: Path,
+    steps: Sequence[str],
+    on_event: Event,
+    *,
+    attr_prefix: str = "",
+    tail_lines: int = 25,
+) -> BuildOutcome:
+    """Build ``steps`` of the flake in ``root``; never raises for a failing step."""
+    require_nix()
+    outcome = BuildOutcome()
+    reader = _LogReader(on_event, outcome)
+    argv = [
+        "nix", *nix_options(), "build", *[f"{root}#{attr_prefix}{s}" for s in steps],
+        "--no-link", "--json", "--keep-going", "--log-format", "internal-json",
+    ]  # fmt: skip
+    if _proc.VERBOSE:
+        print("+ " + " ".join(argv), file=sys.stderr)
+    proc = subprocess.Popen(
+        argv,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stop_ticks = threading.Event()
+
+    def ticker() -> None:
+        while not stop_ticks.wait(1.0):
+            for step, seconds in reader.ticks():
+                on_event("tick", step, seconds)
+
+    ticking = threading.Thread(target=ticker, daemon=True)
+    ticking.start()
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        for line in proc.stderr:
+            reader.feed(line)
+        stdout = proc.stdout.read()
+        proc.wait()
+    except KeyboardInterrupt:
+        _proc.stop(proc)
+        raise
+    finally:
+        stop_ticks.set()
+    if proc.returncode == 0:
+        for entry in json.loads(stdout or "[]"):
+            step = _step_of(entry.get("drvPath", ""))
+            if step is not None:
+                outcome.outputs[step] = entry["outputs"]["out"]
+        return outcome
+
+    for error in outcome.errors:
+        m = re.search(r"builder for '([^']+)' failed", error)
+        if m and (step := _step_of(m.group(1))) is not None:
+            outcome.failed[step] = reader.logs.get(m.group(1), [])[-tail_lines:]
+    _raise_for_infrastructure(outcome)
+    # The steps that did not fail: ask Nix again (cheap, all built) for their paths.
+    ok = [s for s in steps if s not in outcome.failed]
+    if ok:
+        result = _nix(
+            [*[f"{root}#{s}" for s in ok], "--no-link", "--json"][:0]
+            + ["build", *[f"{root}#{s}" for s in ok], "--no-link", "--json"],
+            cwd=root,
+            check=False,
+        )
+        if result.returncode == 0:
+            for entry in json.loads(result.stdout or "[]"):
+                step = _step_of(entry.get("drvPath", ""))
+                if step is not None:
+                    outcome.outputs[step] = entry["outputs"]["out"]
+    if not outcome.failed and not outcome.outputs:
+        raise NixError("nix build failed:\n" + "\n".join(outcome.errors[-20:]))
+    return outcome
+
+
+def _raise_for_infrastructure(outcome: BuildOutcome) -> None:
+    """Turn Nix's own errors that are not a step's fault into clear messages."""
+    text = "\n".join(outcome.errors)
+    m = re.search(
+        r"hash mismatch in fixed-output derivation '([^']+)':\s*specified:\s*(\S+)\s*got:\s*(\S+)",
+        text,
+    )
+    if m:
+        raise HashMismatchError(
+            f"sha256 mismatch for {m.group(1).rsplit('-', 1)[-1].removesuffix('.drv')} "
+            f"({m.group(1)}): the lock says {m.group(2)}, the download is {m.group(3)}",
+            hint="if the new content is intended, update its sha256 in reproflake.toml and run `reproflake lock`",
+        )
+    m = re.search(r"a '([^']+)' with features \{([^}]*)\} is required to build '([^']+)'", text)
+    if m:
+        from reproflake.errors import HardwareError
+
+        step = _step_of(m.group(3)) or m.group(3)
+        raise HardwareError(
+            f"step {step} needs a machine with {m.group(2)}, and neither this machine nor a "
+            "configured remote builder offers it",
+            hint="run on a machine that has it, or add a remote builder that advertises it "
+            "(nix.conf: builders, system-features)",
+        )
+    if "sandbox" in text and "not supported" in text:
+        raise NixError(
+            "Nix cannot sandbox builds on this machine and reproflake will not build without it",
+            hint="run as root or enable user namespaces (kernel.unprivileged_userns_clone=1)",
+        )
+
+
+def log_command(drv: str) -> str:
+    return f"nix log {drv}"
+
+
+def store_outputs(root: Path, attrs: Sequence[str]) -> Mapping[str, str]:
+    """Derivation paths of flake attributes without building (for plan and diff)."""
+    if not attrs:
+        return {}
+    result = _nix(["eval", "--json", f"{root}#packages.x86_64-linux", "--apply",
+                   "ps: builtins.mapAttrs (n: p: p.drvPath) ps"], cwd=root)  # fmt: skip
+    drvs: dict[str, str] = json.loads(result.stdout)
+    return {a: drvs[a] for a in attrs if a in drvs}

@@ -1,0 +1,167 @@
+"""Content hashes of local files and directories, as Nix computes them.
+
+A local input is identified by the sha256 of its NAR serialisation, the hash
+Nix uses for ``nix-store --add-fixed --recursive sha256``: the store path then
+follows from the hash and the name alone. Hashing streams (large data files
+never sit in memory) and is cached by (size, mtime, inode) so an unchanged
+multi-gigabyte input is not read again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from reproflake.errors import LockError, UsageError
+
+CHUNK = 4 << 20  # large reads let hashlib release the GIL and keep up with sha256sum
+
+
+class _Nar:
+    """Feeds a NAR serialisation into a sha256 without building it in memory."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+
+    def bytes_(self, data: bytes) -> None:
+        self.h.update(len(data).to_bytes(8, "little"))
+        self.h.update(data)
+        self.h.update(b"\0" * (-len(data) % 8))
+
+    def strs(self, *items: str) -> None:
+        for item in items:
+            self.bytes_(item.encode())
+
+    def file(self, path: Path, st: os.stat_result) -> None:
+        self.strs("(", "type", "regular")
+        if st.st_mode & stat.S_IXUSR:
+            self.strs("executable", "")
+        self.strs("contents")
+        self.h.update(st.st_size.to_bytes(8, "little"))
+        total = 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                self.h.update(view[:n])
+                total += n
+        if total != st.st_size:
+            raise _Changed(path)
+        self.h.update(b"\0" * (-total % 8))
+        self.strs(")")
+
+    def node(self, path: Path) -> None:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            self.strs("(", "type", "symlink", "target", os.readlink(path), ")")
+        elif stat.S_ISREG(st.st_mode):
+            self.file(path, st)
+        elif stat.S_ISDIR(st.st_mode):
+            self.strs("(", "type", "directory")
+            # NAR sorts entries by their byte strings.
+            for name in sorted(os.listdir(path), key=os.fsencode):
+                self.strs("entry", "(", "name", name, "node")
+                self.node(path / name)
+                self.strs(")")
+            self.strs(")")
+        else:
+            raise UsageError(f"{path}: not a regular file, directory or symlink")
+
+
+class _Changed(Exception):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+def _signature(path: Path) -> list[list[object]]:
+    """What must stay the same for a cached hash to stay valid: every entry's stat."""
+
+    def row(p: str) -> list[object]:
+        st = os.lstat(p)
+        return [os.path.relpath(p, path), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino]
+
+    if path.is_symlink() or not path.is_dir():
+        return [row(str(path))]
+    rows = []
+    for current, dirs, files in os.walk(path):
+        dirs.sort()
+        rows.append(row(current))
+        rows.extend(row(os.path.join(current, name)) for name in sorted(files))
+        rows.extend(
+            row(os.path.join(current, d)) for d in dirs if os.path.islink(os.path.join(current, d))
+        )
+    return rows
+
+
+def nar_hash(path: Path) -> str:
+    """The SRI NAR hash (``sha256-<base64>``) of a file, directory or symlink."""
+    before = _signature(path)
+    nar = _Nar()
+    nar.strs("nix-archive-1")
+    try:
+        nar.node(path)
+    except _Changed as exc:
+        raise _changed_error(exc.path) from None
+    except FileNotFoundError as exc:
+        raise _changed_error(Path(exc.filename or path)) from None
+    if _signature(path) != before:
+        raise _changed_error(path)
+    return "sha256-" + base64.b64encode(nar.h.digest()).decode()
+
+
+def _changed_error(path: Path) -> LockError:
+    return LockError(
+        f"{path} changed while it was being hashed",
+        hint="wait until whatever writes it has finished, then run the command again",
+    )
+
+
+@dataclass
+class HashCache:
+    """A JSON file of (signature → hash), kept under .reproflake/cache/."""
+
+    file: Path
+
+    def __post_init__(self) -> None:
+        self._entries: dict[str, dict[str, object]] = {}
+        self._dirty = False
+        try:
+            loaded = json.loads(self.file.read_text())
+            if isinstance(loaded, dict):
+                self._entries = loaded
+        except (OSError, ValueError):
+            pass
+
+    def nar_hash(self, path: Path) -> str:
+        key = str(path.resolve())
+        sig = hashlib.sha256(json.dumps(_signature(path)).encode()).hexdigest()
+        entry = self._entries.get(key)
+        if entry and entry.get("signature") == sig and isinstance(entry.get("narHash"), str):
+            return str(entry["narHash"])
+        digest = nar_hash(path)
+        self._entries[key] = {"signature": sig, "narHash": digest}
+        self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        from reproflake.fsutil import write_atomic
+
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.file, json.dumps(self._entries, sort_keys=True, indent=0) + "\n")
+        self._dirty = False
+
+
+def short(sri: str) -> str:
+    """A short, readable form of a hash for messages: the first 8 hex digits."""
+    algo, _, b64 = sri.partition("-")
+    try:
+        return base64.b64decode(b64).hex()[:8] if algo == "sha256" else sri[:12]
+    except ValueError:
+        return sri[:12]

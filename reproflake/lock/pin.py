@@ -1,0 +1,302 @@
+"""Spec → Lock: resolve and pin every input.
+
+Only what changed is resolved again: an environment whose requested packages
+are unchanged keeps its pins (``upgrade=True`` re-resolves everything), so a
+lock changes exactly where the spec did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reproflake.errors import HashMismatchError, LockError, UsageError
+from reproflake.fsutil import write_atomic
+from reproflake.lock import debian as deb_index
+from reproflake.lock import python as py
+from reproflake.lock.deb import extract_file
+from reproflake.lock.hashing import HashCache
+from reproflake.lock.model import (
+    DebianPin,
+    Lock,
+    LockedDeb,
+    LockedEnv,
+    LockedInput,
+    LockedWheel,
+    Seed,
+    python_index_request,
+)
+from reproflake.spec import Spec
+
+SEED_PACKAGE = "busybox-static"
+SEED_MEMBER = "./bin/busybox"
+ZIP_EPOCH = 315532800  # 1980-01-01: the earliest time a zip file can hold
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Context:
+    root: Path
+    cache_dir: Path
+    log: Log
+
+
+def cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reproflake"
+
+
+def hash_cache(root: Path) -> HashCache:
+    return HashCache(root / ".reproflake" / "cache" / "hashes.json")
+
+
+# --------------------------------------------------------------------------- local inputs
+
+
+def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
+    """Hash local inputs (cached) and record URL inputs; cheap, run on every build."""
+    pinned = {}
+    for name, item in spec.inputs.items():
+        if item.is_url:
+            pinned[name] = LockedInput(kind="url", path=item.path, url=item.url, sha256=item.sha256)
+            continue
+        assert item.path is not None
+        path = spec.root / item.path
+        if not path.exists() and not path.is_symlink():
+            raise UsageError(
+                f"{spec.path}: inputs.{name}: {item.path} does not exist",
+                hint=f"create {item.path}, or fix the path of input {name!r}",
+            )
+        pinned[name] = LockedInput(kind="local", path=item.path, nar_hash=cache.nar_hash(path))
+    cache.save()
+    return pinned
+
+
+# --------------------------------------------------------------------------- Debian
+
+
+def _python_version(debs: list[deb_index.DebPackage]) -> str:
+    for pkg in debs:
+        if m := re.fullmatch(r"python(3\.\d+)-minimal", pkg.name):
+            return m.group(1)
+    return ""
+
+
+def _glibc_version(debs: list[deb_index.DebPackage]) -> str:
+    for pkg in debs:
+        if pkg.name == "libc6":
+            m = re.match(r"(?:\d+:)?(\d+\.\d+)", pkg.version)
+            if m:
+                return m.group(1)
+    raise LockError("the environment has no libc6; cannot tell which wheels fit")
+
+
+def _locked(pkg: deb_index.DebPackage, mirror: str) -> LockedDeb:
+    return LockedDeb(
+        package=pkg.name,
+        version=pkg.version,
+        architecture=pkg.architecture,
+        filename=pkg.filename,
+        url=pkg.url(mirror),
+        size=pkg.size,
+        sha256=pkg.sha256,
+    )
+
+
+def _seed(deb: LockedDeb, ctx: Context) -> Seed:
+    binary = seed_binary(deb, ctx.cache_dir)
+    seed_dir = binary.parent
+    from reproflake.lock.hashing import nar_hash
+
+    return Seed(
+        package=deb.package,
+        version=deb.version,
+        deb=deb.key,
+        member=SEED_MEMBER,
+        sha256=hashlib.sha256(binary.read_bytes()).hexdigest(),
+        nar_hash=nar_hash(seed_dir),
+    )
+
+
+def seed_binary(deb: LockedDeb, cache: Path) -> Path:
+    """The busybox seed extracted from its pinned .deb with Python's stdlib (cached)."""
+    target = cache / "seed" / deb.sha256 / "busybox"
+    if target.is_file():
+        return target
+    data = deb_index.download(deb.url)
+    got = hashlib.sha256(data).hexdigest()
+    if got != deb.sha256:
+        raise HashMismatchError(
+            f"seed {deb.package} {deb.version}: sha256 mismatch for {deb.url}",
+            hint=f"expected {deb.sha256}, got {got}; the mirror serves different bytes",
+        )
+    write_atomic(target, extract_file(data, SEED_MEMBER), mode=0o755)
+    return target
+
+
+# --------------------------------------------------------------------------- the whole lock
+
+
+def lock(
+    spec: Spec,
+    old: Lock | None,
+    *,
+    ctx: Context,
+    upgrade: bool = False,
+    source_date_epoch: int | None = None,
+) -> Lock:
+    d = spec.debian
+    pin = DebianPin(d.mirror, d.suite, d.components, d.architecture)
+    index_request = python_index_request(spec)
+    reuse = old is not None and not upgrade and old.debian == pin
+    reuse_py = reuse and old is not None and dict(old.python_index) == index_request
+
+    index: deb_index.PackageIndex | None = None
+
+    def get_index() -> deb_index.PackageIndex:
+        nonlocal index
+        if index is None:
+            ctx.log(f"fetching the package index of {d.suite} ({', '.join(d.components)})")
+            index = deb_index.fetch_index(
+                d.mirror, d.suite, d.components, d.architecture, ctx.cache_dir / "debian"
+            )
+        return index
+
+    debs: dict[str, LockedDeb] = {}
+    wheels: dict[str, LockedWheel] = {}
+    environments: dict[str, LockedEnv] = {}
+    for name, env in sorted(spec.environments.items()):
+        prev = old.environments.get(name) if old is not None else None
+        if reuse and old is not None and prev is not None and prev.debian == env.all_debian:
+            env_debs = [old.debs[k] for k in prev.debs]
+            python_version = prev.python_version
+            glibc = next((x.version for x in env_debs if x.package == "libc6"), "")
+        else:
+            ctx.log(f"resolving Debian packages for environment {name}")
+            closure = deb_index.resolve_closure(get_index(), env.all_debian, d.architecture)
+            env_debs = [_locked(p, d.mirror) for p in closure]
+            python_version = _python_version(closure)
+            glibc = next((p.version for p in closure if p.name == "libc6"), "")
+        for item in env_debs:
+            debs[item.key] = item
+
+        env_wheels: list[LockedWheel] = []
+        pylock = ""
+        if not env.python:
+            pass
+        elif (
+            reuse_py
+            and prev is not None
+            and prev.python == env.python
+            and prev.python_version == python_version
+        ):
+            assert old is not None
+            env_wheels = [old.wheels[k] for k in prev.wheels]
+            pylock = prev.pylock
+        else:
+            if not python_version:
+                raise LockError(
+                    f"environment {name}: no Python interpreter among its Debian packages",
+                    hint='add "python3" to its debian packages',
+                )
+            m = re.match(r"(?:\d+:)?(\d+\.\d+)", glibc)
+            ctx.log(
+                f"resolving Python requirements for environment {name} (Python {python_version})"
+            )
+            resolved = py.resolve(
+                env.python,
+                python_version,
+                m.group(1) if m else "2.17",
+                "x86_64",
+                _index_config(spec),
+                ctx.cache_dir / "uv",
+            )
+            env_wheels = [
+                LockedWheel(w.name, w.version, w.filename, w.url, w.sha256) for w in resolved.wheels
+            ]
+            pylock = resolved.pylock
+        for w in env_wheels:
+            wheels[w.key] = w
+        environments[name] = LockedEnv(
+            debian=env.all_debian,
+            python=env.python,
+            debs=tuple(sorted(x.key for x in env_debs)),
+            wheels=tuple(sorted(w.key for w in env_wheels)),
+            python_version=python_version,
+            pylock=pylock,
+        )
+
+    if reuse and old is not None and old.seed.deb in old.debs:
+        seed_deb = old.debs[old.seed.deb]
+        seed = old.seed
+    else:
+        found = get_index().get(SEED_PACKAGE)
+        if found is None:
+            raise LockError(
+                f"{SEED_PACKAGE} is not in {d.suite}; reproflake needs it as its bootstrap seed",
+                hint="use a Debian suite that ships busybox-static (bookworm or newer)",
+            )
+        seed_deb = _locked(found, d.mirror)
+        ctx.log(f"extracting the bootstrap seed from {seed_deb.key}")
+        seed = _seed(seed_deb, ctx)
+    debs[seed_deb.key] = seed_deb
+
+    if spec.source_date_epoch is not None:
+        sde = spec.source_date_epoch
+    elif old is not None:
+        sde = old.source_date_epoch
+    elif source_date_epoch is not None:
+        sde = source_date_epoch
+    else:
+        sde = ZIP_EPOCH
+
+    return Lock(
+        debian=pin,
+        python_index=index_request,
+        source_date_epoch=sde,
+        seed=seed,
+        debs=dict(sorted(debs.items())),
+        wheels=dict(sorted(wheels.items())),
+        environments=environments,
+        inputs=pin_inputs(spec, hash_cache(ctx.root)),
+    )
+
+
+def _index_config(spec: Spec) -> py.IndexConfig:
+    """The spec's package index if it names one, else pip's configuration on this host."""
+    if spec.python_index.index_url or spec.python_index.extra_index_urls:
+        return py.IndexConfig(
+            index_url=spec.python_index.index_url,
+            extra_index_urls=spec.python_index.extra_index_urls,
+            find_links=(),
+        )
+    return py.index_from_pip_config()
+
+
+def describe_changes(old: Lock | None, new: Lock) -> list[str]:
+    """Human lines: which pins were added, removed or changed."""
+    if old is None:
+        return [
+            f"pinned {len(new.debs)} Debian packages, {len(new.wheels)} wheels, {len(new.inputs)} inputs"
+        ]
+    lines: list[str] = []
+
+    def compare(kind: str, a: Mapping[str, object], b: Mapping[str, object]) -> None:
+        for key in sorted(set(a) | set(b)):
+            if key not in a:
+                lines.append(f"+ {kind} {key}")
+            elif key not in b:
+                lines.append(f"- {kind} {key}")
+            elif a[key] != b[key]:
+                lines.append(f"~ {kind} {key}")
+
+    compare("deb", old.debs, new.debs)
+    compare("wheel", old.wheels, new.wheels)
+    compare("input", old.inputs, new.inputs)
+    return lines

@@ -1,0 +1,103 @@
+"""Facts about a project directory: its version control and its files.
+
+The flake only sees files git tracks, so the files a build reads are added
+to git's index here (never committed). Large data kept out of git is added
+to the Nix store directly by the executor instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pygit2
+
+from reproflake.errors import SpecError
+from reproflake.nixgen import Facts
+from reproflake.spec import Spec
+
+
+def repository(root: Path) -> pygit2.Repository | None:
+    """The git repository whose work tree is exactly ``root``, if any."""
+    try:
+        repo = pygit2.Repository(str(root))
+    except pygit2.GitError:
+        return None
+    workdir = repo.workdir
+    if workdir is None or Path(workdir).resolve() != root.resolve():
+        return None
+    return repo
+
+
+def last_commit_time(root: Path) -> int | None:
+    repo = repository(root)
+    if repo is None or repo.head_is_unborn:
+        return None
+    commit = repo[repo.head.target].peel(pygit2.Commit)
+    return int(commit.commit_time)
+
+
+def expand_sources(spec: Spec) -> dict[str, tuple[str, ...]]:
+    """Each step's source globs → the sorted files they match; a glob matching nothing is an error."""
+    result = {}
+    for name, step in spec.steps.items():
+        files: set[str] = set()
+        for pattern in step.sources:
+            matched = [
+                m
+                for m in glob.glob(
+                    pattern, root_dir=spec.root, recursive=True, include_hidden=False
+                )
+                if (spec.root / m).is_file()
+            ]
+            if not matched:
+                raise SpecError(
+                    f"{spec.where('steps', name, 'sources')}: steps.{name}.sources: "
+                    f"{pattern!r} matches no file",
+                    hint="fix the path or glob (relative to the project directory), or create the file",
+                )
+            files.update(Path(m).as_posix() for m in matched)
+        result[name] = tuple(sorted(files))
+    return result
+
+
+def facts(spec: Spec) -> Facts:
+    repo = repository(spec.root)
+    external = set()
+    if repo is not None:
+        for name, item in spec.inputs.items():
+            if item.path is not None and not item.is_url and repo.path_is_ignored(item.path):
+                external.add(name)
+    return Facts(sources=expand_sources(spec), external=frozenset(external))
+
+
+def stage(root: Path, paths: Iterable[str]) -> None:
+    """Add ``paths`` to git's index so the flake sees them (a no-op outside git)."""
+    repo = repository(root)
+    if repo is None:
+        return
+    index = repo.index
+    changed = False
+    for rel in sorted(set(paths)):
+        full = root / rel
+        if full.is_dir() and not full.is_symlink():
+            for current, dirs, names in os.walk(full):
+                dirs.sort()
+                for n in sorted(names):
+                    sub = Path(current, n).relative_to(root).as_posix()
+                    changed |= _add(repo, index, sub)
+        elif full.exists() or full.is_symlink():
+            changed |= _add(repo, index, rel)
+    if changed:
+        index.write()
+
+
+def _add(repo: pygit2.Repository, index: pygit2.Index, rel: str) -> bool:
+    entry = index.get(rel, None)
+    blob = pygit2.hashfile(str(Path(repo.workdir) / rel))
+    if entry is not None and entry.id == blob:
+        return False
+    index.add(rel)
+    return True

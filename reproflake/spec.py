@@ -1,0 +1,538 @@
+"""reproflake.toml → a validated, frozen :class:`Spec`.
+
+This is the only module that looks at raw dictionaries from the user. Every
+error names the file and line, the key, what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from reproflake.errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+SPEC_FILE = "reproflake.toml"
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# Variables the build environment fixes; a step may not override them.
+RESERVED_VARS = frozenset(
+    {
+        "HOME",
+        "PATH",
+        "TZ",
+        "LANG",
+        "LC_ALL",
+        "SOURCE_DATE_EPOCH",
+        "PYTHONHASHSEED",
+        "PYTHONDONTWRITEBYTECODE",
+        "OUT",
+        "TMPDIR",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+    }
+)
+# Packages every environment gets: /bin/sh runs the step, coreutils for its plumbing.
+BASE_PACKAGES = ("coreutils", "dash")
+# manylinux wheels assume these libraries from the host (PEP 600's baseline).
+WHEEL_BASE_PACKAGES = ("libgcc-s1", "libstdc++6")
+
+
+@dataclass(frozen=True)
+class DebianConfig:
+    mirror: str
+    suite: str
+    components: tuple[str, ...] = ("main",)
+    architecture: str = "amd64"
+
+
+@dataclass(frozen=True)
+class PythonIndex:
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    debian: tuple[str, ...]
+    python: tuple[str, ...] = ()
+    openblas_coretype: str = "Haswell"
+
+    @property
+    def all_debian(self) -> tuple[str, ...]:
+        """The packages to resolve: the user's plus the implicit base."""
+        extra = BASE_PACKAGES + (WHEEL_BASE_PACKAGES if self.python else ())
+        return tuple(sorted(set(self.debian) | set(extra)))
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    path: str | None = None  # project-relative (local input) or where a URL input appears
+    url: str | None = None
+    sha256: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        return self.url is not None
+
+    @property
+    def mount_path(self) -> str:
+        """Where the step sees this input, relative to its working directory."""
+        if self.path is not None:
+            return self.path
+        assert self.url is not None
+        base = self.url.rstrip("/").rsplit("/", 1)[-1] or self.name
+        return f"inputs/{self.name}/{base}"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    env: str
+    run: str
+    sources: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    name: str
+    debian: DebianConfig
+    python_index: PythonIndex
+    environments: Mapping[str, Environment]
+    inputs: Mapping[str, Input]
+    steps: Mapping[str, Step]
+    source_date_epoch: int | None = None
+    lines: Mapping[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def where(self, *key: str) -> str:
+        """``file:line`` of a key path, for messages raised after parsing."""
+        path = tuple(key)
+        while path and path not in self.lines:
+            path = path[:-1]
+        return f"{self.path}:{self.lines.get(path, 1)}"
+
+
+# --------------------------------------------------------------------------- locating keys
+
+
+class _Locator:
+    """Maps a key path such as ("steps", "train", "run") to a line of the file.
+
+    tomllib keeps no positions, so we scan the text: table headers set the
+    current table, `key =` lines name keys in it. Good enough for pointing a
+    user at the right line; falls back to the table's header, then line 1.
+    """
+
+    _header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _key = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.\-" ]+?)\s*=""")
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[str, ...], int] = {}
+        table: tuple[str, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            if m := self._header.match(line):
+                table = _split_dotted(m.group(1))
+                self.lines.setdefault(table, number)
+                continue
+            if m := self._key.match(line):
+                key = table + _split_dotted(m.group(1))
+                for i in range(len(table) + 1, len(key) + 1):
+                    self.lines.setdefault(key[:i], number)
+
+    def line(self, path: tuple[str, ...]) -> int:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return 1
+
+
+def _split_dotted(text: str) -> tuple[str, ...]:
+    parts = re.findall(r'"([^"]*)"|\'([^\']*)\'|([^.\s]+)', text)
+    return tuple(a or b or c for a, b, c in parts)
+
+
+class _Checker:
+    """Typed access to the raw document with precise errors."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.locator = _Locator(text)
+
+    def fail(self, key: tuple[str, ...], problem: str, fix: str) -> SpecError:
+        where = f"{self.path}:{self.locator.line(key)}"
+        dotted = ".".join(key) if key else "(top level)"
+        return SpecError(f"{where}: {dotted}: {problem}", hint=fix)
+
+    def table(self, raw: Any, key: tuple[str, ...], fix: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(key, f"expected a table, got {_kind(raw)}", fix)
+        return raw
+
+    def string(self, raw: Any, key: tuple[str, ...], fix: str, *, empty_ok: bool = False) -> str:
+        if not isinstance(raw, str):
+            raise self.fail(key, f"expected a string, got {_kind(raw)}", fix)
+        if not empty_ok and not raw.strip():
+            raise self.fail(key, "must not be empty", fix)
+        return raw
+
+    def strings(self, raw: Any, key: tuple[str, ...], fix: str) -> tuple[str, ...]:
+        if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+            raise self.fail(key, f"expected a list of non-empty strings, got {_kind(raw)}", fix)
+        seen = set()
+        for item in raw:
+            if item in seen:
+                raise self.fail(key, f"{item!r} is listed twice", "list each entry once")
+            seen.add(item)
+        return tuple(raw)
+
+    def only(self, raw: Mapping[str, Any], key: tuple[str, ...], allowed: set[str]) -> None:
+        for name in raw:
+            if name not in allowed:
+                expected = ", ".join(sorted(allowed))
+                raise self.fail(
+                    key + (name,),
+                    f"unknown key {name!r}",
+                    f"expected one of: {expected}" + _suggest(name, allowed),
+                )
+
+    def name(self, name: str, key: tuple[str, ...], what: str) -> str:
+        if not NAME_RE.match(name):
+            raise self.fail(
+                key,
+                f"{what} name {name!r} is not allowed",
+                "use a letter followed by letters, digits, '-' or '_' (at most 64)",
+            )
+        return name
+
+    def relpath(self, raw: Any, key: tuple[str, ...], fix: str) -> str:
+        text = self.string(raw, key, fix)
+        p = PurePosixPath(text)
+        bad = (
+            p.is_absolute()
+            or ".." in p.parts
+            or "\n" in text
+            or "\t" in text
+            or "\\" in text
+            or text.startswith("./")
+            or p.parts[:1] in (("results",), (".reproflake",), (".git",))
+        )
+        if bad:
+            raise self.fail(
+                key,
+                f"{text!r} is not a plain relative path inside the project",
+                "write a path relative to the project directory, without '..', './', tabs or "
+                "newlines, outside results/, .reproflake/ and .git/",
+            )
+        return str(p)
+
+
+def _kind(raw: Any) -> str:
+    if isinstance(raw, bool):
+        return f"a boolean ({str(raw).lower()})"
+    if isinstance(raw, int):
+        return f"an integer ({raw})"
+    if isinstance(raw, str):
+        return f"a string ({raw!r})"
+    if isinstance(raw, list):
+        return "a list"
+    if isinstance(raw, dict):
+        return "a table"
+    return type(raw).__name__
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def find_spec(start: Path) -> Path:
+    """The reproflake.toml in ``start`` or its nearest parent."""
+    here = start.resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / SPEC_FILE
+        if candidate.is_file():
+            return candidate
+    raise SpecError(
+        f"no {SPEC_FILE} in {here} or any parent directory",
+        hint="run `reproflake init` to create a project, or cd into one",
+    )
+
+
+def load(path: Path) -> Spec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text", hint="save the file as UTF-8") from exc
+    return parse(text, path)
+
+
+def parse(text: str, path: Path) -> Spec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        where = f"{path}:{m.group(1)}:{m.group(2)}" if m else str(path)
+        problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        raise SpecError(
+            f"{where}: not valid TOML: {problem}",
+            hint="see docs/spec.md for the format; check quotes, brackets and commas",
+        ) from exc
+    return _validate(raw, _Checker(path, text), path)
+
+
+def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
+    c.only(raw, (), {"project", "debian", "python", "environments", "inputs", "steps"})
+    project = c.table(raw.get("project"), ("project",), 'add a [project] table with name = "..."')
+    c.only(project, ("project",), {"name", "source_date_epoch", "description"})
+    name = c.name(
+        c.string(project.get("name"), ("project", "name"), 'set name = "my-pipeline"'),
+        ("project", "name"),
+        "project",
+    )
+    sde = project.get("source_date_epoch")
+    if sde is not None and (isinstance(sde, bool) or not isinstance(sde, int) or sde < 0):
+        raise c.fail(
+            ("project", "source_date_epoch"),
+            f"expected a non-negative integer (seconds since 1970), got {_kind(sde)}",
+            "for example source_date_epoch = 1700000000, or remove it to use the lock's",
+        )
+
+    debian = _debian(raw.get("debian"), c)
+    python_index = _python_index(raw.get("python", {}), c)
+    environments = _environments(raw.get("environments"), c)
+    inputs = _inputs(raw.get("inputs", {}), c)
+    steps = _steps(raw.get("steps"), c, environments, inputs)
+    return Spec(
+        path=path,
+        name=name,
+        debian=debian,
+        python_index=python_index,
+        environments=environments,
+        inputs=inputs,
+        steps=steps,
+        source_date_epoch=sde,
+        lines=dict(c.locator.lines),
+    )
+
+
+def _debian(raw: Any, c: _Checker) -> DebianConfig:
+    key = ("debian",)
+    fix = 'add [debian] with mirror = "http://<your mirror>/debian" and suite = "bookworm"'
+    table = c.table(raw, key, fix)
+    c.only(table, key, {"mirror", "suite", "components", "architecture"})
+    mirror = c.string(table.get("mirror"), key + ("mirror",), fix).rstrip("/")
+    if not re.match(r"^(https?|file)://", mirror):
+        raise c.fail(key + ("mirror",), f"{mirror!r} is not an http(s):// or file:// URL", fix)
+    suite = c.string(table.get("suite"), key + ("suite",), 'for example suite = "bookworm"')
+    components: tuple[str, ...] = ("main",)
+    if "components" in table:
+        components = c.strings(table["components"], key + ("components",), 'e.g. ["main"]')
+    arch = table.get("architecture", "amd64")
+    if arch != "amd64":
+        raise c.fail(
+            key + ("architecture",),
+            f"expected one of: amd64, got {arch!r}",
+            "reproflake builds for x86_64-linux (amd64) for now",
+        )
+    return DebianConfig(mirror=mirror, suite=suite, components=components, architecture=arch)
+
+
+def _python_index(raw: Any, c: _Checker) -> PythonIndex:
+    key = ("python",)
+    table = c.table(raw, key, "[python] holds index_url and extra_index_urls")
+    c.only(table, key, {"index_url", "extra_index_urls"})
+    index_url = None
+    if "index_url" in table:
+        index_url = c.string(table["index_url"], key + ("index_url",), "a package index URL")
+    extra: tuple[str, ...] = ()
+    if "extra_index_urls" in table:
+        extra = c.strings(table["extra_index_urls"], key + ("extra_index_urls",), "a list of URLs")
+    return PythonIndex(index_url=index_url, extra_index_urls=extra)
+
+
+def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
+    fix = 'add [environments.NAME] with debian = ["python3"]'
+    table = c.table(raw, ("environments",), fix)
+    if not table:
+        raise c.fail(("environments",), "no environments defined", fix)
+    result = {}
+    for name in sorted(table):
+        key = ("environments", name)
+        c.name(name, key, "environment")
+        env = c.table(table[name], key, fix)
+        c.only(env, key, {"debian", "python", "openblas_coretype"})
+        debian = c.strings(env.get("debian", []), key + ("debian",), 'e.g. debian = ["python3"]')
+        for pkg in debian:
+            if not re.match(r"^[a-z0-9][a-z0-9+.\-]+(=[A-Za-z0-9.+:~\-]+)?$", pkg):
+                raise c.fail(
+                    key + ("debian",),
+                    f"{pkg!r} is not a Debian package name",
+                    "use the package name (e.g. python3-numpy), optionally name=version",
+                )
+        python = c.strings(env.get("python", []), key + ("python",), 'e.g. ["numpy==2.2.6"]')
+        if python and not any(p.split("=")[0] in ("python3", "python3-minimal") for p in debian):
+            raise c.fail(
+                key + ("python",),
+                "Python requirements need a Python interpreter from Debian",
+                'add "python3" to debian = [...]; its version decides which wheels are used',
+            )
+        coretype = c.string(
+            env.get("openblas_coretype", "Haswell"), key + ("openblas_coretype",), "e.g. Haswell"
+        )
+        if not re.match(r"^[A-Za-z0-9_]+$", coretype):
+            raise c.fail(key + ("openblas_coretype",), "expected an OpenBLAS core name", "Haswell")
+        result[name] = Environment(name, debian, python, coretype)
+    return result
+
+
+def _inputs(raw: Any, c: _Checker) -> dict[str, Input]:
+    table = c.table(raw, ("inputs",), 'add [inputs.NAME] with path = "data/file.csv"')
+    result = {}
+    for name in sorted(table):
+        key = ("inputs", name)
+        c.name(name, key, "input")
+        fix = 'give either path = "data/file.csv" or url = "https://…" with sha256 = "…"'
+        item = c.table(table[name], key, fix)
+        c.only(item, key, {"path", "url", "sha256"})
+        path = c.relpath(item["path"], key + ("path",), fix) if "path" in item else None
+        url = None
+        sha256 = None
+        if "url" in item:
+            url = c.string(item["url"], key + ("url",), fix)
+            if not re.match(r"^(https?|file)://[^\s]+$", url):
+                raise c.fail(key + ("url",), f"{url!r} is not an http(s):// or file:// URL", fix)
+            sha256 = c.string(item.get("sha256"), key + ("sha256",), 'add sha256 = "<64 hex>"')
+            if not SHA256_RE.match(sha256):
+                raise c.fail(
+                    key + ("sha256",),
+                    "expected 64 lowercase hex digits",
+                    f"compute it with: sha256sum <file>, or curl -L {url} | sha256sum",
+                )
+        elif path is None:
+            raise c.fail(key, "neither path nor url is set", fix)
+        elif "sha256" in item:
+            raise c.fail(
+                key + ("sha256",),
+                "sha256 is only for URL inputs",
+                "local inputs are hashed by `reproflake lock`; remove sha256",
+            )
+        result[name] = Input(name=name, path=path, url=url, sha256=sha256)
+    return result
+
+
+def _steps(
+    raw: Any, c: _Checker, environments: Mapping[str, Environment], inputs: Mapping[str, Input]
+) -> dict[str, Step]:
+    fix = 'add [steps.NAME] with env = "...", run = "..." and outputs = [...]'
+    table = c.table(raw, ("steps",), fix)
+    if not table:
+        raise c.fail(("steps",), "no steps defined", fix)
+    result = {}
+    for name in sorted(table):
+        key = ("steps", name)
+        c.name(name, key, "step")
+        step = c.table(table[name], key, fix)
+        c.only(step, key, {"env", "run", "sources", "inputs", "needs", "outputs", "variables"})
+        env = c.string(step.get("env"), key + ("env",), f"one of: {', '.join(environments)}")
+        if env not in environments:
+            raise c.fail(
+                key + ("env",),
+                f"unknown environment {env!r}",
+                f"expected one of: {', '.join(sorted(environments))}"
+                + _suggest(env, environments.keys()),
+            )
+        run = c.string(step.get("run"), key + ("run",), 'e.g. run = "python3 src/fit.py"')
+        sources = tuple(
+            c.relpath(s, key + ("sources",), "a path or glob relative to the project")
+            for s in c.strings(step.get("sources", []), key + ("sources",), 'e.g. ["src/*.py"]')
+        )
+        step_inputs = c.strings(step.get("inputs", []), key + ("inputs",), 'e.g. ["raw"]')
+        for item in step_inputs:
+            if item not in inputs:
+                known = ", ".join(sorted(inputs)) or "(none defined)"
+                raise c.fail(
+                    key + ("inputs",),
+                    f"unknown input {item!r}",
+                    f"known inputs: {known}" + _suggest(item, inputs.keys()),
+                )
+        needs = c.strings(step.get("needs", []), key + ("needs",), 'e.g. ["prepare"]')
+        for item in needs:
+            if item not in table:
+                raise c.fail(
+                    key + ("needs",),
+                    f"unknown step {item!r}",
+                    f"known steps: {', '.join(sorted(table))}" + _suggest(item, list(table)),
+                )
+            if item == name:
+                raise c.fail(key + ("needs",), f"step {name!r} needs itself", "remove it")
+        outputs = tuple(
+            c.relpath(o, key + ("outputs",), "a file or directory name inside the step's output")
+            for o in c.strings(step.get("outputs", []), key + ("outputs",), 'e.g. ["model.json"]')
+        )
+        if not outputs:
+            raise c.fail(
+                key + ("outputs",),
+                "a step must declare at least one output",
+                f'list what the step writes under results/{name}/, e.g. outputs = ["report.json"]',
+            )
+        variables = _variables(step.get("variables", {}), key + ("variables",), c)
+        result[name] = Step(name, env, run, sources, step_inputs, needs, outputs, variables)
+    return result
+
+
+def _variables(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
+    table = c.table(raw, key, 'e.g. variables = { SEED = "42" }')
+    result = {}
+    for var in sorted(table):
+        if not VAR_RE.match(var):
+            raise c.fail(
+                key + (var,), f"{var!r} is not a variable name", "use [A-Za-z_][A-Za-z0-9_]*"
+            )
+        if var in RESERVED_VARS:
+            raise c.fail(
+                key + (var,),
+                f"{var} is fixed by reproflake for reproducibility",
+                f"reserved: {', '.join(sorted(RESERVED_VARS))}; pick another name",
+            )
+        value = table[var]
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise c.fail(
+                key + (var,), f"expected a string or number, got {_kind(value)}", "quote it"
+            )
+        text = str(value)
+        if "\0" in text:
+            raise c.fail(key + (var,), "contains a NUL character", "remove it")
+        result[var] = text
+    return result
