@@ -95,7 +95,7 @@ def stage(root: Path, paths: Iterable[str]) -> None:
 
 
 def _add(repo: pygit2.Repository, index: pygit2.Index, rel: str) -> bool:
-    entry = index.get(rel, None)
+    entry = index[rel] if rel in index else None  # noqa: SIM401 - pygit2.Index has no get()
     blob = pygit2.hashfile(str(Path(repo.workdir) / rel))
     if entry is not None and entry.id == blob:
         return False
