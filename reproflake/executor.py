@@ -102,15 +102,32 @@ def ensure_in_store(items: Sequence[StoreItem]) -> list[str]:
                 f"{item.what}: {item.local} does not exist",
                 hint="restore the file, or fix its path in reproflake.toml",
             )
-        verb = "add-path" if item.recursive else "add-file"
-        got = _nix(["store", verb, "--name", item.name, str(item.local)]).stdout.strip()
-        if got != path:
+        got = _content_hash(item)
+        if got != item.sri:
             raise HashMismatchError(
-                f"{item.what}: content of {item.local} does not match the lock",
-                hint=f"expected store path {path}, got {got}; run `reproflake lock` if the change is intended",
+                f"{item.what}: {item.local} does not match the lock: "
+                f"expected sha256 {_hex(item.sri)}, got {_hex(got)}",
+                hint="if the new content is intended, run `reproflake lock` (URL inputs: "
+                "update sha256 in reproflake.toml first)",
             )
+        verb = "add-path" if item.recursive else "add-file"
+        _nix(["store", verb, "--name", item.name, str(item.local)])
         added.append(item.what)
     return added
+
+
+def _content_hash(item: StoreItem) -> str:
+    if item.recursive:
+        from reproflake.lock.hashing import nar_hash
+
+        return nar_hash(item.local)
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(item.local, "rb") as f:
+        while chunk := f.read(4 << 20):
+            h.update(chunk)
+    return "sha256-" + base64.b64encode(h.digest()).decode()
 
 
 def add_indirect_root(link: Path) -> None:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what reproflake needs on Debian 12 (as root): Nix from Debian's nix-bin,
+# git and Graphviz, and reproflake with its Python dependencies in ./.venv.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v nix >/dev/null || need+=(nix-bin)
+command -v git >/dev/null || need+=(git)
+command -v dot >/dev/null || need+=(graphviz)
+command -v python3 >/dev/null || need+=(python3 python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# nix-bin's postinst creates the nixbld group and users; make sure the store exists.
+mkdir -p /nix/store /nix/var/nix/gcroots/auto /nix/var/nix/profiles
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+ln -sf "$PWD/.venv/bin/reproflake" /usr/local/bin/reproflake
+echo "installed: $(nix --version), $(.venv/bin/reproflake --version)"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: lint, type check, unit tests and real end-to-end builds.
+# Installs what it needs first, so it works on a fresh Debian 12 machine as root.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/install-deps.sh
+py=.venv/bin/python
+
+$py -m ruff check reproflake tests bench
+$py -m ruff format --check reproflake
+$py -m mypy
+
+set +e
+$py -m pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure of the suite" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,103 @@
+"""Real end-to-end runs: the reproflake CLI, real Nix with the sandbox on, real packages.
+
+Nothing here is mocked. The Debian mirror and Python index come from this
+machine's apt and pip configuration, as they would for a user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+NIX = shutil.which("nix")
+needs_nix = pytest.mark.skipif(NIX is None and not os.environ.get("CI"), reason="Nix is not installed")
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def reproflake(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> Run:
+    proc = subprocess.run(
+        [sys.executable, "-m", "reproflake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=1800,
+    )
+    run = Run(proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"reproflake {' '.join(args)} exited {proc.returncode}:\n{run.output}")
+    assert "Traceback" not in run.output, run.output
+    return run
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def raw_nix_build(flake: Path, attr: str) -> str:
+    """`nix build` exactly as a user with only Nix would run it; returns the out path."""
+    proc = subprocess.run(
+        [
+            "nix",
+            "--extra-experimental-features", "nix-command flakes ca-derivations",
+            "--option", "sandbox", "true",
+            "--option", "sandbox-fallback", "false",
+            "--option", "substituters", "",
+            "build", f"{flake}#{attr}", "--no-link", "--json",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    return str(json.loads(proc.stdout)[0]["outputs"]["out"])
+
+
+@pytest.fixture(scope="session")
+def python_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The `python` template, locked and built once for the session."""
+    if NIX is None:
+        pytest.skip("Nix is not installed")
+    root = tmp_path_factory.mktemp("e2e") / "demo"
+    reproflake("init", "--template", "python", str(root), cwd=root.parent)
+    reproflake("lock", cwd=root)
+    reproflake("build", cwd=root)
+    yield root
+
+
+@pytest.fixture
+def project_copy(python_project: Path, tmp_path: Path) -> Path:
+    """A private copy of the built project to edit (its store paths are shared)."""
+    target = tmp_path / "copy"
+    shutil.copytree(python_project, target, symlinks=True)
+    return target

@@ -1,0 +1,150 @@
+"""The core promise: lock → build in the sandbox → identical bytes, also with plain `nix build`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+
+from conftest import git, needs_nix, raw_nix_build, reproflake
+
+pytestmark = needs_nix
+
+STEPS = ("prepare", "fit", "report")
+
+
+def add_step(root: Path, text: str) -> None:
+    with open(root / "reproflake.toml", "a") as f:
+        f.write("\n" + text)
+
+
+def test_python_template_builds(python_project: Path) -> None:
+    for step in STEPS:
+        link = python_project / "results" / step
+        assert link.is_symlink() and os.readlink(link).startswith("/nix/store/")
+    report = json.loads((python_project / "results/report/report.json").read_text())
+    assert report["rows"] == 113
+    assert 0.2 < report["rmse"] < 0.6
+    model = json.loads((python_project / "results/fit/model.json").read_text())
+    assert model["numpy"] == "2.2.6" and model["degree"] == 2
+
+
+def test_second_build_builds_nothing(python_project: Path) -> None:
+    before = {s: os.readlink(python_project / "results" / s) for s in STEPS}
+    run = reproflake("build", cwd=python_project)
+    assert "summary: 0 built, 3 already built, 0 failed" in run.stdout
+    assert "building" not in run.stderr
+    assert {s: os.readlink(python_project / "results" / s) for s in STEPS} == before
+
+
+def test_every_step_is_bit_for_bit_reproducible(python_project: Path) -> None:
+    run = reproflake("verify", cwd=python_project)
+    for step in STEPS:
+        assert f"{step}: reproducible" in run.stdout
+    assert "verified 3 step(s): all reproducible" in run.stdout
+
+
+def test_lock_is_deterministic_and_check_passes(python_project: Path) -> None:
+    lock = (python_project / "reproflake.lock").read_bytes()
+    reproflake("lock", "--upgrade", cwd=python_project)
+    assert (python_project / "reproflake.lock").read_bytes() == lock
+    run = reproflake("lock", "--check", cwd=python_project)
+    assert "up to date" in run.output
+
+
+def test_plain_nix_build_in_a_fresh_clone_gives_the_same_store_paths(
+    python_project: Path, tmp_path: Path
+) -> None:
+    git("add", "-A", cwd=python_project)
+    git("commit", "-qm", "pipeline", cwd=python_project)
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(python_project), str(clone), cwd=tmp_path)
+    assert not (clone / "results").exists()
+    for step in STEPS:
+        assert raw_nix_build(clone, step) == os.readlink(python_project / "results" / step)
+
+
+def test_nondeterministic_step_fails_verify(project_copy: Path) -> None:
+    add_step(
+        project_copy,
+        '[steps.clock]\nenv = "py"\nrun = "python3 -c \'import time; print(time.time_ns())\' > $OUT/now"\n'
+        'outputs = ["now"]\n',
+    )
+    run = reproflake("verify", "clock", cwd=project_copy, check=False)
+    assert run.returncode == 1
+    assert "clock: NOT reproducible" in run.stdout
+    assert "not bit-for-bit reproducible: clock" in run.stderr
+
+
+def test_failing_step_shows_its_log_tail_and_how_to_see_more(project_copy: Path) -> None:
+    add_step(
+        project_copy,
+        '[steps.broken]\nenv = "py"\nneeds = ["prepare"]\n'
+        'run = "echo about to fail; python3 -c \'raise SystemExit(\\"the model diverged\\")\'"\n'
+        'outputs = ["x"]\n',
+    )
+    run = reproflake("build", cwd=project_copy, check=False)
+    assert run.returncode == 1
+    assert "step broken failed; last lines of its log:" in run.stdout
+    assert "| the model diverged" in run.stdout
+    assert "full log: nix log /nix/store/" in run.stdout
+    assert "summary: 0 built, 3 already built, 1 failed" in run.stdout
+
+
+def test_missing_declared_output_fails_the_step(project_copy: Path) -> None:
+    add_step(project_copy, '[steps.lazy]\nenv = "py"\nrun = "true"\noutputs = ["model.bin"]\n')
+    run = reproflake("build", "lazy", cwd=project_copy, check=False)
+    assert run.returncode == 1
+    assert "did not write its declared output results/lazy/model.bin" in run.stdout
+
+
+def test_steps_have_no_network(project_copy: Path) -> None:
+    # A server on this machine's loopback: reachable from the host, not from the sandbox,
+    # which has a network namespace of its own. No traffic leaves the machine.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()  # reachable from here
+    script = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=5)\n"
+        "    print('NETWORK REACHABLE')\n"
+        "except OSError as e:\n"
+        "    raise SystemExit(f'no network: {e}')\n"
+    )
+    (project_copy / "net.py").write_text(script)
+    add_step(
+        project_copy,
+        '[steps.net]\nenv = "py"\nrun = "python3 net.py"\nsources = ["net.py"]\noutputs = ["x"]\n',
+    )
+    run = reproflake("build", "net", cwd=project_copy, check=False)
+    server.close()
+    assert run.returncode == 1
+    assert "no network:" in run.stdout
+    assert "NETWORK REACHABLE" not in run.output
+
+
+def test_environment_is_fixed(project_copy: Path) -> None:
+    add_step(
+        project_copy,
+        '[steps.env]\nenv = "py"\nrun = "env | sort > $OUT/env.txt; id -u > $OUT/uid"\n'
+        'outputs = ["env.txt"]\nvariables = { GREETING = "hello; $(rm -rf /) \\"quoted\\"" }\n',
+    )
+    reproflake("build", "env", cwd=project_copy)
+    env = dict(
+        line.split("=", 1)
+        for line in (project_copy / "results/env/env.txt").read_text().splitlines()
+    )
+    assert env["TZ"] == "UTC"
+    assert env["PYTHONHASHSEED"] == "0"
+    assert env["LC_ALL"] == "C.UTF-8"
+    assert env["OPENBLAS_NUM_THREADS"] == "1"
+    assert env["GREETING"] == 'hello; $(rm -rf /) "quoted"'
+    lock = json.loads((project_copy / "reproflake.lock").read_text())
+    assert env["SOURCE_DATE_EPOCH"] == str(lock["source-date-epoch"])
+    assert env["OUT"] == "/work/results/env"
