@@ -120,5 +120,32 @@ def verify(directory: Path, steps: tuple[str, ...]) -> None:
     _guard(lambda: cmd.run(directory, steps, log=_log, out=_out))
 
 
+@main.command()
+@click.argument("steps", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
+    """Say which steps a build would run, and why, without building."""
+    from reproflake.commands import plan as cmd
+
+    _guard(lambda: cmd.run(directory, steps, as_json=as_json, log=_log, out=_out))
+
+
+@main.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg", "png"]), default="text",
+    show_default=True, help="Output format (svg and png need Graphviz's dot).",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+@click.pass_obj
+def graph(directory: Path, fmt: str, output: Path | None) -> None:
+    """Draw the pipeline: inputs, environments and steps, marked built or stale."""
+    from reproflake.commands import graph as cmd
+
+    _guard(lambda: cmd.run(directory, fmt, output, log=_log, out=_out))
+
+
 def entry(*args: Any) -> None:  # pragma: no cover - console script shim
     main(*args)

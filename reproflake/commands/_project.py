@@ -33,7 +33,7 @@ def load_spec(start: Path) -> tuple[Spec, graph.Graph]:
     return spec, graph.build(spec)
 
 
-def load_project(start: Path, log: Log) -> Project:
+def load_project(start: Path, log: Log, *, write_lock: bool = True) -> Project:
     """Spec, lock (local input hashes refreshed) and the facts nixgen needs."""
     spec, dag = load_spec(start)
     lock = model.require(spec.root)
@@ -52,7 +52,8 @@ def load_project(start: Path, log: Log) -> Project:
             log(f"input {name} changed ({short(old)}… → {short(new)}…); lock updated")
     if inputs != dict(lock.inputs):
         lock = lock.with_inputs(inputs)
-        model.write(spec.root, lock)
+        if write_lock:
+            model.write(spec.root, lock)
     return Project(spec, lock, dag, project.facts(spec))
 
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor
+from reproflake import executor, planner, state
 from reproflake.commands._project import Log, Project, generate, load_project, store_items
 from reproflake.errors import BuildError, UsageError
 from reproflake.fsutil import symlink_atomic
@@ -46,6 +46,16 @@ class Progress:
             sys.stderr.write("\r\x1b[K")
 
 
+def record(p: Project, outputs: dict[str, str]) -> None:
+    """Remember what each step was built from, for `reproflake plan`."""
+    built = state.load(p.root)
+    for step in p.graph.order():
+        if step in outputs and all(n in outputs for n in p.spec.steps[step].needs):
+            comps = planner.components(p.spec, p.lock, p.facts, step, outputs)
+            built[step] = state.Built(outputs[step], comps)
+    state.save(p.root, built)
+
+
 def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     p = load_project(start, log)
     wanted = select(p, steps)
@@ -54,7 +64,10 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     for what in added:
         log(f"added {what} to the Nix store")
     progress = Progress(log)
-    outcome = executor.build(p.root, wanted, progress)
+    # Ask for what the wanted steps need too, so every output is known and recorded.
+    order = [s for s in p.graph.order() if s in p.graph.upstream(wanted)]
+    outcome = executor.build(p.root, order, progress)
+    record(p, outcome.outputs)
     progress._clear()
     for step, path in sorted(outcome.outputs.items()):
         link = p.root / RESULTS / step

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 NIX = shutil.which("nix")
-needs_nix = pytest.mark.skipif(NIX is None and not os.environ.get("CI"), reason="Nix is not installed")
+needs_nix = pytest.mark.skipif(
+    NIX is None and not os.environ.get("CI"), reason="Nix is not installed"
+)
 
 
 @dataclass
@@ -67,11 +69,21 @@ def raw_nix_build(flake: Path, attr: str) -> str:
     proc = subprocess.run(
         [
             "nix",
-            "--extra-experimental-features", "nix-command flakes ca-derivations",
-            "--option", "sandbox", "true",
-            "--option", "sandbox-fallback", "false",
-            "--option", "substituters", "",
-            "build", f"{flake}#{attr}", "--no-link", "--json",
+            "--extra-experimental-features",
+            "nix-command flakes ca-derivations",
+            "--option",
+            "sandbox",
+            "true",
+            "--option",
+            "sandbox-fallback",
+            "false",
+            "--option",
+            "substituters",
+            "",
+            "build",
+            f"{flake}#{attr}",
+            "--no-link",
+            "--json",
         ],  # fmt: skip
         capture_output=True,
         text=True,

@@ -1,0 +1,112 @@
+"""What each step's derivation depends on, component by component.
+
+Nix decides what to rebuild from the derivation; this module names the same
+ingredients in words, so reproflake can predict a rebuild before it happens
+and explain it ("src/clean.py changed (sha256 3f1a… → 9c0d…)"). Upstream
+steps enter by their content-addressed output, exactly as Nix resolves them:
+an upstream step rebuilt to identical bytes changes nothing downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from reproflake.lock.model import Lock
+from reproflake.nixgen import Facts, library
+from reproflake.spec import Spec
+
+Components = dict[str, str]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def library_digest() -> str:
+    return _digest({k: hashlib.sha256(v).hexdigest() for k, v in library().items()})
+
+
+def own_components(spec: Spec, lock: Lock, facts: Facts, step: str) -> Components:
+    """Everything a step's derivation depends on except the outputs of the steps it needs."""
+    s = spec.steps[step]
+    env = lock.environments[s.env]
+    comps: Components = {
+        "run": s.run,
+        "outputs": json.dumps(list(s.outputs)),
+        "environment": s.env,
+        "source-date-epoch": str(lock.source_date_epoch),
+        "openblas-coretype": spec.environments[s.env].openblas_coretype,
+        "reproflake-library": library_digest(),
+    }
+    for key in env.debs:
+        deb = lock.debs[key]
+        comps[f"deb:{deb.package}"] = f"{deb.version} {deb.sha256}"
+    for key in env.wheels:
+        wheel = lock.wheels[key]
+        comps[f"wheel:{wheel.name}"] = f"{wheel.version} {wheel.sha256}"
+    for rel in facts.sources.get(step, ()):
+        comps[f"source:{rel}"] = _sha256_file(spec.root / rel)
+    for name in s.inputs:
+        pinned = lock.inputs[name]
+        item = spec.inputs[name]
+        comps[f"input:{name}"] = f"{pinned.nar_hash or pinned.sha256} at {item.mount_path}"
+    for var, value in s.variables.items():
+        comps[f"variable:{var}"] = value
+    return comps
+
+
+def describe(key: str, old: str | None, new: str | None) -> str:
+    """One change in plain words."""
+    kind, _, name = key.partition(":")
+    if old is None:
+        return f"{_noun(kind, name)} was added"
+    if new is None:
+        return f"{_noun(kind, name)} was removed"
+    if kind == "source":
+        return f"{name} changed (sha256 {old[:4]}… → {new[:4]}…)"
+    if kind in ("deb", "wheel"):
+        return f"{_noun(kind, name)} changed ({old.split()[0]} → {new.split()[0]})"
+    if kind == "input":
+        return f"input {name} changed ({_short(old)}… → {_short(new)}…)"
+    if kind == "variable":
+        return f"variable {name} changed ({old!r} → {new!r})"
+    if kind == "need":
+        return f"the output of {name} changed"
+    return f"{key} changed"
+
+
+def _noun(kind: str, name: str) -> str:
+    return {
+        "source": f"source file {name}",
+        "deb": f"Debian package {name}",
+        "wheel": f"wheel {name}",
+        "input": f"input {name}",
+        "variable": f"variable {name}",
+        "need": f"needed step {name}",
+    }.get(kind, kind)
+
+
+def _short(value: str) -> str:
+    from reproflake.lock.hashing import short
+
+    first = value.split()[0]
+    return short(first) if first.startswith("sha256-") else first[:8]
+
+
+def changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    return [
+        describe(k, old.get(k), new.get(k))
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]

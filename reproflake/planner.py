@@ -1,0 +1,89 @@
+"""Predict, before building, which steps Nix will run and say why.
+
+The prediction mirrors how Nix resolves content-addressed derivations: a step
+runs again when one of its own ingredients changed, or when a step it needs
+produced different bytes. When a needed step is about to run, whether this
+one follows depends on that step's new output, so it "may build".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from reproflake.fingerprint import Components, changes, own_components
+from reproflake.graph import Graph
+from reproflake.lock.model import Lock
+from reproflake.nixgen import Facts
+from reproflake.spec import Spec
+from reproflake.state import Built
+
+BUILT = "built"
+WILL = "will-build"
+MAY = "may-build"
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    step: str
+    status: str
+    reasons: tuple[str, ...]
+    output: str | None = None
+
+    def line(self) -> str:
+        if self.status == BUILT:
+            return f"{self.step}: already built"
+        head = "will build" if self.status == WILL else "will build if what it needs changes"
+        return f"{self.step}: {head} — " + "; ".join(self.reasons)
+
+
+def components(
+    spec: Spec, lock: Lock, facts: Facts, step: str, outputs: Mapping[str, str]
+) -> Components:
+    """All components of a step, given the outputs of the steps it needs."""
+    comps = own_components(spec, lock, facts, step)
+    for need in spec.steps[step].needs:
+        comps[f"need:{need}"] = outputs[need]
+    return comps
+
+
+def plan(
+    spec: Spec,
+    lock: Lock,
+    facts: Facts,
+    graph: Graph,
+    state: Mapping[str, Built],
+    invalid: Callable[[Iterable[str]], set[str]],
+) -> dict[str, StepPlan]:
+    missing = invalid(b.output for b in state.values())
+    plans: dict[str, StepPlan] = {}
+    for step in graph.order():
+        rec = state.get(step)
+        own = own_components(spec, lock, facts, step)
+        if rec is None:
+            plans[step] = StepPlan(step, WILL, ("it has not been built on this machine yet",))
+            continue
+        if rec.output in missing:
+            plans[step] = StepPlan(step, WILL, ("its output is no longer in the Nix store",))
+            continue
+        recorded_own = {k: v for k, v in rec.components.items() if not k.startswith("need:")}
+        reasons = changes(recorded_own, own)
+        pending = []
+        for need in spec.steps[step].needs:
+            upstream = plans[need]
+            if upstream.status == BUILT:
+                if rec.components.get(f"need:{need}") != upstream.output:
+                    reasons.append(f"needs {need}, whose output changed since this step was built")
+            elif upstream.status == WILL:
+                why = upstream.reasons[0] if upstream.reasons else "it changed"
+                pending.append(f"needs {need}, which will build because {why}")
+            else:
+                # Name the root cause once rather than nesting the chain.
+                pending.extend(r for r in upstream.reasons if r not in pending)
+        if reasons:
+            plans[step] = StepPlan(step, WILL, tuple(reasons + pending))
+        elif pending:
+            plans[step] = StepPlan(step, MAY, tuple(pending))
+        else:
+            plans[step] = StepPlan(step, BUILT, (), rec.output)
+    return plans

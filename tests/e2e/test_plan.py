@@ -1,0 +1,99 @@
+"""`plan` predicts what Nix then builds, for each kind of edit; early cutoff holds."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import needs_nix, reproflake
+
+pytestmark = needs_nix
+
+
+def plan(root: Path) -> dict[str, dict[str, object]]:
+    doc = json.loads(reproflake("plan", "--json", cwd=root).stdout)
+    return {entry["step"]: entry for entry in doc}
+
+
+def built_by_nix(root: Path) -> set[str]:
+    run = reproflake("build", cwd=root)
+    return set(re.findall(r"^finished (\S+) in", run.stderr, flags=re.M))
+
+
+def edit_source(root: Path) -> None:
+    path = root / "src/prepare.py"
+    path.write_text(path.read_text().replace("rows.sort()", "rows.sort()\nrows = rows[:100]"))
+
+
+def comment_only(root: Path) -> None:
+    with open(root / "src/prepare.py", "a") as f:
+        f.write("# a comment changes the script, not its output\n")
+
+
+def edit_data(root: Path) -> None:
+    with open(root / "data/measurements.csv", "a") as f:
+        f.write("0.5,2.75\n")
+
+
+def edit_variable(root: Path) -> None:
+    spec = root / "reproflake.toml"
+    spec.write_text(spec.read_text().replace('DEGREE = "2"', 'DEGREE = "3"'))
+
+
+def edit_package(root: Path) -> None:
+    spec = root / "reproflake.toml"
+    spec.write_text(
+        spec.read_text().replace('debian = ["python3"]', 'debian = ["python3", "libjq1"]')
+    )
+    reproflake("lock", cwd=root)
+
+
+EDITS = {
+    # edit: (steps that must build, steps Nix must build)
+    "source file": (edit_source, {"prepare"}, {"prepare", "fit", "report"}),
+    "comment only (early cutoff)": (comment_only, {"prepare"}, {"prepare"}),
+    "data input": (edit_data, {"prepare"}, {"prepare", "fit", "report"}),
+    "variable": (edit_variable, {"fit"}, {"fit", "report"}),
+    "package": (edit_package, {"prepare", "fit", "report"}, {"prepare", "fit", "report"}),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_plan_predicts_what_nix_builds(project_copy: Path, edit: str) -> None:
+    apply, must, expected = EDITS[edit]
+    assert all(e["status"] == "built" for e in plan(project_copy).values())
+    apply(project_copy)
+    predicted = plan(project_copy)
+    will = {s for s, e in predicted.items() if e["status"] == "will-build"}
+    may = {s for s, e in predicted.items() if e["status"] == "may-build"}
+    assert will == must
+    built = built_by_nix(project_copy)
+    assert built == expected
+    # Never more than predicted, never less than certain.
+    assert will <= built <= will | may
+    # Afterwards, nothing is left to build.
+    assert all(e["status"] == "built" for e in plan(project_copy).values())
+
+
+def test_plan_explains_in_plain_words(project_copy: Path) -> None:
+    edit_source(project_copy)
+    out = reproflake("plan", cwd=project_copy).stdout
+    assert re.search(
+        r"^prepare: will build — src/prepare\.py changed \(sha256 [0-9a-f]{4}… → [0-9a-f]{4}…\)",
+        out,
+        re.M,
+    )
+    assert (
+        "fit: will build if what it needs changes — needs prepare, which will build because src/prepare.py changed"
+        in out
+    )
+    assert "summary: 1 will build, 2 may build" in out
+
+
+def test_undeclared_file_changes_nothing(project_copy: Path) -> None:
+    (project_copy / "notes.txt").write_text("not part of any step\n")
+    (project_copy / "src" / "scratch.py").write_text("print('unused')\n")
+    assert all(e["status"] == "built" for e in plan(project_copy).values())
+    assert built_by_nix(project_copy) == set()
