@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 scripts/install-deps.sh
 py=.venv/bin/python
 
-$py -m ruff check reproflake tests bench
+$py -m ruff check .
 $py -m ruff format --check reproflake
 $py -m mypy
 

@@ -21,6 +21,6 @@ mkdir -p /nix/store /nix/var/nix/gcroots/auto /nix/var/nix/profiles
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2> >(grep -v '^WARNING: Location' >&2)
 ln -sf "$PWD/.venv/bin/reproflake" /usr/local/bin/reproflake
 echo "installed: $(nix --version), $(.venv/bin/reproflake --version)"

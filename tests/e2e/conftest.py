@@ -84,7 +84,7 @@ def raw_nix_build(flake: Path, attr: str) -> str:
             f"{flake}#{attr}",
             "--no-link",
             "--json",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=1800,
