@@ -147,5 +147,17 @@ def graph(directory: Path, fmt: str, output: Path | None) -> None:
     _guard(lambda: cmd.run(directory, fmt, output, log=_log, out=_out))
 
 
+@main.command()
+@click.argument("rev_a", required=False)
+@click.argument("rev_b", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def diff(directory: Path, rev_a: str | None, rev_b: str | None, as_json: bool) -> None:
+    """What changed between two git revisions (default: HEAD and the working tree)."""
+    from reproflake.commands import diff as cmd
+
+    _guard(lambda: cmd.run(directory, rev_a, rev_b, as_json=as_json, log=_log, out=_out))
+
+
 def entry(*args: Any) -> None:  # pragma: no cover - console script shim
     main(*args)

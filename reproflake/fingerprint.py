@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from reproflake.lock.model import Lock
@@ -37,8 +37,20 @@ def library_digest() -> str:
     return _digest({k: hashlib.sha256(v).hexdigest() for k, v in library().items()})
 
 
-def own_components(spec: Spec, lock: Lock, facts: Facts, step: str) -> Components:
-    """Everything a step's derivation depends on except the outputs of the steps it needs."""
+def own_components(
+    spec: Spec,
+    lock: Lock,
+    facts: Facts,
+    step: str,
+    source_hash: Callable[[str], str] | None = None,
+) -> Components:
+    """Everything a step's derivation depends on except the outputs of the steps it needs.
+
+    ``source_hash`` reads a project file's sha256 (default: from the working tree;
+    `diff` passes one that reads a git revision).
+    """
+    if source_hash is None:
+        source_hash = lambda rel: _sha256_file(spec.root / rel)  # noqa: E731
     s = spec.steps[step]
     env = lock.environments[s.env]
     comps: Components = {
@@ -56,7 +68,7 @@ def own_components(spec: Spec, lock: Lock, facts: Facts, step: str) -> Component
         wheel = lock.wheels[key]
         comps[f"wheel:{wheel.name}"] = f"{wheel.version} {wheel.sha256}"
     for rel in facts.sources.get(step, ()):
-        comps[f"source:{rel}"] = _sha256_file(spec.root / rel)
+        comps[f"source:{rel}"] = source_hash(rel)
     for name in s.inputs:
         pinned = lock.inputs[name]
         item = spec.inputs[name]

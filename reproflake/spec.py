@@ -297,6 +297,11 @@ def load(path: Path) -> Spec:
     return parse(text, path)
 
 
+def parse_toml(text: str) -> dict[str, Any]:
+    """The raw document (for comparing revisions key by key); assumes it already parsed once."""
+    return tomllib.loads(text)
+
+
 def parse(text: str, path: Path) -> Spec:
     try:
         raw = tomllib.loads(text)

@@ -1,0 +1,89 @@
+"""`diff` between revisions, and large data inputs kept outside git."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pygit2
+from conftest import git, needs_nix, reproflake
+
+pytestmark = needs_nix
+
+
+def commit(root: Path, message: str) -> None:
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", message, "--allow-empty", cwd=root)
+
+
+def test_diff_names_what_changed_and_what_it_affects(project_copy: Path) -> None:
+    commit(project_copy, "base")
+    spec = project_copy / "reproflake.toml"
+    spec.write_text(spec.read_text().replace('DEGREE = "2"', 'DEGREE = "3"'))
+    out = reproflake("diff", cwd=project_copy).stdout
+    assert "steps.fit.variables.DEGREE: '2' → '3'" in out
+    assert "fit: variable DEGREE changed ('2' → '3')" in out
+    assert "report: needs fit, which is affected" in out
+    assert "prepare:" not in out.split("affected steps:")[1]
+
+    commit(project_copy, "degree 3")
+    doc = json.loads(reproflake("diff", "HEAD~1", "HEAD", "--json", cwd=project_copy).stdout)
+    assert sorted(doc["affected_steps"]) == ["fit", "report"]
+    # Between identical revisions nothing is affected.
+    assert "no step is affected" in reproflake("diff", "HEAD", "HEAD", cwd=project_copy).stdout
+
+
+def test_diff_rejects_unknown_revisions(project_copy: Path) -> None:
+    commit(project_copy, "base")
+    run = reproflake("diff", "no-such-rev", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    assert "unknown revision 'no-such-rev'" in run.stderr
+
+
+def test_large_data_outside_git(project_copy: Path) -> None:
+    commit(project_copy, "base")
+    big = project_copy / "big"
+    big.mkdir()
+    (big / "samples.bin").write_bytes(os.urandom(3 << 20))
+    with open(project_copy / ".gitignore", "a") as f:
+        f.write("/big/\n")
+    with open(project_copy / "reproflake.toml", "a") as f:
+        f.write(
+            '\n[inputs.samples]\npath = "big/samples.bin"\n'
+            '\n[steps.size]\nenv = "py"\ninputs = ["samples"]\n'
+            'run = "wc -c < big/samples.bin > $OUT/size"\noutputs = ["size"]\n'
+        )
+    reproflake("lock", cwd=project_copy)
+    run = reproflake("build", "size", cwd=project_copy)
+    assert "added input samples to the Nix store" in run.stderr
+    assert (project_copy / "results/size/size").read_text().strip() == str(3 << 20)
+    # The data never went into git's index, so the flake never copied it.
+    index = pygit2.Repository(str(project_copy)).index
+    assert "big/samples.bin" not in index
+
+    # Unchanged: nothing to do. Changed: plan and diff both say so.
+    assert "added input" not in reproflake("build", "size", cwd=project_copy).stderr
+    commit(project_copy, "samples")
+    with open(big / "samples.bin", "ab") as f:
+        f.write(b"more")
+    plan = reproflake("plan", "size", cwd=project_copy).stdout
+    assert "size: will build — input samples changed" in plan
+    diff = reproflake("diff", cwd=project_copy).stdout
+    assert "data inputs:\n  samples changed" in diff
+
+
+def test_missing_input_file_and_empty_glob_are_clear_errors(project_copy: Path) -> None:
+    os.remove(project_copy / "data/measurements.csv")
+    run = reproflake("build", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    assert "inputs.measurements: data/measurements.csv does not exist" in run.stderr
+
+    copy_spec = project_copy / "reproflake.toml"
+    text = copy_spec.read_text().replace('sources = ["src/fit.py"]', 'sources = ["src/*.R"]')
+    copy_spec.write_text(text)
+    (project_copy / "data/measurements.csv").write_text("x,y\n1,2\n")
+    run = reproflake("build", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    assert "steps.fit.sources: 'src/*.R' matches no file" in run.stderr
+    assert "reproflake.toml:" in run.stderr
