@@ -9,6 +9,7 @@ an upstream step rebuilt to identical bytes changes nothing downstream.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
+@functools.cache
 def library_digest() -> str:
     return _digest({k: hashlib.sha256(v).hexdigest() for k, v in library().items()})
 

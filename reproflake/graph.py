@@ -6,7 +6,9 @@ steps a change reaches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import networkx as nx
@@ -33,27 +35,39 @@ class Graph:
 
     def downstream(self, steps: Iterable[str]) -> set[str]:
         """The steps that (transitively) need any of ``steps``, ``steps`` included."""
-        found = set()
-        for name in steps:
-            found.add(name)
-            found.update(
-                n.split(":", 1)[1]
-                for n in nx.descendants(self.dag, node("step", name))
-                if n.startswith("step:")
-            )
-        return found
+        return self._reach(steps, self.dag.successors)
 
     def upstream(self, steps: Iterable[str]) -> set[str]:
         """The steps ``steps`` (transitively) need, ``steps`` included."""
-        found = set()
-        for name in steps:
-            found.add(name)
-            found.update(
-                n.split(":", 1)[1]
-                for n in nx.ancestors(self.dag, node("step", name))
-                if n.startswith("step:")
-            )
-        return found
+        return self._reach(steps, self.dag.predecessors)
+
+    @staticmethod
+    def _reach(steps: Iterable[str], neighbours: Callable[[str], Iterable[str]]) -> set[str]:
+        # One traversal from all starting points: linear in the size of the graph.
+        seen: set[str] = set()
+        stack = [node("step", s) for s in steps]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(n for n in neighbours(current) if n.startswith("step:"))
+        return {n.split(":", 1)[1] for n in seen}
+
+
+def _topological(dag: nx.DiGraph) -> list[str] | None:
+    """Kahn's algorithm with a heap: deterministic, O(n log n); None if there is a cycle."""
+    indegree = {n: d for n, d in dag.in_degree()}
+    ready = [n for n, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    ordered = []
+    while ready:
+        current = heapq.heappop(ready)
+        ordered.append(current)
+        for succ in dag.successors(current):
+            indegree[succ] -= 1
+            if indegree[succ] == 0:
+                heapq.heappush(ready, succ)
+    return ordered if len(ordered) == len(indegree) else None
 
 
 def build(spec: Spec) -> Graph:
@@ -69,10 +83,9 @@ def build(spec: Spec) -> Graph:
             dag.add_edge(node("input", item), node("step", name))
         for need in step.needs:
             dag.add_edge(node("step", need), node("step", name))
-    try:
-        cycle = nx.find_cycle(dag)
-    except nx.NetworkXNoCycle:
+    if _topological(dag) is not None:
         return Graph(dag)
+    cycle = nx.find_cycle(dag)
     names = [edge[0].split(":", 1)[1] for edge in cycle]
     # Start the cycle at its smallest name so the message is stable.
     start = names.index(min(names))

@@ -6,6 +6,7 @@ error names the file and line, the key, what was expected and how to fix it.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -121,7 +122,7 @@ class Spec:
     inputs: Mapping[str, Input]
     steps: Mapping[str, Step]
     source_date_epoch: int | None = None
-    lines: Mapping[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)
+    text: str = field(default="", compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -129,10 +130,7 @@ class Spec:
 
     def where(self, *key: str) -> str:
         """``file:line`` of a key path, for messages raised after parsing."""
-        path = tuple(key)
-        while path and path not in self.lines:
-            path = path[:-1]
-        return f"{self.path}:{self.lines.get(path, 1)}"
+        return f"{self.path}:{_Locator(self.text).line(tuple(key))}"
 
 
 # --------------------------------------------------------------------------- locating keys
@@ -180,7 +178,12 @@ class _Checker:
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.locator = _Locator(text)
+        self.text = text
+
+    @functools.cached_property
+    def locator(self) -> _Locator:
+        # Built only when an error needs a line number: scanning is not free on big specs.
+        return _Locator(self.text)
 
     def fail(self, key: tuple[str, ...], problem: str, fix: str) -> SpecError:
         where = f"{self.path}:{self.locator.line(key)}"
@@ -348,7 +351,7 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
         inputs=inputs,
         steps=steps,
         source_date_epoch=sde,
-        lines=dict(c.locator.lines),
+        text=c.text,
     )
 
 

@@ -65,7 +65,8 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
         log(f"added {what} to the Nix store")
     progress = Progress(log)
     # Ask for what the wanted steps need too, so every output is known and recorded.
-    order = [s for s in p.graph.order() if s in p.graph.upstream(wanted)]
+    needed = p.graph.upstream(wanted)
+    order = [s for s in p.graph.order() if s in needed]
     outcome = executor.build(p.root, order, progress)
     record(p, outcome.outputs)
     progress._clear()
