@@ -27,11 +27,13 @@ class Graph:
 
     def order(self) -> list[str]:
         """Step names, dependencies first, ties broken by name."""
-        return [
-            n.split(":", 1)[1]
-            for n in nx.lexicographical_topological_sort(self.dag)
-            if n.startswith("step:")
-        ]
+        return list(self._order)
+
+    @functools.cached_property
+    def _order(self) -> tuple[str, ...]:
+        ordered = _topological(self.dag)
+        assert ordered is not None, "build() rejects cycles"
+        return tuple(n.split(":", 1)[1] for n in ordered if n.startswith("step:"))
 
     def downstream(self, steps: Iterable[str]) -> set[str]:
         """The steps that (transitively) need any of ``steps``, ``steps`` included."""

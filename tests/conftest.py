@@ -68,6 +68,6 @@ def lock_for(spec: Spec, *, source_date_epoch: int = 1700000000) -> Lock:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_lock() -> Callable[..., Lock]:
     return lock_for

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,13 @@ def built_by_nix(root: Path) -> set[str]:
     return set(re.findall(r"^finished (\S+) in", run.stderr, flags=re.M))
 
 
+# The Nix store is shared by every run on a machine and outputs are content-addressed:
+# an edit that produced the same bytes in an earlier run would find them built already.
+# So each test starts from data no earlier run has seen, and each edit is unique too.
+def unique_row() -> str:
+    return f"{random.uniform(-5, 5):.6f},{random.uniform(0, 20):.6f}\n"
+
+
 def edit_source(root: Path) -> None:
     path = root / "src/prepare.py"
     path.write_text(path.read_text().replace("rows.sort()", "rows.sort()\nrows = rows[:100]"))
@@ -29,12 +38,12 @@ def edit_source(root: Path) -> None:
 
 def comment_only(root: Path) -> None:
     with open(root / "src/prepare.py", "a") as f:
-        f.write("# a comment changes the script, not its output\n")
+        f.write(f"# a comment changes the script, not its output ({uuid.uuid4()})\n")
 
 
 def edit_data(root: Path) -> None:
     with open(root / "data/measurements.csv", "a") as f:
-        f.write("0.5,2.75\n")
+        f.write(unique_row())
 
 
 def edit_variable(root: Path) -> None:
@@ -63,6 +72,8 @@ EDITS = {
 @pytest.mark.parametrize("edit", sorted(EDITS))
 def test_plan_predicts_what_nix_builds(project_copy: Path, edit: str) -> None:
     apply, must, expected = EDITS[edit]
+    edit_data(project_copy)
+    reproflake("build", cwd=project_copy)
     assert all(e["status"] == "built" for e in plan(project_copy).values())
     apply(project_copy)
     predicted = plan(project_copy)
