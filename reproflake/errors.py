@@ -42,7 +42,9 @@ class LockError(ReproflakeError):
 
 
 class StaleLockError(LockError):
-    """The lock does not match the spec (``lock --check``)."""
+    """The lock is missing or does not match the spec: the user must run `reproflake lock`."""
+
+    exit_code = 2
 
 
 class HashMismatchError(LockError):

@@ -43,6 +43,7 @@ RESERVED_VARS = frozenset(
         "OPENBLAS_NUM_THREADS",
         "OMP_NUM_THREADS",
         "MKL_NUM_THREADS",
+        "REPROFLAKE_STEP",
     }
 )
 # Packages every environment gets: /bin/sh runs the step, coreutils for its plumbing.
@@ -150,15 +151,24 @@ class _Locator:
     def __init__(self, text: str) -> None:
         self.lines: dict[tuple[str, ...], int] = {}
         table: tuple[str, ...] = ()
+        in_string: str | None = None  # the delimiter of a multi-line string we are inside
         for number, line in enumerate(text.splitlines(), start=1):
+            if in_string is not None:
+                if line.count(in_string) % 2 == 1:
+                    in_string = None
+                continue
             if m := self._header.match(line):
                 table = _split_dotted(m.group(1))
-                self.lines.setdefault(table, number)
+                for i in range(1, len(table) + 1):
+                    self.lines.setdefault(table[:i], number)
                 continue
             if m := self._key.match(line):
                 key = table + _split_dotted(m.group(1))
                 for i in range(len(table) + 1, len(key) + 1):
                     self.lines.setdefault(key[:i], number)
+                for delimiter in ('"""', "'''"):
+                    if line.count(delimiter) % 2 == 1:
+                        in_string = delimiter
 
     def line(self, path: tuple[str, ...]) -> int:
         while path:
@@ -235,7 +245,8 @@ class _Checker:
         text = self.string(raw, key, fix)
         p = PurePosixPath(text)
         bad = (
-            p.is_absolute()
+            str(p) == "."
+            or p.is_absolute()
             or ".." in p.parts
             or "\n" in text
             or "\t" in text
@@ -254,6 +265,8 @@ class _Checker:
 
 
 def _kind(raw: Any) -> str:
+    if raw is None:
+        return "nothing (the key is missing)"
     if isinstance(raw, bool):
         return f"a boolean ({str(raw).lower()})"
     if isinstance(raw, int):
@@ -361,7 +374,7 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
     table = c.table(raw, key, fix)
     c.only(table, key, {"mirror", "suite", "components", "architecture"})
     mirror = c.string(table.get("mirror"), key + ("mirror",), fix).rstrip("/")
-    if not re.match(r"^(https?|file)://", mirror):
+    if not re.match(r"^(https?|file)://[^\s\"'\\]+$", mirror):
         raise c.fail(key + ("mirror",), f"{mirror!r} is not an http(s):// or file:// URL", fix)
     suite = c.string(table.get("suite"), key + ("suite",), 'for example suite = "bookworm"')
     components: tuple[str, ...] = ("main",)
@@ -439,7 +452,9 @@ def _inputs(raw: Any, c: _Checker) -> dict[str, Input]:
         sha256 = None
         if "url" in item:
             url = c.string(item["url"], key + ("url",), fix)
-            if not re.match(r"^(https?|file)://[^\s]+$", url):
+            if not re.match(r"^(https?|file)://[^\s]+$", url) or url.rstrip("/").endswith(
+                ("/..", "/.")
+            ):
                 raise c.fail(key + ("url",), f"{url!r} is not an http(s):// or file:// URL", fix)
             sha256 = c.string(item.get("sha256"), key + ("sha256",), 'add sha256 = "<64 hex>"')
             if not SHA256_RE.match(sha256):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -38,6 +40,18 @@ def _files(base: Traversable, prefix: str = "") -> dict[str, bytes]:
     return found
 
 
+def _clashes(target: Path, rels: Iterable[str]) -> list[str]:
+    """Template files that exist already, and plain files where a directory must go."""
+    found = set()
+    for rel in rels:
+        if (target / rel).exists():
+            found.add(rel)
+        for parent in list(Path(rel).parents)[:-1]:
+            if (target / parent).exists() and not (target / parent).is_dir():
+                found.add(parent.as_posix())
+    return sorted(found)
+
+
 def run(target: Path, template: str, mirror: str | None, suite: str | None) -> list[str]:
     names = template_names()
     if template not in names:
@@ -58,13 +72,13 @@ def run(target: Path, template: str, mirror: str | None, suite: str | None) -> l
         name = "pipeline"
     files = _files(templates_root() / template)
     spec = files[SPEC_FILE].decode()
-    for key, value in (("name", name), ("mirror", mirror), ("suite", suite)):
-        # json.dumps writes a valid TOML basic string: user text never breaks the file.
-        quoted = json.dumps(value) if key != "name" else value
-        spec = spec.replace("{{" + key + "}}", quoted)
+    # One pass, so a value that itself contains "{{suite}}" is never substituted again;
+    # json.dumps writes a valid TOML basic string, so user text never breaks the file.
+    values = {"name": name, "mirror": json.dumps(mirror), "suite": json.dumps(suite)}
+    spec = re.sub(r"\{\{(name|mirror|suite)\}\}", lambda m: values[m.group(1)], spec)
     files[SPEC_FILE] = spec.encode()
 
-    clashes = sorted(rel for rel in files if (target / rel).exists())
+    clashes = _clashes(target, files)
     if clashes:
         raise UsageError(
             f"{target}: refusing to overwrite existing files: {', '.join(clashes)}",

@@ -171,11 +171,6 @@ def test_build_without_lock_says_to_lock(outcomes: dict[str, Outcome]) -> None:
     assert_nothing_generated(result.root)
 
 
-@pytest.mark.xfail(
-    reason="bug: StaleLockError inherits LockError's exit code 1, but a missing or stale lock "
-    "is input the user must fix (exit 2, per cli.py's docstring and the README)",
-    strict=True,
-)
 @pytest.mark.parametrize("name", ["no-lock", "stale-lock"])
 def test_missing_or_stale_lock_exits_2(outcomes: dict[str, Outcome], name: str) -> None:
     assert outcomes[name].returncode == 2

@@ -99,11 +99,6 @@ def test_user_text_never_breaks_the_toml(tmp_path: Path, mirror: str, suite: str
         assert parsed.debian.suite == suite
 
 
-@pytest.mark.xfail(
-    reason="bug: commands/init.py substitutes {{mirror}} and then {{suite}} into the same text, "
-    "so a mirror containing '{{suite}}' gets the quoted suite spliced in: broken TOML",
-    strict=True,
-)
 def test_placeholder_lookalikes_in_user_text_stay_literal(tmp_path: Path) -> None:
     target = tmp_path / "p"
     mirror = "http://mirror.invalid/{{suite}}"
@@ -129,11 +124,6 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
     assert not (target / ".git").exists()
 
 
-@pytest.mark.xfail(
-    reason="bug: commands/init.py only checks that template files do not exist; a plain file "
-    "where the template needs a directory (src) crashes with FileExistsError (a traceback)",
-    strict=True,
-)
 def test_file_in_the_way_of_a_template_directory(tmp_path: Path) -> None:
     target = tmp_path / "p"
     target.mkdir()

@@ -232,11 +232,6 @@ def test_unknown_top_level_key_suggests_the_close_one() -> None:
     assert "did you mean 'steps'?" in err.hint
 
 
-@pytest.mark.xfail(
-    reason="bug: _Locator records a [a.b] header only as ('a','b'), not its prefix ('a',), "
-    "so an unknown table written as [stepz.x] is reported at line 1",
-    strict=True,
-)
 def test_unknown_top_level_table_with_dotted_header_names_its_line() -> None:
     text = VALID + "\n[stepz.extra]\nenv = 'py'\n"
     err = error(text)
@@ -636,11 +631,6 @@ def test_error_messages_carry_the_where_what_and_fix() -> None:
         assert err.hint
 
 
-@pytest.mark.xfail(
-    reason="bug: _Locator scans lines without knowing TOML strings, so a '[table]' line inside "
-    "a multi-line run string moves later keys to the wrong table and line",
-    strict=True,
-)
 def test_line_numbers_ignore_lookalike_lines_inside_multiline_strings() -> None:
     text = edit('run = "python3 src/prepare.py"', 'run = """\n[steps.other]\necho\n"""')
     text = edit('outputs = ["clean.csv"]', 'outputs = "clean.csv"', text)
