@@ -225,6 +225,7 @@ def build(
     on_event: Event,
     *,
     attr_prefix: str = "",
+    labels: Mapping[str, str] | None = None,
     tail_lines: int = 25,
 ) -> BuildOutcome:
     """Build ``steps`` of the flake in ``root``; never raises for a failing step."""
@@ -276,7 +277,7 @@ def build(
         m = re.search(r"builder for '([^']+)' failed", error)
         if m and (step := _step_of(m.group(1))) is not None:
             outcome.failed[step] = reader.logs.get(m.group(1), [])[-tail_lines:]
-    _raise_for_infrastructure(outcome)
+    _raise_for_infrastructure(outcome, labels or {})
     # The steps that did not fail: ask Nix again (cheap, all built) for their paths.
     ok = [s for s in steps if s not in outcome.failed]
     if ok:
@@ -296,7 +297,11 @@ def build(
     return outcome
 
 
-def _raise_for_infrastructure(outcome: BuildOutcome) -> None:
+def _drv_name(drv: str) -> str:
+    return re.sub(r"^[a-z0-9]{32}-", "", drv.rsplit("/", 1)[-1]).removesuffix(".drv")
+
+
+def _raise_for_infrastructure(outcome: BuildOutcome, labels: Mapping[str, str]) -> None:
     """Turn Nix's own errors that are not a step's fault into clear messages."""
     text = "\n".join(outcome.errors)
     m = re.search(
@@ -304,9 +309,10 @@ def _raise_for_infrastructure(outcome: BuildOutcome) -> None:
         text,
     )
     if m:
+        name = _drv_name(m.group(1))
         raise HashMismatchError(
-            f"sha256 mismatch for {m.group(1).rsplit('-', 1)[-1].removesuffix('.drv')} "
-            f"({m.group(1)}): the lock says {m.group(2)}, the download is {m.group(3)}",
+            f"sha256 mismatch for {labels.get(name, name)} ({name}): "
+            f"the lock says {m.group(2)}, the download is {m.group(3)}",
             hint="if the new content is intended, update its sha256 in reproflake.toml and run `reproflake lock`",
         )
     m = re.search(r"a '([^']+)' with features \{([^}]*)\} is required to build '([^']+)'", text)

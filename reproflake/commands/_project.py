@@ -112,3 +112,12 @@ def store_items(p: Project) -> list[executor.StoreItem]:
             name = entry.get("name") or entry["storeName"]
             items.append(executor.StoreItem(Path(url[len("file://") :]), name, sri, False, what))
     return items
+
+
+def labels(p: Project) -> dict[str, str]:
+    """Store names of fetched files → what the user calls them, for error messages."""
+    data = nixgen.build_data(p.spec, p.lock, p.facts)
+    found = {k: f"Debian package {d.package} {d.version}" for k, d in p.lock.debs.items()}
+    found.update({k: f"wheel {w.name} {w.version}" for k, w in p.lock.wheels.items()})
+    found.update({v["storeName"]: f"input {k}" for k, v in data["inputs"].items()})
+    return found

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reproflake import executor, planner, state
-from reproflake.commands._project import Log, Project, generate, load_project, store_items
+from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.errors import BuildError, UsageError
 from reproflake.fsutil import symlink_atomic
 
@@ -57,6 +57,7 @@ def record(p: Project, outputs: dict[str, str]) -> None:
 
 
 def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
+    executor.require_nix()
     p = load_project(start, log)
     wanted = select(p, steps)
     generate(p)
@@ -67,7 +68,7 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     # Ask for what the wanted steps need too, so every output is known and recorded.
     needed = p.graph.upstream(wanted)
     order = [s for s in p.graph.order() if s in needed]
-    outcome = executor.build(p.root, order, progress)
+    outcome = executor.build(p.root, order, progress, labels=labels(p))
     record(p, outcome.outputs)
     progress._clear()
     for step, path in sorted(outcome.outputs.items()):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reproflake import executor
-from reproflake.commands._project import Log, generate, load_project, store_items
+from reproflake.commands._project import Log, generate, labels, load_project, store_items
 from reproflake.commands.build import Progress, select
 from reproflake.errors import BuildError
 
@@ -20,11 +20,12 @@ VERIFY_ATTRS = "legacyPackages.x86_64-linux.verify."
 
 
 def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
+    executor.require_nix()
     p = load_project(start, log)
     wanted = select(p, steps)
     generate(p)
     executor.ensure_in_store(store_items(p))
-    first = executor.build(p.root, wanted, Progress(log))
+    first = executor.build(p.root, wanted, Progress(log), labels=labels(p))
     if first.failed:
         raise BuildError(
             f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"

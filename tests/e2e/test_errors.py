@@ -1,0 +1,113 @@
+"""Failures a user meets with real Nix: bad hashes, no Nix, a stale lock; and the minimal template."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import needs_nix, reproflake
+
+pytestmark = needs_nix
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """A file served over HTTP on this machine's loopback only."""
+    content = os.urandom(4096)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "ref.bin").write_bytes(content)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path / "www"), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ref.bin", content
+    server.shutdown()
+    server.server_close()
+
+
+def add_url_input(root: Path, url: str, sha256: str) -> None:
+    with open(root / "reproflake.toml", "a") as f:
+        f.write(
+            f'\n[inputs.ref]\nurl = "{url}"\nsha256 = "{sha256}"\n'
+            '\n[steps.use_ref]\nenv = "py"\ninputs = ["ref"]\n'
+            'run = "sha256sum inputs/ref/ref.bin > $OUT/sum"\noutputs = ["sum"]\n'
+        )
+
+
+def test_url_input_is_fetched_and_checked(project_copy: Path, served: tuple[str, bytes]) -> None:
+    url, content = served
+    digest = hashlib.sha256(content).hexdigest()
+    add_url_input(project_copy, url, digest)
+    reproflake("lock", cwd=project_copy)
+    reproflake("build", "use_ref", cwd=project_copy)
+    assert (project_copy / "results/use_ref/sum").read_text().split()[0] == digest
+
+
+def test_sha256_mismatch_names_the_input_and_both_hashes(
+    project_copy: Path, served: tuple[str, bytes]
+) -> None:
+    url, content = served
+    wrong = hashlib.sha256(b"something else" + content).hexdigest()
+    add_url_input(project_copy, url, wrong)
+    reproflake("lock", cwd=project_copy)
+    run = reproflake("build", "use_ref", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    assert "sha256 mismatch for input ref (ref.bin)" in run.stderr
+    assert "the lock says" in run.stderr and "the download is" in run.stderr
+
+
+def test_file_url_mismatch_names_both_hashes(project_copy: Path, tmp_path: Path) -> None:
+    data = tmp_path / "local.bin"
+    data.write_bytes(os.urandom(1000))
+    wrong = "0" * 64
+    add_url_input(project_copy, f"file://{data}", wrong)
+    reproflake("lock", cwd=project_copy)
+    run = reproflake("build", "use_ref", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    assert (
+        f"expected sha256 {wrong}, got {hashlib.sha256(data.read_bytes()).hexdigest()}"
+        in run.stderr
+    )
+
+
+def test_missing_nix_says_how_to_install_it(python_project: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    run = reproflake("build", cwd=python_project, check=False, env={"PATH": str(empty)})
+    assert run.returncode == 1
+    assert "Nix is not installed" in run.stderr
+    assert "apt-get install nix-bin" in run.stderr
+
+
+def test_lock_check_fails_on_a_stale_lock(project_copy: Path) -> None:
+    spec = project_copy / "reproflake.toml"
+    spec.write_text(spec.read_text().replace('"numpy==2.2.6"', '"numpy==2.2.6", "six"'))
+    run = reproflake("lock", "--check", cwd=project_copy, check=False)
+    assert run.returncode == 1
+    assert "environments.py.python: requirements changed" in run.stderr
+    assert "reproflake.lock" in run.stderr
+    before = (project_copy / "reproflake.lock").read_bytes()
+    assert (project_copy / "reproflake.lock").read_bytes() == before  # --check writes nothing
+
+
+def test_minimal_template_builds(tmp_path: Path) -> None:
+    root = tmp_path / "mini"
+    reproflake("init", "--template", "minimal", str(root), cwd=tmp_path)
+    reproflake("lock", cwd=root)
+    run = reproflake("build", cwd=root)
+    assert "summary:" in run.stdout and "0 failed" in run.stdout
+    assert (root / "results/hello/hello.txt").read_text() == "hello from a hermetic build\n"
+    assert sys.executable  # the CLI ran under this interpreter
