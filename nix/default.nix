@@ -108,7 +108,10 @@ let
       __contentAddressed = true;
       outputHashMode = "recursive";
       outputHashAlgo = "sha256";
-    } // extra // listToAttrs (map (v: { name = "var_${v}"; value = s.variables.${v}; }) (attrNames s.variables)));
+    } // (if s.hardware == "" then { } else {
+      # The declared constraints themselves, so changing one changes the derivation.
+      reproflakeHardware = s.hardware;
+    }) // extra // listToAttrs (map (v: { name = "var_${v}"; value = s.variables.${v}; }) (attrNames s.variables)));
   steps = forAttrs data.steps (stepDrv { });
 
   # The same steps built a second time, independently (`reproflake verify`): outputs are

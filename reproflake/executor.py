@@ -226,14 +226,17 @@ def build(
     *,
     attr_prefix: str = "",
     labels: Mapping[str, str] | None = None,
+    features: Iterable[str] = (),
     tail_lines: int = 25,
 ) -> BuildOutcome:
     """Build ``steps`` of the flake in ``root``; never raises for a failing step."""
     require_nix()
     outcome = BuildOutcome()
     reader = _LogReader(on_event, outcome)
+    extra = sorted(set(features))
+    feature_options = ["--option", "extra-system-features", " ".join(extra)] if extra else []
     argv = [
-        "nix", *nix_options(), "build", *[f"{root}#{attr_prefix}{s}" for s in steps],
+        "nix", *nix_options(), *feature_options, "build", *[f"{root}#{attr_prefix}{s}" for s in steps],
         "--no-link", "--json", "--keep-going", "--log-format", "internal-json",
     ]  # fmt: skip
     if _proc.VERBOSE:
@@ -273,17 +276,27 @@ def build(
                 outcome.outputs[step] = entry["outputs"]["out"]
         return outcome
 
+    blocked = set()
     for error in outcome.errors:
         m = re.search(r"builder for '([^']+)' failed", error)
         if m and (step := _step_of(m.group(1))) is not None:
             outcome.failed[step] = reader.logs.get(m.group(1), [])[-tail_lines:]
+        m = re.search(r"dependencies of derivation '([^']+)' failed to build", error)
+        if m and (step := _step_of(m.group(1))) is not None:
+            blocked.add(step)
     _raise_for_infrastructure(outcome, labels or {})
-    # The steps that did not fail: ask Nix again (cheap, all built) for their paths.
-    ok = [s for s in steps if s not in outcome.failed]
+    # The steps that neither failed nor wait on a failure are built: ask Nix again
+    # (cheap, nothing to build) for their output paths.
+    ok = [s for s in steps if s not in outcome.failed and s not in blocked]
     if ok:
         result = _nix(
-            [*[f"{root}#{s}" for s in ok], "--no-link", "--json"][:0]
-            + ["build", *[f"{root}#{s}" for s in ok], "--no-link", "--json"],
+            [
+                *feature_options,
+                "build",
+                *[f"{root}#{attr_prefix}{s}" for s in ok],
+                "--no-link",
+                "--json",
+            ],
             cwd=root,
             check=False,
         )

@@ -75,6 +75,8 @@ def own_components(
         pinned = lock.inputs[name]
         item = spec.inputs[name]
         comps[f"input:{name}"] = f"{pinned.nar_hash or pinned.sha256} at {item.mount_path}"
+    if s.hardware is not None:
+        comps["hardware"] = json.dumps(s.hardware.as_dict(), sort_keys=True)
     for var, value in s.variables.items():
         comps[f"variable:{var}"] = value
     return comps
@@ -97,6 +99,8 @@ def describe(key: str, old: str | None, new: str | None) -> str:
         return f"variable {name} changed ({old!r} → {new!r})"
     if kind == "need":
         return f"the output of {name} changed"
+    if kind == "hardware":
+        return f"hardware constraints changed ({old} → {new})"
     return f"{key} changed"
 
 

@@ -98,7 +98,10 @@ def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
             "needs": sorted(step.needs),
             "outputs": list(step.outputs),
             "variables": dict(sorted(step.variables.items())),
-            "systemFeatures": [],
+            "systemFeatures": list(step.hardware.features()) if step.hardware else [],
+            "hardware": (
+                json.dumps(step.hardware.as_dict(), sort_keys=True) if step.hardware else ""
+            ),
         }
     environments = {
         name: {

@@ -111,6 +111,47 @@ class Step:
     needs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
+    hardware: Hardware | None = None
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What a step needs of the machine. Each constraint becomes a Nix system feature."""
+
+    gpu: str | None = None  # vendor
+    compute_capability: str | None = None  # minimum, e.g. "8.0"
+    cuda: str | None = None  # minimum CUDA version the driver supports, e.g. "12.2"
+    cpu_features: tuple[str, ...] = ()  # /proc/cpuinfo flags, e.g. ("avx2",)
+    memory_gb: int | None = None  # minimum
+
+    def features(self) -> tuple[str, ...]:
+        """Nix's requiredSystemFeatures: a machine must advertise every one."""
+        found = [f"cpu-{flag}" for flag in self.cpu_features]
+        if self.gpu:
+            found.append(f"gpu-{self.gpu}")
+        if self.compute_capability:
+            found.append(f"gpu-sm-{self.compute_capability}")
+        if self.cuda:
+            found.append(f"cuda-{self.cuda}")
+        if self.memory_gb:
+            found.append(f"memory-{self.memory_gb}g")
+        return tuple(sorted(found))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in (
+                ("gpu", self.gpu),
+                ("compute_capability", self.compute_capability),
+                ("cuda", self.cuda),
+                ("cpu_features", self.cpu_features),
+                ("memory_gb", self.memory_gb),
+            )
+            if v
+        }
+
+
+GPU_VENDORS = ("nvidia",)
 
 
 @dataclass(frozen=True)
@@ -487,7 +528,11 @@ def _steps(
         key = ("steps", name)
         c.name(name, key, "step")
         step = c.table(table[name], key, fix)
-        c.only(step, key, {"env", "run", "sources", "inputs", "needs", "outputs", "variables"})
+        c.only(
+            step,
+            key,
+            {"env", "run", "sources", "inputs", "needs", "outputs", "variables", "hardware"},
+        )
         env = c.string(step.get("env"), key + ("env",), f"one of: {', '.join(environments)}")
         if env not in environments:
             raise c.fail(
@@ -531,8 +576,57 @@ def _steps(
                 f'list what the step writes under results/{name}/, e.g. outputs = ["report.json"]',
             )
         variables = _variables(step.get("variables", {}), key + ("variables",), c)
-        result[name] = Step(name, env, run, sources, step_inputs, needs, outputs, variables)
+        hardware = (
+            _hardware(step["hardware"], key + ("hardware",), c) if "hardware" in step else None
+        )
+        result[name] = Step(
+            name, env, run, sources, step_inputs, needs, outputs, variables, hardware
+        )
     return result
+
+
+def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
+    fix = 'e.g. hardware = { gpu = "nvidia", cuda = "12.2", cpu_features = ["avx2"] }'
+    table = c.table(raw, key, fix)
+    c.only(table, key, {"gpu", "compute_capability", "cuda", "cpu_features", "memory_gb"})
+    gpu = table.get("gpu")
+    if gpu is not None and gpu not in GPU_VENDORS:
+        raise c.fail(
+            key + ("gpu",),
+            f"expected one of: {', '.join(GPU_VENDORS)}, got {_kind(gpu)}",
+            "name the GPU vendor the step needs",
+        )
+    versions = {}
+    for name in ("compute_capability", "cuda"):
+        if name in table:
+            value = c.string(table[name], key + (name,), 'a version such as "8.0"')
+            if not re.fullmatch(r"\d+\.\d+", value):
+                raise c.fail(key + (name,), f'expected a version like "8.0", got {value!r}', fix)
+            versions[name] = value
+    if versions and gpu is None:
+        raise c.fail(key, 'compute_capability and cuda need gpu = "nvidia"', 'add gpu = "nvidia"')
+    flags = c.strings(table.get("cpu_features", []), key + ("cpu_features",), 'e.g. ["avx2"]')
+    for flag in flags:
+        if not re.fullmatch(r"[a-z0-9_]+", flag):
+            raise c.fail(
+                key + ("cpu_features",),
+                f"{flag!r} is not a CPU flag",
+                "use the names in /proc/cpuinfo's flags line, e.g. avx2, avx512f",
+            )
+    memory = table.get("memory_gb")
+    if memory is not None and (
+        isinstance(memory, bool) or not isinstance(memory, int) or memory < 1
+    ):
+        raise c.fail(
+            key + ("memory_gb",), f"expected a positive integer, got {_kind(memory)}", "e.g. 16"
+        )
+    return Hardware(
+        gpu=gpu,
+        compute_capability=versions.get("compute_capability"),
+        cuda=versions.get("cuda"),
+        cpu_features=tuple(sorted(set(flags))),
+        memory_gb=memory,
+    )
 
 
 def _variables(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, planner, state
+from reproflake import executor, hardware, planner, state
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
-from reproflake.errors import BuildError, UsageError
-from reproflake.fsutil import symlink_atomic
+from reproflake.errors import BuildError, HardwareError, UsageError
+from reproflake.fsutil import symlink_atomic, write_atomic
+from reproflake.hardware import HostProfile
 
 RESULTS = "results"
 
@@ -46,6 +49,40 @@ class Progress:
             sys.stderr.write("\r\x1b[K")
 
 
+def hardware_features(p: Project, steps: Sequence[str]) -> tuple[list[str], HostProfile]:
+    """Probe this machine; the declared features it offers; a clear error for what no one can."""
+    host = hardware.probe()
+    required = {
+        s: p.spec.steps[s].hardware.features()  # type: ignore[union-attr]
+        for s in steps
+        if p.spec.steps[s].hardware is not None
+    }
+    offered = sorted({f for fs in required.values() for f in fs if host.offers(f)})
+    missing = {s: host.missing(fs) for s, fs in required.items() if host.missing(fs)}
+    if missing and not hardware.remote_builders_configured():
+        needs = "; ".join(f"{s} needs {', '.join(fs)}" for s, fs in sorted(missing.items()))
+        raise HardwareError(
+            f"no machine can build these steps: {needs}. This machine has: {host.describe()}, "
+            "and Nix has no remote builders",
+            hint="build them on a machine that has this hardware, or add a Nix remote builder "
+            "that advertises these system features (nix.conf: builders)",
+        )
+    return offered, host
+
+
+def provenance(p: Project, host: HostProfile, outputs: dict[str, str], built: list[str]) -> None:
+    """Record where and from what each result was built (deterministic JSON, local cache)."""
+    doc = {
+        "host": host.as_dict(),
+        "steps": {s: {"output": outputs[s], "built_here": s in built} for s in sorted(outputs)},
+        "lock_sha256": hashlib.sha256((p.root / "reproflake.lock").read_bytes()).hexdigest(),
+    }
+    write_atomic(
+        p.root / ".reproflake/cache/provenance.json",
+        json.dumps(doc, indent=2, sort_keys=True) + "\n",
+    )
+
+
 def record(p: Project, outputs: dict[str, str]) -> None:
     """Remember what each step was built from, for `reproflake plan`."""
     built = state.load(p.root)
@@ -68,8 +105,10 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     # Ask for what the wanted steps need too, so every output is known and recorded.
     needed = p.graph.upstream(wanted)
     order = [s for s in p.graph.order() if s in needed]
-    outcome = executor.build(p.root, order, progress, labels=labels(p))
+    features, host = hardware_features(p, order)
+    outcome = executor.build(p.root, order, progress, labels=labels(p), features=features)
     record(p, outcome.outputs)
+    provenance(p, host, outcome.outputs, outcome.built)
     progress._clear()
     for step, path in sorted(outcome.outputs.items()):
         link = p.root / RESULTS / step

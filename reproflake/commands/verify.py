@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reproflake import executor
 from reproflake.commands._project import Log, generate, labels, load_project, store_items
-from reproflake.commands.build import Progress, select
+from reproflake.commands.build import Progress, hardware_features, select
 from reproflake.errors import BuildError
 
 VERIFY_ATTRS = "legacyPackages.x86_64-linux.verify."
@@ -25,12 +25,15 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     wanted = select(p, steps)
     generate(p)
     executor.ensure_in_store(store_items(p))
-    first = executor.build(p.root, wanted, Progress(log), labels=labels(p))
+    features, _host = hardware_features(p, sorted(p.graph.upstream(wanted)))
+    first = executor.build(p.root, wanted, Progress(log), labels=labels(p), features=features)
     if first.failed:
         raise BuildError(
             f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"
         )
-    second = executor.build(p.root, wanted, Progress(log), attr_prefix=VERIFY_ATTRS)
+    second = executor.build(
+        p.root, wanted, Progress(log), attr_prefix=VERIFY_ATTRS, features=features
+    )
     bad = []
     for step in wanted:
         a = first.outputs.get(step)

@@ -202,6 +202,7 @@ def test_build_data_steps(project: tuple[spec.Spec, Lock]) -> None:
             "outputs": ["clean.csv", "plots"],
             "variables": {"A": "1", "SEED": HOSTILE},
             "systemFeatures": [],
+            "hardware": "",
         },
         "report": {
             "env": "py",
@@ -213,6 +214,7 @@ def test_build_data_steps(project: tuple[spec.Spec, Lock]) -> None:
             "outputs": ["report.json"],
             "variables": {},
             "systemFeatures": [],
+            "hardware": "",
         },
     }
 

@@ -245,7 +245,10 @@ def test_unknown_step_key() -> None:
         f"{PATH}:{line_of(text, 'needz')}: steps.report.needz: unknown key 'needz'"
     )
     assert err.hint is not None
-    assert "expected one of: env, inputs, needs, outputs, run, sources, variables" in err.hint
+    assert (
+        "expected one of: env, hardware, inputs, needs, outputs, run, sources, variables"
+        in err.hint
+    )
     assert "did you mean 'needs'?" in err.hint
 
 

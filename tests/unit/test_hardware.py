@@ -1,0 +1,112 @@
+"""Hardware constraints → Nix system features, and the host probe.
+
+There is no GPU on the machines that run these tests, so a fake `nvidia-smi`
+on PATH stands in for the driver's tool; everything else is real.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from reproflake import hardware
+from reproflake.errors import SpecError
+from reproflake.spec import Hardware, parse
+
+BASE = """
+[project]
+name = "hw"
+[debian]
+mirror = "http://mirror.invalid/debian"
+suite = "bookworm"
+[environments.base]
+debian = []
+[steps.train]
+env = "base"
+run = "true"
+outputs = ["x"]
+"""
+
+FAKE_SMI = """#!/bin/sh
+# A stand-in for NVIDIA's nvidia-smi: prints what the real one prints on an H100.
+if [ "$1" = "--query-gpu=name,compute_cap,driver_version" ]; then
+  echo "NVIDIA H100 80GB HBM3, 9.0, 550.54.15"
+  exit 0
+fi
+echo "| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4     |"
+"""
+
+
+@pytest.fixture
+def fake_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = tmp_path / "bin" / "nvidia-smi"
+    tool.parent.mkdir()
+    tool.write_text(FAKE_SMI)
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tool.parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def fake_proc(tmp_path: Path, flags: str = "fpu sse2 avx2", mem_kb: int = 32 * 1024 * 1024) -> Path:
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cpuinfo").write_text(f"model name\t: Test CPU\nflags\t\t: {flags}\n")
+    (proc / "meminfo").write_text(f"MemTotal:       {mem_kb} kB\n")
+    return proc
+
+
+def test_constraints_become_features() -> None:
+    hw = Hardware(
+        gpu="nvidia", compute_capability="8.0", cuda="12.2", cpu_features=("avx2",), memory_gb=16
+    )
+    assert hw.features() == ("cpu-avx2", "cuda-12.2", "gpu-nvidia", "gpu-sm-8.0", "memory-16g")
+
+
+def test_spec_parses_hardware() -> None:
+    text = (
+        BASE
+        + 'hardware = { gpu = "nvidia", cuda = "12.2", cpu_features = ["avx2"], memory_gb = 8 }\n'
+    )
+    step = parse(text, Path("/p/reproflake.toml")).steps["train"]
+    assert step.hardware == Hardware(gpu="nvidia", cuda="12.2", cpu_features=("avx2",), memory_gb=8)
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('{ gpu = "voodoo" }', "expected one of: nvidia"),
+        ('{ gpu = "nvidia", cuda = "twelve" }', 'expected a version like "8.0"'),
+        ('{ cuda = "12.2" }', 'compute_capability and cuda need gpu = "nvidia"'),
+        ('{ cpu_features = ["AVX 2"] }', "is not a CPU flag"),
+        ("{ memory_gb = 0 }", "expected a positive integer"),
+        ("{ tpu = true }", "unknown key 'tpu'"),
+    ],
+)
+def test_bad_hardware_is_a_clear_error(table: str, problem: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse(BASE + f"hardware = {table}\n", Path("/p/reproflake.toml"))
+    assert problem in str(err.value)
+    assert "/p/reproflake.toml:13" in str(err.value)  # the hardware line
+
+
+def test_probe_without_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi anywhere
+    host = hardware.probe(fake_proc(tmp_path))
+    assert host.gpus == () and host.cuda is None
+    assert host.offers("cpu-avx2") and not host.offers("cpu-avx512f")
+    assert host.offers("memory-32g") and not host.offers("memory-33g")
+    assert host.missing(["gpu-nvidia", "cpu-avx2"]) == ["gpu-nvidia"]
+    assert "no NVIDIA GPU" in host.describe()
+
+
+def test_probe_with_fake_nvidia_smi(tmp_path: Path, fake_gpu: None) -> None:
+    host = hardware.probe(fake_proc(tmp_path))
+    assert host.gpus == (hardware.Gpu("NVIDIA H100 80GB HBM3", "9.0", "550.54.15"),)
+    assert host.cuda == "12.4"
+    assert host.offers("gpu-nvidia")
+    assert (
+        host.offers("gpu-sm-8.0") and host.offers("gpu-sm-9.0") and not host.offers("gpu-sm-10.0")
+    )
+    assert host.offers("cuda-12.2") and host.offers("cuda-12.4") and not host.offers("cuda-12.10")
