@@ -39,6 +39,14 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
         spec, old, ctx=ctx, upgrade=upgrade, source_date_epoch=project.last_commit_time(spec.root)
     )
     changed = model.write(spec.root, new)
+    local = sorted(k for k, w in new.wheels.items() if w.url.startswith("file://"))
+    local += sorted(k for k, d in new.debs.items() if d.url.startswith("file://"))
+    if local:
+        log(
+            f"note: {len(local)} pinned file(s) come from a local file:// mirror (e.g. {local[0]}); "
+            "reproflake adds them to the Nix store itself, but a machine without that mirror "
+            "cannot fetch them: use an http(s) index in [python]/[debian] for portable projects"
+        )
     for line in pin.describe_changes(old, new):
         log(line)
     log(f"wrote {model.LOCK_FILE}" if changed else f"{model.LOCK_FILE} unchanged")
