@@ -1,0 +1,104 @@
+"""Pure parts of the executor: store paths, log parsing, error translation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from reproflake import executor
+from reproflake.errors import HardwareError, HashMismatchError
+
+SRI = "sha256-9CPbx+I+g28afJMSdqpzyncWktW6aBdLNMcrnyFqyCE="
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+@pytest.mark.parametrize(
+    "name", ["busybox-seed", "numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.whl"]
+)
+def test_fixed_path_matches_nix(recursive: bool, name: str) -> None:
+    if shutil.which("nix-store") is None:
+        pytest.skip("Nix is not installed")
+    digest = base64.b64decode(SRI[7:]).hex()
+    argv = [
+        "nix-store",
+        "--print-fixed-path",
+        *(["--recursive"] if recursive else []),
+        "sha256",
+        digest,
+        name,
+    ]
+    expected = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    assert executor.fixed_path(SRI, name, recursive=recursive) == expected
+
+
+def test_fixed_path_pinned() -> None:
+    # Pinned so the test also runs where Nix is not installed.
+    assert executor.fixed_path(SRI, "busybox-seed", recursive=True) == (
+        "/nix/store/wjq2d6i745k72xif62fx13zxncn4f2v3-busybox-seed"
+    )
+    assert executor.fixed_path(SRI, "busybox-seed", recursive=False) == (
+        "/nix/store/88675n5766siihvzw1z7hr2r4w1y0lgg-busybox-seed"
+    )
+
+
+def test_step_names_from_derivations() -> None:
+    assert executor._step_of("/nix/store/" + "a" * 32 + "-reproflake-step-fit.drv") == "fit"
+    assert executor._step_of("/nix/store/" + "a" * 32 + "-reproflake-env-py.drv") is None
+
+
+def feed(lines: list[str]) -> executor.BuildOutcome:
+    outcome = executor.BuildOutcome()
+    events: list[tuple[str, str]] = []
+    reader = executor._LogReader(lambda kind, step, _s: events.append((kind, step)), outcome)
+    for line in lines:
+        reader.feed(line)
+    outcome.errors.extend(f"{k}:{s}" for k, s in events)
+    return outcome
+
+
+def test_log_reader_follows_builds() -> None:
+    drv = "/nix/store/" + "b" * 32 + "-reproflake-step-prepare.drv"
+    outcome = feed(
+        [
+            "@nix "
+            + json.dumps({"action": "start", "id": 7, "type": 105, "fields": [drv, "", 1, 1]}),
+            '@nix {"action":"result","id":7,"type":101,"fields":["hello"]}',
+            '@nix {"action":"stop","id":7}',
+        ]
+    )
+    assert outcome.built == ["prepare"]
+    assert outcome.drvs == {"prepare": drv}
+    assert outcome.errors == ["start:prepare", "done:prepare"]
+
+
+def test_hash_mismatch_is_translated() -> None:
+    outcome = executor.BuildOutcome(
+        errors=[
+            "error: hash mismatch in fixed-output derivation '/nix/store/"
+            + "c" * 32
+            + "-ref.bin.drv':\n         specified: sha256-AAAA\n            got:    sha256-BBBB"
+        ]
+    )
+    with pytest.raises(HashMismatchError) as err:
+        executor._raise_for_infrastructure(outcome, {"ref.bin": "input ref"})
+    assert (
+        "sha256 mismatch for input ref (ref.bin): the lock says sha256-AAAA, the download is sha256-BBBB"
+        in str(err.value)
+    )
+
+
+def test_missing_system_feature_is_translated() -> None:
+    outcome = executor.BuildOutcome(
+        errors=[
+            "error: a 'x86_64-linux' with features {cuda-12.2, gpu-nvidia} is required to build '/nix/store/"
+            + "d" * 32
+            + "-reproflake-step-train.drv', but I am a 'x86_64-linux' with features {benchmark}"
+        ]
+    )
+    with pytest.raises(HardwareError) as err:
+        executor._raise_for_infrastructure(outcome, {})
+    assert "step train needs a machine with cuda-12.2, gpu-nvidia" in str(err.value)
