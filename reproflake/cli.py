@@ -105,9 +105,17 @@ def lock(directory: Path, check: bool, upgrade: bool) -> None:
 @click.pass_obj
 def build(directory: Path, steps: tuple[str, ...]) -> None:
     """Build steps (default: all) in Nix's sandbox."""
-    from reproflake.commands import build as cmd
+    from reproflake.commands import _noop
 
-    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out))
+    def go() -> int:
+        # Nothing changed since the last build: answer before importing the heavy parts.
+        if _noop.answer(directory, steps, _out):
+            return 0
+        from reproflake.commands import build as cmd
+
+        return cmd.run(directory, steps, log=_log, out=_out)
+
+    _guard(go)
 
 
 @main.command()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from reproflake._paths import data_dir
 from reproflake.fsutil import write_if_changed
 from reproflake.lock.model import Lock, store_name
 from reproflake.spec import Spec
@@ -49,11 +49,8 @@ class Facts:
 
 def library() -> dict[str, bytes]:
     """The static Nix library shipped inside the package (or the repo's nix/ when run from it)."""
-    packaged = resources.files("reproflake") / "_data" / "nix"
-    if packaged.is_dir():
-        return {name: (packaged / name).read_bytes() for name in LIB_FILES}
-    repo = Path(__file__).resolve().parent.parent / "nix"
-    return {name: (repo / name).read_bytes() for name in LIB_FILES}
+    base = data_dir("nix")
+    return {name: (base / name).read_bytes() for name in LIB_FILES}
 
 
 def _dirs(files: tuple[str, ...]) -> list[str]:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reproflake import executor, hardware, planner, state
+from reproflake.commands import _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.errors import BuildError, HardwareError, UsageError
 from reproflake.fsutil import symlink_atomic, write_atomic
@@ -83,6 +84,18 @@ def provenance(p: Project, host: HostProfile, outputs: dict[str, str], built: li
     )
 
 
+def stamp(p: Project, steps: Sequence[str], order: Sequence[str], outputs: dict[str, str]) -> None:
+    patterns = [pat for s in order for pat in p.spec.steps[s].sources]
+    paths = [
+        item.path
+        for s in order
+        for name in p.spec.steps[s].inputs
+        if (item := p.spec.inputs[name]).path is not None and not item.is_url
+    ]
+    paths += [".reproflake/lib"]
+    _noop.record(p.root, steps, patterns, paths, order, {s: outputs[s] for s in order})
+
+
 def record(p: Project, outputs: dict[str, str]) -> None:
     """Remember what each step was built from, for `reproflake plan`."""
     built = state.load(p.root)
@@ -94,6 +107,8 @@ def record(p: Project, outputs: dict[str, str]) -> None:
 
 
 def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
+    if _noop.answer(start, steps, out):
+        return 0
     executor.require_nix()
     p = load_project(start, log)
     wanted = select(p, steps)
@@ -136,6 +151,8 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     for step in wanted:
         if step in outcome.outputs:
             out(f"  {RESULTS}/{step} -> {outcome.outputs[step]}")
+    if not outcome.failed and not skipped:
+        stamp(p, steps, order, outcome.outputs)
     if outcome.failed or skipped:
         raise BuildError(
             f"{len(outcome.failed)} step(s) failed: {', '.join(sorted(outcome.failed))}",

@@ -5,30 +5,26 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import pygit2
 
+from reproflake._paths import data_dir
 from reproflake.errors import UsageError
 from reproflake.fsutil import write_atomic
 from reproflake.lock import aptconfig
 from reproflake.spec import NAME_RE, SPEC_FILE
 
 
-def templates_root() -> Traversable:
-    packaged = resources.files("reproflake") / "_data" / "templates"
-    if packaged.is_dir():
-        return packaged
-    return resources.files("reproflake").joinpath("..", "templates")  # a source checkout
+def templates_root() -> Path:
+    return data_dir("templates")
 
 
 def template_names() -> list[str]:
     return sorted(t.name for t in templates_root().iterdir() if t.is_dir())
 
 
-def _files(base: Traversable, prefix: str = "") -> dict[str, bytes]:
+def _files(base: Path, prefix: str = "") -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for entry in sorted(base.iterdir(), key=lambda e: e.name):
         rel = f"{prefix}{entry.name}"

@@ -148,3 +148,29 @@ def test_environment_is_fixed(project_copy: Path) -> None:
     lock = json.loads((project_copy / "reproflake.lock").read_text())
     assert env["SOURCE_DATE_EPOCH"] == str(lock["source-date-epoch"])
     assert env["OUT"] == "/work/results/env"
+
+
+def test_noop_answer_notices_every_kind_of_change(project_copy: Path) -> None:
+    """A no-op build is answered without Nix; any change that matters takes the full path."""
+    spec = project_copy / "reproflake.toml"
+    spec.write_text(spec.read_text().replace('sources = ["src/fit.py"]', 'sources = ["src/*.py"]'))
+    reproflake("build", cwd=project_copy)
+    quiet = reproflake("build", cwd=project_copy, env={"REPROFLAKE_VERBOSE": "1"})
+    assert "+ nix" not in quiet.stderr  # answered from the stamp
+    assert "3 already built" in quiet.stdout
+
+    # A new file that a source glob now matches: fit's inputs changed.
+    (project_copy / "src" / "helpers.py").write_text(f"SALT = {os.getpid()}{id(spec)}\n")
+    run = reproflake("build", cwd=project_copy, env={"REPROFLAKE_VERBOSE": "1"})
+    assert "+ nix" in run.stderr and "finished fit in" in run.stderr
+
+    # A results link removed by hand comes back.
+    os.remove(project_copy / "results" / "report")
+    run = reproflake("build", cwd=project_copy)
+    assert os.readlink(project_copy / "results" / "report").startswith("/nix/store/")
+
+    # The data changed on disk: the full path sees it.
+    with open(project_copy / "data/measurements.csv", "a") as f:
+        f.write(f"1.0,{os.getpid() % 97}.5\n")
+    run = reproflake("build", cwd=project_copy)
+    assert "input measurements changed" in run.stderr

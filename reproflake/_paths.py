@@ -1,0 +1,13 @@
+"""Where reproflake's data lives: inside the installed package, or in a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """``nix`` or ``templates``: packaged under _data/, else the checkout's top level."""
+    packaged = PACKAGE / "_data" / name
+    return packaged if packaged.is_dir() else PACKAGE.parent / name

@@ -1,0 +1,141 @@
+"""The no-op build, answered without Nix when nothing that feeds it has changed.
+
+After a successful build, a stamp records everything its result depends on:
+the spec's and the lock's bytes, what each source glob matched, the stat of
+every source, input and generated file, the reproflake library, and the
+outputs. If all of it is unchanged and the outputs are still in the store,
+Nix would build nothing, so we need not ask it. Anything else takes the full
+path, where Nix decides. Deliberately light: no spec parsing, no Nix, no git.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reproflake import __version__
+from reproflake.fsutil import write_atomic
+
+STAMP = Path(".reproflake/cache/stamp.json")
+SPEC = "reproflake.toml"
+GENERATED = ("flake.nix", "flake.lock", ".reproflake/build.json", ".reproflake/seed/busybox")
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _stat(root: Path, rel: str) -> list[int] | None:
+    try:
+        st = os.stat(root / rel)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode]
+
+
+def _walk(root: Path, rel: str) -> Iterable[str]:
+    """A path and, for a directory, everything under it (directories too: new files show)."""
+    yield rel
+    full = root / rel
+    if full.is_dir() and not full.is_symlink():
+        for current, dirs, files in os.walk(full):
+            dirs.sort()
+            base = Path(current).relative_to(root).as_posix()
+            for name in sorted(dirs) + sorted(files):
+                yield f"{base}/{name}"
+
+
+def _library() -> str:
+    from reproflake.nixgen import library
+
+    return hashlib.sha256(
+        json.dumps(sorted((k, v.hex()) for k, v in library().items())).encode()
+    ).hexdigest()
+
+
+def _key(request: Sequence[str]) -> str:
+    return " ".join(request) or "*"
+
+
+def _globs(root: Path, patterns: Iterable[str]) -> dict[str, list[str]]:
+    return {p: sorted(glob.glob(p, root_dir=root, recursive=True)) for p in sorted(set(patterns))}
+
+
+def record(
+    root: Path,
+    request: Sequence[str],
+    patterns: Iterable[str],
+    paths: Iterable[str],
+    order: Sequence[str],
+    outputs: dict[str, str],
+) -> None:
+    files = sorted({f for rel in [*paths, *GENERATED] for f in _walk(root, rel)})
+    for matches in _globs(root, patterns).values():
+        files.extend(m for m in matches if m not in files)
+    entry = {
+        "spec": _digest(root / "reproflake.toml"),
+        "lock": _digest(root / "reproflake.lock"),
+        "globs": _globs(root, patterns),
+        "files": {f: _stat(root, f) for f in sorted(set(files))},
+        "order": list(order),
+        "outputs": outputs,
+    }
+    stamp = _load(root)
+    stamp["requests"][_key(request)] = entry
+    write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
+
+
+def _load(root: Path) -> dict[str, Any]:
+    tool = f"{__version__} {_library()}"
+    try:
+        stamp = json.loads((root / STAMP).read_text())
+        if stamp.get("tool") == tool and isinstance(stamp.get("requests"), dict):
+            return dict(stamp)
+    except (OSError, ValueError):
+        pass
+    return {"tool": tool, "requests": {}}
+
+
+def check(root: Path, request: Sequence[str]) -> dict[str, Any] | None:
+    """The last build of ``request`` if it still holds, else None."""
+    entry = _load(root)["requests"].get(_key(request))
+    if not entry:
+        return None
+    if entry["spec"] != _digest(root / "reproflake.toml") or entry["lock"] != _digest(
+        root / "reproflake.lock"
+    ):
+        return None
+    if _globs(root, entry["globs"]) != entry["globs"]:
+        return None
+    if any(_stat(root, rel) != st for rel, st in entry["files"].items()):
+        return None
+    for step, path in entry["outputs"].items():
+        link = root / "results" / step
+        if not os.path.exists(path) or not link.is_symlink() or os.readlink(link) != path:
+            return None
+    return dict(entry)
+
+
+def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> bool:
+    """Answer a build that has nothing to do, as `build` would; False if it may have work."""
+    root = next(
+        (d for d in (start.resolve(), *start.resolve().parents) if (d / SPEC).is_file()), None
+    )
+    if root is None:
+        return False  # the full path explains the problem
+    entry = check(root, steps)
+    if entry is None:
+        return False
+    wanted = list(steps) or entry["order"]
+    out(f"summary: 0 built, {len(wanted)} already built, 0 failed")
+    for step in wanted:
+        out(f"  results/{step} -> {entry['outputs'][step]}")
+    return True
