@@ -1,17 +1,16 @@
 """The pipeline as a DAG: inputs and environments → steps → steps.
 
 From it: a deterministic build order, cycles named in full, and the set of
-steps a change reaches.
+steps a change reaches. Plain dictionaries keep this off the start-up path of
+every command; networkx is loaded only to name a cycle.
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import networkx as nx
 
 from reproflake.errors import CycleError
 from reproflake.spec import Spec
@@ -23,7 +22,16 @@ def node(kind: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Graph:
-    dag: nx.DiGraph
+    succ: Mapping[str, tuple[str, ...]]  # node → the nodes that depend on it
+    pred: Mapping[str, tuple[str, ...]]  # node → the nodes it depends on
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted(self.succ)
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        return sorted((a, b) for a, bs in self.succ.items() for b in bs)
 
     def order(self) -> list[str]:
         """Step names, dependencies first, ties broken by name."""
@@ -31,69 +39,78 @@ class Graph:
 
     @functools.cached_property
     def _order(self) -> tuple[str, ...]:
-        ordered = _topological(self.dag)
+        ordered = _topological(self.succ, self.pred)
         assert ordered is not None, "build() rejects cycles"
         return tuple(n.split(":", 1)[1] for n in ordered if n.startswith("step:"))
 
     def downstream(self, steps: Iterable[str]) -> set[str]:
         """The steps that (transitively) need any of ``steps``, ``steps`` included."""
-        return self._reach(steps, self.dag.successors)
+        return _reach(steps, self.succ)
 
     def upstream(self, steps: Iterable[str]) -> set[str]:
         """The steps ``steps`` (transitively) need, ``steps`` included."""
-        return self._reach(steps, self.dag.predecessors)
-
-    @staticmethod
-    def _reach(steps: Iterable[str], neighbours: Callable[[str], Iterable[str]]) -> set[str]:
-        # One traversal from all starting points: linear in the size of the graph.
-        seen: set[str] = set()
-        stack = [node("step", s) for s in steps]
-        while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(n for n in neighbours(current) if n.startswith("step:"))
-        return {n.split(":", 1)[1] for n in seen}
+        return _reach(steps, self.pred)
 
 
-def _topological(dag: nx.DiGraph) -> list[str] | None:
+def _reach(steps: Iterable[str], neighbours: Mapping[str, tuple[str, ...]]) -> set[str]:
+    # One traversal from all starting points: linear in the size of the graph.
+    seen: set[str] = set()
+    stack = [node("step", s) for s in steps]
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(n for n in neighbours.get(current, ()) if n.startswith("step:"))
+    return {n.split(":", 1)[1] for n in seen}
+
+
+def _topological(
+    succ: Mapping[str, tuple[str, ...]], pred: Mapping[str, tuple[str, ...]]
+) -> list[str] | None:
     """Kahn's algorithm with a heap: deterministic, O(n log n); None if there is a cycle."""
-    indegree = {n: d for n, d in dag.in_degree()}
+    indegree = {n: len(pred[n]) for n in succ}
     ready = [n for n, d in indegree.items() if d == 0]
     heapq.heapify(ready)
     ordered = []
     while ready:
         current = heapq.heappop(ready)
         ordered.append(current)
-        for succ in dag.successors(current):
-            indegree[succ] -= 1
-            if indegree[succ] == 0:
-                heapq.heappush(ready, succ)
+        for after in succ[current]:
+            indegree[after] -= 1
+            if indegree[after] == 0:
+                heapq.heappush(ready, after)
     return ordered if len(ordered) == len(indegree) else None
 
 
 def build(spec: Spec) -> Graph:
-    dag = nx.DiGraph()
-    for name in spec.inputs:
-        dag.add_node(node("input", name), kind="input")
-    for name in spec.environments:
-        dag.add_node(node("env", name), kind="env")
+    edges: set[tuple[str, str]] = set()
+    nodes = {node("input", n) for n in spec.inputs} | {node("env", n) for n in spec.environments}
     for name, step in spec.steps.items():
-        dag.add_node(node("step", name), kind="step")
-        dag.add_edge(node("env", step.env), node("step", name))
-        for item in step.inputs:
-            dag.add_edge(node("input", item), node("step", name))
-        for need in step.needs:
-            dag.add_edge(node("step", need), node("step", name))
-    if _topological(dag) is not None:
-        return Graph(dag)
-    cycle = nx.find_cycle(dag)
+        nodes.add(node("step", name))
+        edges.add((node("env", step.env), node("step", name)))
+        edges.update((node("input", i), node("step", name)) for i in step.inputs)
+        edges.update((node("step", n), node("step", name)) for n in step.needs)
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    pred: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in sorted(edges):
+        succ[a].append(b)
+        pred[b].append(a)
+    graph = Graph({k: tuple(v) for k, v in succ.items()}, {k: tuple(v) for k, v in pred.items()})
+    if _topological(graph.succ, graph.pred) is not None:
+        return graph
+    raise _cycle_error(spec, edges)
+
+
+def _cycle_error(spec: Spec, edges: set[tuple[str, str]]) -> CycleError:
+    import networkx as nx  # only here: naming a cycle is the rare path
+
+    cycle = nx.find_cycle(nx.DiGraph(sorted(edges)))
     names = [edge[0].split(":", 1)[1] for edge in cycle]
     # Start the cycle at its smallest name so the message is stable.
     start = names.index(min(names))
     names = names[start:] + names[:start]
     first = names[0]
-    raise CycleError(
+    return CycleError(
         f"{spec.where('steps', first, 'needs')}: steps depend on each other in a cycle: "
         + " → ".join([*names, first]),
         hint="remove one of these `needs` so the steps can run in order",

@@ -34,10 +34,10 @@ def _label(node: str, marks: dict[str, str]) -> str:
 
 def text(g: Graph, marks: dict[str, str]) -> str:
     lines = []
-    for node in sorted(g.dag.nodes):
+    for node in g.nodes:
         if not node.startswith("step:"):
             continue
-        deps = sorted(g.dag.predecessors(node))
+        deps = sorted(g.pred[node])
         lines.append(_label(node, marks))
         lines.extend(f"  <- {_label(d, marks)}" for d in deps)
     return "\n".join(lines) + "\n"
@@ -46,7 +46,7 @@ def text(g: Graph, marks: dict[str, str]) -> str:
 def dot(g: Graph, marks: dict[str, str]) -> str:
     shapes = {"input": "note", "env": "component", "step": "box"}
     lines = ["digraph reproflake {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-    for node in sorted(g.dag.nodes):
+    for node in g.nodes:
         kind, name = node.split(":", 1)
         mark = marks.get(name) if kind == "step" else None
         color = {"built": "palegreen", "stale": "lightsalmon", "stale?": "khaki"}.get(
@@ -57,19 +57,19 @@ def dot(g: Graph, marks: dict[str, str]) -> str:
         lines.append(
             f'  {json.dumps(node)} [label={label}, shape={shapes[kind]}, style=filled, fillcolor="{color}"];'
         )
-    for a, b in sorted(g.dag.edges):
+    for a, b in g.edges:
         lines.append(f"  {json.dumps(a)} -> {json.dumps(b)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def mermaid(g: Graph, marks: dict[str, str]) -> str:
-    ids = {node: f"n{i}" for i, node in enumerate(sorted(g.dag.nodes))}
+    ids = {node: f"n{i}" for i, node in enumerate(g.nodes)}
     lines = ["flowchart LR"]
     for node, ident in ids.items():
         label = _label(node, marks).replace('"', "#quot;")
         lines.append(f'  {ident}["{label}"]')
-    for a, b in sorted(g.dag.edges):
+    for a, b in g.edges:
         lines.append(f"  {ids[a]} --> {ids[b]}")
     return "\n".join(lines) + "\n"
 
