@@ -356,6 +356,16 @@ def _raise_for_infrastructure(outcome: BuildOutcome, labels: Mapping[str, str]) 
         )
 
 
+def check_seed(root: Path) -> bool:
+    """Re-extract the bootstrap seed from its pinned .deb inside Nix and compare."""
+    return (
+        _nix(
+            ["build", f"{root}#checks.x86_64-linux.seed", "--no-link"], cwd=root, check=False
+        ).returncode
+        == 0
+    )
+
+
 def log_command(drv: str) -> str:
     return f"nix log {drv}"
 

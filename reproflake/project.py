@@ -20,15 +20,17 @@ from reproflake.spec import Spec
 
 
 def repository(root: Path) -> pygit2.Repository | None:
-    """The git repository whose work tree is exactly ``root``, if any."""
-    try:
-        repo = pygit2.Repository(str(root))
-    except pygit2.GitError:
+    """The git repository whose work tree holds ``root`` (the project may be a subdirectory)."""
+    found = pygit2.discover_repository(str(root))
+    if found is None:
         return None
-    workdir = repo.workdir
-    if workdir is None or Path(workdir).resolve() != root.resolve():
-        return None
-    return repo
+    repo = pygit2.Repository(found)
+    return None if repo.workdir is None else repo
+
+
+def _in_repo(repo: pygit2.Repository, root: Path, rel: str) -> str:
+    """A project-relative path as git names it (relative to the work tree)."""
+    return (root.resolve() / rel).relative_to(Path(repo.workdir).resolve()).as_posix()
 
 
 def last_commit_time(root: Path) -> int | None:
@@ -68,7 +70,11 @@ def facts(spec: Spec) -> Facts:
     external = set()
     if repo is not None:
         for name, item in spec.inputs.items():
-            if item.path is not None and not item.is_url and repo.path_is_ignored(item.path):
+            if (
+                item.path is not None
+                and not item.is_url
+                and repo.path_is_ignored(_in_repo(repo, spec.root, item.path))
+            ):
                 external.add(name)
     return Facts(sources=expand_sources(spec), external=frozenset(external))
 
@@ -87,9 +93,9 @@ def stage(root: Path, paths: Iterable[str]) -> None:
                 dirs.sort()
                 for n in sorted(names):
                     sub = Path(current, n).relative_to(root).as_posix()
-                    changed |= _add(repo, index, sub)
+                    changed |= _add(repo, index, _in_repo(repo, root, sub))
         elif full.exists() or full.is_symlink():
-            changed |= _add(repo, index, rel)
+            changed |= _add(repo, index, _in_repo(repo, root, rel))
     if changed:
         index.write()
 

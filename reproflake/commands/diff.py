@@ -15,7 +15,12 @@ def run(
     start: Path, rev_a: str | None, rev_b: str | None, *, as_json: bool, log: Log, out: Log
 ) -> int:
     spec, _g = load_spec(start)
-    repo = project.repository(spec.root) or _enclosing(spec.root)
+    repo = project.repository(spec.root)
+    if repo is None:
+        raise UsageError(
+            f"{spec.root} is not in a git repository",
+            hint="`reproflake diff` compares git revisions",
+        )
     a = revdiff.snapshot_rev(repo, spec.root, rev_a or "HEAD")
     if rev_b is None:
         b = revdiff.snapshot_worktree(spec.root)
@@ -45,14 +50,3 @@ def run(
     else:
         out("no step is affected")
     return 0
-
-
-def _enclosing(root: Path):  # type: ignore[no-untyped-def]
-    import pygit2
-
-    found = pygit2.discover_repository(str(root))
-    if found is None:
-        raise UsageError(
-            f"{root} is not in a git repository", hint="`reproflake diff` compares git revisions"
-        )
-    return pygit2.Repository(found)

@@ -45,6 +45,12 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
                 out(f"    compare them: diff -r {a} {b}")
         else:
             out(f"  {step}: reproducible (built twice, identical bytes: {a})")
+    seed = p.lock.seed
+    if executor.check_seed(p.root):
+        out(f"  seed: identical to ./bin/busybox in its pinned {seed.package} {seed.version}")
+    else:
+        bad.append("seed")
+        out(f"  seed: DIFFERS from ./bin/busybox in its pinned {seed.package} {seed.version}")
     if bad:
         raise BuildError(
             f"{len(bad)} step(s) are not bit-for-bit reproducible: {', '.join(bad)}",

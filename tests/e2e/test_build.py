@@ -44,6 +44,7 @@ def test_every_step_is_bit_for_bit_reproducible(python_project: Path) -> None:
     for step in STEPS:
         assert f"{step}: reproducible" in run.stdout
     assert "verified 3 step(s): all reproducible" in run.stdout
+    assert "seed: identical to ./bin/busybox in its pinned busybox-static" in run.stdout
 
 
 def test_lock_is_deterministic_and_check_passes(python_project: Path) -> None:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pygit2
 import pytest
 from conftest import needs_nix, reproflake
 
@@ -111,3 +112,19 @@ def test_minimal_template_builds(tmp_path: Path) -> None:
     assert "summary:" in run.stdout and "0 failed" in run.stdout
     assert (root / "results/hello/hello.txt").read_text() == "hello from a hermetic build\n"
     assert sys.executable  # the CLI ran under this interpreter
+
+
+def test_project_in_a_subdirectory_of_a_git_repository(tmp_path: Path) -> None:
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    pygit2.init_repository(str(mono))
+    (mono / "README").write_text("a monorepo\n")
+    root = mono / "analysis" / "pipeline"
+    reproflake("init", "--template", "minimal", str(root), cwd=tmp_path)
+    assert not (root / ".git").exists()  # no repository nested inside the monorepo
+    reproflake("lock", cwd=root)
+    reproflake("build", cwd=root)
+    assert (root / "results/hello/hello.txt").read_text() == "hello from a hermetic build\n"
+    index = pygit2.Repository(str(mono)).index
+    assert "analysis/pipeline/flake.nix" in index
+    assert "README" not in index  # only what the flake needs is staged
