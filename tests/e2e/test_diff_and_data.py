@@ -87,3 +87,15 @@ def test_missing_input_file_and_empty_glob_are_clear_errors(project_copy: Path) 
     assert run.returncode == 2
     assert "steps.fit.sources: 'src/*.R' matches no file" in run.stderr
     assert "reproflake.toml:" in run.stderr
+
+
+def test_diff_in_a_shallow_clone_says_to_fetch_history(project_copy: Path, tmp_path: Path) -> None:
+    commit(project_copy, "one")
+    (project_copy / "src/fit.py").write_text((project_copy / "src/fit.py").read_text() + "# two\n")
+    commit(project_copy, "two")
+    shallow = tmp_path / "shallow"
+    git("clone", "-q", "--depth", "1", f"file://{project_copy}", str(shallow), cwd=tmp_path)
+    run = reproflake("diff", "HEAD~1", "HEAD", cwd=shallow, check=False)
+    assert run.returncode == 2
+    assert "not in this shallow clone's history" in run.stderr
+    assert "git fetch --unshallow" in run.stderr
