@@ -84,10 +84,12 @@ def test_file_url_mismatch_names_both_hashes(project_copy: Path, tmp_path: Path)
     )
 
 
-def test_missing_nix_says_how_to_install_it(python_project: Path, tmp_path: Path) -> None:
+def test_missing_nix_says_how_to_install_it(project_copy: Path, tmp_path: Path) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
-    run = reproflake("build", cwd=python_project, check=False, env={"PATH": str(empty)})
+    with open(project_copy / "src/fit.py", "a") as f:
+        f.write("# an edit, so the build has work to do\n")
+    run = reproflake("build", cwd=project_copy, check=False, env={"PATH": str(empty)})
     assert run.returncode == 1
     assert "Nix is not installed" in run.stderr
     assert "apt-get install nix-bin" in run.stderr
