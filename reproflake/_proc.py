@@ -13,7 +13,8 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reproflake.errors import ReproflakeError
@@ -76,6 +77,47 @@ def run(
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, out, err)
     return Result(proc.returncode, out, err)
+
+
+def stream(
+    argv: Sequence[str],
+    on_stderr: Callable[[str], None],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Result:
+    """Run ``argv``, handing each stderr line to ``on_stderr`` as it comes.
+
+    stdout is collected on a thread of its own, so a child that writes a lot to
+    both never blocks on a full pipe. Never raises for a non-zero exit.
+    """
+    if VERBOSE:
+        print("+ " + shlex.join(argv), file=sys.stderr)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise ReproflakeError(f"cannot run {argv[0]!r}: not found on PATH") from exc
+    chunks: list[str] = []
+    out, err = proc.stdout, proc.stderr
+    assert out is not None and err is not None
+    reader = threading.Thread(target=lambda: chunks.append(out.read()), daemon=True)
+    reader.start()
+    try:
+        for line in err:
+            on_stderr(line)
+        proc.wait()
+        reader.join()
+    except KeyboardInterrupt:
+        stop(proc)
+        raise
+    return Result(proc.returncode, "".join(chunks), "")
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

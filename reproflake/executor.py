@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -249,16 +247,6 @@ def build(
         "nix", *nix_options(), *feature_options, "build", *[f"{root}#{attr_prefix}{s}" for s in steps],
         "--no-link", "--json", "--keep-going", "--log-format", "internal-json",
     ]  # fmt: skip
-    if _proc.VERBOSE:
-        print("+ " + " ".join(argv), file=sys.stderr)
-    proc = subprocess.Popen(
-        argv,
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
     stop_ticks = threading.Event()
 
     def ticker() -> None:
@@ -266,19 +254,12 @@ def build(
             for step, seconds in reader.ticks():
                 on_event("tick", step, seconds)
 
-    ticking = threading.Thread(target=ticker, daemon=True)
-    ticking.start()
+    threading.Thread(target=ticker, daemon=True).start()
     try:
-        assert proc.stderr is not None and proc.stdout is not None
-        for line in proc.stderr:
-            reader.feed(line)
-        stdout = proc.stdout.read()
-        proc.wait()
-    except KeyboardInterrupt:
-        _proc.stop(proc)
-        raise
+        proc = _proc.stream(argv, reader.feed, cwd=root)
     finally:
         stop_ticks.set()
+    stdout = proc.stdout
     if proc.returncode == 0:
         for entry in json.loads(stdout or "[]"):
             step = _step_of(entry.get("drvPath", ""))

@@ -110,6 +110,7 @@ def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
         for name, env in sorted(lock.environments.items())
     }
     return {
+        "_comment": HEADER,
         "version": 1,
         "system": SYSTEM,
         "sourceDateEpoch": lock.source_date_epoch,
