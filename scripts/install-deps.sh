@@ -10,7 +10,9 @@ need=()
 command -v nix >/dev/null || need+=(nix-bin)
 command -v git >/dev/null || need+=(git)
 command -v dot >/dev/null || need+=(graphviz)
-command -v python3 >/dev/null || need+=(python3 python3-venv)
+command -v python3 >/dev/null || need+=(python3)
+# Debian's own python3 needs python3-venv for `python3 -m venv` to work.
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
