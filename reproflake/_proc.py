@@ -44,6 +44,31 @@ class Result:
     stderr: str
 
 
+def _start(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    stdin: bool,
+) -> subprocess.Popen[str]:
+    """Start ``argv`` in its own process group (so Ctrl-C reaches it through stop())."""
+    if VERBOSE:
+        print("+ " + shlex.join(argv), file=sys.stderr)
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=None if env is None else {**os.environ, **env},
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise ReproflakeError(f"cannot run {argv[0]!r}: not found on PATH") from exc
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -53,22 +78,7 @@ def run(
     input: str | None = None,
 ) -> Result:
     """Run ``argv`` to completion, capturing text output."""
-    if VERBOSE:
-        print("+ " + shlex.join(argv), file=sys.stderr)
-    full_env = None if env is None else {**os.environ, **env}
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise ReproflakeError(f"cannot run {argv[0]!r}: not found on PATH") from exc
+    proc = _start(argv, cwd=cwd, env=env, stdin=input is not None)
     try:
         out, err = proc.communicate(input)
     except KeyboardInterrupt:
@@ -90,20 +100,7 @@ def stream(
     stdout is collected on a thread of its own, so a child that writes a lot to
     both never blocks on a full pipe. Never raises for a non-zero exit.
     """
-    if VERBOSE:
-        print("+ " + shlex.join(argv), file=sys.stderr)
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise ReproflakeError(f"cannot run {argv[0]!r}: not found on PATH") from exc
+    proc = _start(argv, cwd=cwd, env=None, stdin=False)
     chunks: list[str] = []
     out, err = proc.stdout, proc.stderr
     assert out is not None and err is not None
