@@ -20,7 +20,12 @@ let
   busybox = "${seed}/busybox";
 
   # A file pinned by its flat sha256 (Debian's own hash for .debs, the index's for wheels).
-  fetch = f: derivation {
+  # file:// mirrors are read at evaluation time: the sandboxed fetcher cannot see the host's
+  # files. Both ways give the same content-addressed store path.
+  fetch = f: if builtins.substring 0 7 f.url == "file://"
+    then builtins.fetchurl { inherit (f) url sha256 name; }
+    else fetchRemote f;
+  fetchRemote = f: derivation {
     name = f.name;
     system = "builtin";
     builder = "builtin:fetchurl";

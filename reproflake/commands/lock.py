@@ -44,8 +44,8 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
     if local:
         log(
             f"note: {len(local)} pinned file(s) come from a local file:// mirror (e.g. {local[0]}); "
-            "reproflake adds them to the Nix store itself, but a machine without that mirror "
-            "cannot fetch them: use an http(s) index in [python]/[debian] for portable projects"
+            "a machine without that mirror cannot fetch them: use an http(s) index in "
+            "[python] or [debian] for projects others will rebuild"
         )
     for line in pin.describe_changes(old, new):
         log(line)
