@@ -77,23 +77,14 @@ let
   inputs = forAttrs data.inputs inputPath;
 
   lines = xs: concatStringsSep "" (map (x: x + "\n") xs);
-  setOf = xs: listToAttrs (map (name: { inherit name; value = true; }) xs);
 
-  # A step sees only what it declares: its source files (filtered out of the
-  # project so undeclared files can change freely), its inputs, the outputs of
-  # the steps it needs, its environment and its variables.
+  # A step sees only what it declares: its source files (each taken from the
+  # project by itself, so undeclared files can change freely, and evaluation stays
+  # linear in the number of files), its inputs, the outputs of the steps it needs,
+  # its environment and its variables.
+  source = f: builtins.path { path = src + "/${f}"; name = "reproflake-source"; };
   stepDrv = extra: name: s:
-    let
-      files = setOf s.sourceFiles;
-      dirs = setOf s.sourceDirs;
-      root = toString src;
-      rel = p: builtins.substring (builtins.stringLength root + 1) (-1) (toString p);
-      srcTree = builtins.path {
-        path = src;
-        name = "reproflake-src-${name}";
-        filter = p: type: let r = rel p; in if type == "directory" then dirs ? ${r} else files ? ${r};
-      };
-    in derivation ({
+    derivation ({
       name = "reproflake-step-${name}";
       inherit system busybox;
       builder = busybox;
@@ -101,7 +92,7 @@ let
       stepName = name;
       stepRun = s.run;
       rootfs = environments.${s.env};
-      srcTree = if s.sourceFiles == [ ] then "" else srcTree;
+      sourceCopies = lines (map (f: "${f}\t${source f}") s.sourceFiles);
       inputLinks = lines (map (i: "${data.inputs.${i}.mountPath}\t${inputs.${i}}") s.inputs);
       needLinks = lines (map (n: "results/${n}\t${steps.${n}}") s.needs);
       outputsList = lines s.outputs;

@@ -24,11 +24,13 @@ if [ "$1" != inner ]; then
   done
   set -f
   mkdir -p "$root/dev" "$root/proc" "$root/tmp" "$root/nix/store" "$work" "$NIX_BUILD_TOP/scratch"
-  if [ -n "$srcTree" ]; then
-    cp -r "$srcTree/." "$work/"
-    chmod -R u+w "$work"
-  fi
   tab="$(printf '\t')"
+  # Sources are copied (scripts see ordinary, writable files), data is linked.
+  printf '%s' "$sourceCopies" | while IFS="$tab" read -r rel target; do
+    mkdir -p "$work/$(dirname "$rel")"
+    cp "$target" "$work/$rel"
+    chmod u+w "$work/$rel"
+  done
   printf '%s' "$inputLinks$needLinks" | while IFS="$tab" read -r rel target; do
     mkdir -p "$work/$(dirname "$rel")"
     rm -rf "$work/$rel"

@@ -80,12 +80,15 @@ def fixed_path(sri: str, name: str, *, recursive: bool, store: str = "/nix/store
     return f"{store}/{nix_base32(bytes(folded))}-{name}"
 
 
-def invalid_paths(paths: Iterable[str]) -> set[str]:
-    paths = sorted(set(paths))
-    if not paths:
-        return set()
-    out = _proc.run(["nix-store", "--check-validity", "--print-invalid", *paths]).stdout
-    return set(out.split())
+def invalid_paths(paths: Iterable[str], chunk: int = 2000) -> set[str]:
+    """The paths that are not (or no longer) valid in the store."""
+    ordered = sorted(set(paths))
+    invalid: set[str] = set()
+    # In chunks: tens of thousands of paths would overflow one command line.
+    for i in range(0, len(ordered), chunk):
+        argv = ["nix-store", "--check-validity", "--print-invalid", *ordered[i : i + chunk]]
+        invalid.update(_proc.run(argv).stdout.split())
+    return invalid
 
 
 @dataclass(frozen=True)

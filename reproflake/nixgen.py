@@ -53,13 +53,6 @@ def library() -> dict[str, bytes]:
     return {name: (base / name).read_bytes() for name in LIB_FILES}
 
 
-def _dirs(files: tuple[str, ...]) -> list[str]:
-    found: set[str] = set()
-    for f in files:
-        found.update(str(p) for p in PurePosixPath(f).parents if str(p) != ".")
-    return sorted(found)
-
-
 def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
     """The JSON the Nix library reads (.reproflake/build.json)."""
     inputs: dict[str, Any] = {}
@@ -90,7 +83,6 @@ def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
             "env": step.env,
             "run": step.run,
             "sourceFiles": list(files),
-            "sourceDirs": _dirs(files),
             "inputs": sorted(step.inputs),
             "needs": sorted(step.needs),
             "outputs": list(step.outputs),

@@ -59,15 +59,16 @@ def plan(
     plans: dict[str, StepPlan] = {}
     for step in graph.order():
         rec = state.get(step)
-        own = own_components(spec, lock, facts, step)
         if rec is None:
             plans[step] = StepPlan(step, WILL, ("it has not been built on this machine yet",))
             continue
         if rec.output in missing:
             plans[step] = StepPlan(step, WILL, ("its output is no longer in the Nix store",))
             continue
+        # Hashing the step's sources is only worth it when there is a record to compare.
+        own = own_components(spec, lock, facts, step)
         recorded_own = {k: v for k, v in rec.components.items() if not k.startswith("need:")}
-        reasons = changes(recorded_own, own)
+        reasons = changes(recorded_own, own) if recorded_own != own else []
         pending = []
         for need in spec.steps[step].needs:
             upstream = plans[need]

@@ -6,6 +6,7 @@ error names the file and line, the key, what was expected and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sys
@@ -351,7 +352,62 @@ def load(path: Path) -> Spec:
         raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not UTF-8 text", hint="save the file as UTF-8") from exc
-    return parse(text, path)
+    cache = _cache_file(path, text)
+    spec = _cached(cache, path)
+    if spec is None:
+        spec = parse(text, path)
+        _remember(cache, spec)
+    return spec
+
+
+# A big spec (thousands of steps) takes a noticeable time to parse and validate with the
+# standard library's pure-Python TOML parser, and every command starts by loading it.
+# The validated Spec is kept in the user's cache, keyed by the file's exact bytes and
+# reproflake's version. It lives outside the project: it is a pickle, never to be read
+# from a directory someone else may have written.
+
+
+def _cache_file(path: Path, text: str) -> Path:
+    import hashlib
+    import os
+
+    from reproflake import __version__
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reproflake" / "specs"
+    key = hashlib.sha256(f"{__version__}\0{path.resolve()}\0{text}".encode()).hexdigest()
+    return base / f"{key}.pickle"
+
+
+def _cached(cache: Path, path: Path) -> Spec | None:
+    import pickle
+
+    try:
+        with open(cache, "rb") as f:
+            spec = pickle.load(f)
+    except (
+        OSError,
+        pickle.PickleError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        TypeError,
+        ValueError,
+    ):
+        return None
+    return spec if isinstance(spec, Spec) and spec.path == path else None
+
+
+def _remember(cache: Path, spec: Spec) -> None:
+    """Only worth it for big specs: small ones parse faster than a cache file is written."""
+    if len(spec.steps) < 200:
+        return
+    import pickle
+
+    from reproflake.fsutil import write_atomic
+
+    # A read-only home is fine: the spec is just parsed again next time.
+    with contextlib.suppress(OSError):
+        write_atomic(cache, pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def parse_toml(text: str) -> dict[str, Any]:

@@ -649,3 +649,35 @@ def test_the_example_in_docs_parses() -> None:
     for block in blocks:
         parsed = spec.parse(block, PATH)
         assert parsed.steps and parsed.environments
+
+
+def test_big_specs_are_cached_by_their_exact_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reproflake import spec as spec_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    steps = "".join(
+        f'[steps.s{i}]\nenv = "base"\nrun = "echo {i} > $OUT/o"\noutputs = ["o"]\n'
+        for i in range(250)
+    )
+    text = (
+        '[project]\nname = "big"\n[debian]\nmirror = "http://mirror.invalid/debian"\n'
+        'suite = "bookworm"\n[environments.base]\ndebian = []\n' + steps
+    )
+    path = tmp_path / "reproflake.toml"
+    path.write_text(text)
+    first = spec_module.load(path)
+    assert list((tmp_path / "cache" / "reproflake" / "specs").iterdir())
+    calls = []
+    real_parse = spec_module.parse
+
+    def counting_parse(*args: object) -> object:
+        calls.append(args)
+        return real_parse(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(spec_module, "parse", counting_parse)
+    assert spec_module.load(path) == first and calls == []  # answered from the cache
+    path.write_text(text.replace("echo 7 ", "echo seven "))
+    spec_module.load(path)
+    assert len(calls) == 1  # new bytes: parsed again
