@@ -1,0 +1,360 @@
+"""`reproflake plan` on synthetic projects of 1,000 and 10,000 steps: does it stay fast and linear?
+
+Each project has one environment `base` (debian = []) and N steps; step i needs step i-1
+and step i//2 (a chain with fan-in, like a real pipeline) and has one source file
+src/s<i>.sh, so plan hashes N source files as in real use. The Debian mirror and suite
+come from this host's apt sources (reproflake.lock.aptconfig.default_source()). The
+project is locked once, then whole-process wall time of `reproflake plan` is timed
+(median of --runs after one warm-up) in two states:
+
+- (a) nothing built: no .reproflake/cache/state.json, every step "will build";
+- (b) everything built: state.json written with reproflake.state.save(), each step's
+  components from reproflake.planner.components() and, as its output, one small file
+  added to the Nix store with `nix-store --add` (the same valid path for every step),
+  so every step is "already built".
+
+Then one source file in the middle (step N//2) is edited and the plan must report
+1 will build, N-1-N//2 may build and N//2 already built (checked, and timed once).
+
+Peer (same run, alternating with (b)): raw `nix eval` of the generated flake's drvPath
+for the same N steps (`packages.x86_64-linux` minus `default`), with reproflake's nix
+options. The flake is generated without building anything. If its warm-up takes longer
+than --peer-timeout seconds (default 60) the peer is skipped for that N, and said so.
+
+With --profile, `python -m cProfile -m reproflake plan` is run once at the largest N in
+state (a) and once in state (b); the top 10 functions by cumulative time are printed and
+longer listings (by cumulative and by own time) go to bench/out/plan_scale_profile.txt.
+
+    python bench/plan_scale.py [--sizes 1000,10000] [--runs N] [--no-peer] [--profile] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import pstats
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as c
+
+NAME = "plan_scale"
+TARGET_S = 1.0  # for 10,000 steps
+SUMMARY_RE = re.compile(r"summary: (\d+) will build, (\d+) may build .*, (\d+) already built")
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000", help="comma-separated step counts")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of each case (default 5)")
+    ap.add_argument("--peer-timeout", type=float, default=60.0,
+                    help="skip the nix eval peer if its warm-up exceeds this (s)")  # fmt: skip
+    ap.add_argument("--no-peer", action="store_true", help="do not run the nix eval peer")
+    ap.add_argument("--profile", action="store_true", help="cProfile plan at the largest N")
+    ap.add_argument("--quick", action="store_true", help="3 runs of each")
+    return ap.parse_args()
+
+
+# --------------------------------------------------------------------------- the project
+
+
+def step_name(i: int, width: int) -> str:
+    return f"s{i:0{width}d}"
+
+
+def spec_text(n: int) -> str:
+    from reproflake.lock import aptconfig
+
+    source = aptconfig.default_source()
+    if source is None:
+        raise c.BenchError("no Debian mirror in this machine's apt sources (see `reproflake init`)")
+    width = len(str(n - 1))
+    # json.dumps writes a valid TOML basic string (as `reproflake init` does).
+    lines = [
+        "[project]",
+        f'name = "plan-scale-{n}"',
+        "",
+        "[debian]",
+        f"mirror = {json.dumps(source.mirror)}",
+        f"suite = {json.dumps(source.suite)}",
+        "",
+        "[environments.base]",
+        "debian = []",
+        "",
+    ]
+    for i in range(n):
+        name = step_name(i, width)
+        lines += [
+            f"[steps.{name}]",
+            'env = "base"',
+            f"run = 'sh src/{name}.sh > \"$OUT/o.txt\"'",
+            f'sources = ["src/{name}.sh"]',
+        ]
+        needs = sorted({step_name(j, width) for j in (i - 1, i // 2) if 0 <= j < i})
+        if needs:
+            lines.append("needs = [" + ", ".join(f'"{x}"' for x in needs) + "]")
+        lines += ['outputs = ["o.txt"]', ""]
+    return "\n".join(lines)
+
+
+def make_project(parent: Path, n: int) -> Path:
+    root = parent / f"p{n}"
+    (root / "src").mkdir(parents=True)
+    width = len(str(n - 1))
+    for i in range(n):
+        (root / "src" / f"{step_name(i, width)}.sh").write_text(f"echo {i}\n")
+    (root / "reproflake.toml").write_text(spec_text(n))
+    (root / ".gitignore").write_text("/results/\n/.reproflake/cache/\n")
+    c.run(["git", "init", "-q", str(root)])
+    return root
+
+
+def store_file(tmp: Path) -> str:
+    """A small file added to the Nix store: a valid output path for every step."""
+    f = tmp / "reproflake-bench-output"
+    f.write_text("plan_scale: stands in for a built step's output\n")
+    path = c.run(["nix-store", "--add", str(f)])[1].stdout.strip()
+    if not path.startswith("/nix/store/"):
+        raise c.BenchError(f"nix-store --add printed {path!r}, not a store path")
+    return path
+
+
+def write_all_built(root: Path, output: str) -> None:
+    from reproflake import planner, state
+    from reproflake.commands._project import load_project
+
+    p = load_project(root, lambda _msg: None, write_lock=False)
+    outputs = dict.fromkeys(p.spec.steps, output)
+    built = {
+        step: state.Built(output, planner.components(p.spec, p.lock, p.facts, step, outputs))
+        for step in p.graph.order()
+    }
+    state.save(root, built)
+
+
+def generate_flake(root: Path) -> None:
+    from reproflake.commands._project import generate, load_project
+
+    generate(load_project(root, lambda _msg: None, write_lock=False))
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def counts(stdout: str) -> tuple[int, int, int]:
+    m = SUMMARY_RE.search(stdout)
+    if m is None:
+        raise c.BenchError(f"no summary line in `reproflake plan` output: {stdout[-300:]!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def plan(root: Path, expect: tuple[int, int, int]) -> float:
+    secs, proc = c.run(["reproflake", "plan"], cwd=root)
+    got = counts(proc.stdout)
+    if got != expect:
+        raise c.BenchError(f"plan said {got} (will, may, built); expected {expect}")
+    return secs
+
+
+def peer_argv(root: Path) -> list[str]:
+    apply = (
+        'ps: map (n: ps.${n}.drvPath) (builtins.attrNames (builtins.removeAttrs ps ["default"]))'
+    )
+    return [
+        "nix", *c.nix_options(), "eval", "--json",
+        f"{root}#packages.{c.SYSTEM}", "--apply", apply,
+    ]  # fmt: skip
+
+
+def peer(root: Path, n: int, timeout: float) -> float | None:
+    """Seconds for the nix eval peer, or None if it ran past ``timeout``."""
+    argv = peer_argv(root)
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            argv, cwd=root, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    secs = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise c.BenchError(f"nix eval failed with exit code {proc.returncode}\n{tail}")
+    paths = json.loads(proc.stdout)
+    if len(paths) != n or not all(p.endswith(".drv") for p in paths):
+        raise c.BenchError(f"nix eval gave {len(paths)} paths for {n} steps")
+    return secs
+
+
+def profile(root: Path, n: int, case: str) -> str:
+    """cProfile of one whole `reproflake plan` process: top 40 by cumulative, 25 by own time."""
+    with tempfile.NamedTemporaryFile(suffix=".prof") as f:
+        c.run([sys.executable, "-m", "cProfile", "-o", f.name, "-m", "reproflake", "plan"],
+              cwd=root)  # fmt: skip
+        buf = io.StringIO()
+        stats = pstats.Stats(f.name, stream=buf)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(25)
+    return f"=== cProfile of `reproflake plan`, {n} steps, {case}\n{buf.getvalue()}"
+
+
+# --------------------------------------------------------------------------- one size
+
+
+def measure(tmp: Path, n: int, runs: int, output: str, args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    root = make_project(tmp, n)
+    gen_s = time.perf_counter() - t0
+    lock_s = c.run(["reproflake", "lock"], cwd=root)[0]
+    print(f"{n} steps: project written in {gen_s:.1f}s, locked in {lock_s:.1f}s", file=sys.stderr)
+    rec: dict[str, Any] = {"steps": n, "lock_s": lock_s}
+
+    # (a) nothing built.
+    none_built = (n, 0, 0)
+    plan(root, none_built)
+    rec["plan_none_built_s"] = [plan(root, none_built) for _ in range(runs)]
+    profiles = []
+    if args.profile and n == max(args.size_list):
+        profiles.append(profile(root, n, "(a) nothing built"))
+
+    # (b) everything built, alternating with the peer.
+    t0 = time.perf_counter()
+    write_all_built(root, output)
+    rec["state_write_s"] = time.perf_counter() - t0
+    all_built = (0, 0, n)
+    peer_s: list[float] = []
+    peer_note = "not run (--no-peer)"
+    run_peer = not args.no_peer
+    if run_peer:
+        t0 = time.perf_counter()
+        generate_flake(root)
+        rec["flake_generate_s"] = time.perf_counter() - t0
+        warm = peer(root, n, args.peer_timeout)
+        if warm is None:
+            run_peer = False
+            peer_note = f"skipped: warm-up ran past {args.peer_timeout:.0f}s and was stopped"
+        else:
+            peer_note = f"warm-up {warm:.1f}s"
+            rec["peer_warmup_s"] = warm
+        print(f"{n} steps: nix eval peer {peer_note}", file=sys.stderr)
+    plan(root, all_built)
+    built_s: list[float] = []
+    for _ in range(runs):
+        built_s.append(plan(root, all_built))
+        if run_peer:
+            secs = peer(root, n, args.peer_timeout)
+            if secs is None:
+                raise c.BenchError(f"nix eval ran past {args.peer_timeout:.0f}s after its warm-up")
+            peer_s.append(secs)
+    rec["plan_all_built_s"] = built_s
+    rec["peer_nix_eval_s"] = peer_s
+    rec["peer_note"] = peer_note
+
+    if profiles:
+        profiles.append(profile(root, n, "(b) everything built"))
+        c.OUT_DIR.mkdir(parents=True, exist_ok=True)
+        (c.OUT_DIR / f"{NAME}_profile.txt").write_text("\n".join(profiles))
+        rec["profile"] = profiles
+
+    # One source edited in the middle: 1 will, everything after it may, the rest built.
+    mid = n // 2
+    width = len(str(n - 1))
+    src = root / "src" / f"{step_name(mid, width)}.sh"
+    src.write_text(src.read_text() + "echo edited\n")
+    expect = (1, n - 1 - mid, mid)
+    rec["plan_one_edit_s"] = plan(root, expect)
+    _, proc = c.run(["reproflake", "plan", step_name(mid, width)], cwd=root)
+    if f"src/{step_name(mid, width)}.sh changed" not in proc.stdout:
+        raise c.BenchError(f"plan does not name the edited file: {proc.stdout[:300]!r}")
+    rec["one_edit_counts"] = list(expect)
+
+    rec["plan_none_built_median_s"] = c.median(rec["plan_none_built_s"])
+    rec["plan_all_built_median_s"] = c.median(built_s)
+    rec["peer_nix_eval_median_s"] = c.median(peer_s) if peer_s else None
+    return rec
+
+
+def bench() -> int:
+    args = parse_args()
+    c.require_tools("nix", "nix-store", "reproflake", "git")
+    runs = 3 if args.quick else max(1, args.runs)
+    args.size_list = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
+    if not args.size_list or min(args.size_list) < 2:
+        c.die("--sizes: give step counts of at least 2, e.g. 1000,10000")
+    results = []
+    with c.temp_dir(NAME) as tmp:
+        output = store_file(tmp)
+        for n in args.size_list:
+            results.append(measure(tmp, n, runs, output, args))
+
+    rows = []
+    for r in results:
+        peer_med = r["peer_nix_eval_median_s"]
+        rows.append([
+            r["steps"], r["plan_none_built_median_s"], r["plan_all_built_median_s"],
+            r["plan_one_edit_s"], "skipped" if peer_med is None else peer_med,
+            "" if peer_med is None else f"{r['plan_all_built_median_s'] / peer_med:.3f}x",
+            r["lock_s"],
+        ])  # fmt: skip
+    print(c.table(["steps", "(a) none built s", "(b) all built s", "one edit s (1 run)",
+                   "peer nix eval s", "(b)/peer", "lock s"], rows))  # fmt: skip
+    record: dict[str, Any] = {"runs": runs, "launcher": c.launcher(), "target_s": TARGET_S,
+                              "sizes": [{k: v for k, v in r.items() if k != "profile"}
+                                        for r in results]}  # fmt: skip
+    if len(results) >= 2:
+        lo, hi = results[0], results[-1]
+        scale = hi["steps"] / lo["steps"]
+        for case in ("plan_none_built_median_s", "plan_all_built_median_s"):
+            ratio = hi[case] / lo[case]
+            per_step_us = (hi[case] - lo[case]) / (hi["steps"] - lo["steps"]) * 1e6
+            record[f"ratio_{case}"] = ratio
+            record[f"per_step_us_{case}"] = per_step_us
+            print(f"{case}: {hi['steps']}/{lo['steps']} ratio {ratio:.2f} (steps x{scale:.0f}); "
+                  f"{per_step_us:.0f} us per extra step")  # fmt: skip
+    for r in results:
+        print(f"{r['steps']} steps: peer {r['peer_note']}")
+    big = results[-1]
+    if big["steps"] >= 10000:
+        worst = max(big["plan_none_built_median_s"], big["plan_all_built_median_s"])
+        verdict = "meets" if worst < TARGET_S else "misses"
+        print(
+            f"{big['steps']} steps: slowest case {worst:.2f}s ({verdict} the {TARGET_S:.0f}s target)"
+        )
+    for text in big.get("profile", []):
+        print(text.splitlines()[0].replace("===", "top 10 by cumulative time (wrappers left out):"))
+        print(top_lines(text, 10))
+    if "profile" in big:
+        print(f"full profiles (also by own time): {c.OUT_DIR / (NAME + '_profile.txt')}")
+    print(f"runs: {runs} each after one warm-up; `reproflake` on PATH: {record['launcher']}")
+    print(f"wrote {c.write_result(NAME, record)}")
+    return 0
+
+
+# Frames that wrap the whole command (interpreter, runpy, click): 100% each, no information.
+WRAPPERS = re.compile(r"builtins\.exec|<string>|runpy|/click/|reproflake/(__main__|cli)\.py")
+
+
+def top_lines(text: str, k: int) -> str:
+    """The header and first ``k`` rows of the first listing in ``text``, wrappers left out."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip().startswith("ncalls")), None)
+    if start is None:
+        return text
+    rows = []
+    for ln in lines[start + 1 :]:
+        if not ln.strip():
+            break
+        if not WRAPPERS.search(ln):
+            rows.append(ln)
+    return "\n".join([lines[start], *rows[:k]])
+
+
+if __name__ == "__main__":
+    c.main(bench)
