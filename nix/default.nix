@@ -53,10 +53,10 @@ let
     pythonVersion = env.python;
   });
 
-  # A local input enters the store by content. Tracked files come from the flake's
+  # An input file enters the store by content. Tracked files come from the flake's
   # source; large files outside git are added by `reproflake build` (or by hand with
   # the command the stub prints) under the same content-addressed store path.
-  inputPath = name: i:
+  inputFile = name: i:
     if i.kind == "url" then fetch { inherit (i) url sha256; name = i.storeName; }
     else if i.kind == "tracked" then builtins.path {
       path = src + "/${i.path}";
@@ -74,7 +74,8 @@ let
       outputHashAlgo = "sha256";
       outputHash = i.narHash;
     };
-  inputs = forAttrs data.inputs inputPath;
+  # Each input is one or more files (a glob input: every file it matched).
+  inputs = forAttrs data.inputs (name: i: map (f: { inherit (f) path; store = inputFile name f; }) i.files);
 
   lines = xs: concatStringsSep "" (map (x: x + "\n") xs);
 
@@ -93,7 +94,8 @@ let
       stepRun = s.run;
       rootfs = environments.${s.env};
       sourceCopies = lines (map (f: "${f}\t${source f}") s.sourceFiles);
-      inputLinks = lines (map (i: "${data.inputs.${i}.mountPath}\t${inputs.${i}}") s.inputs);
+      inputLinks = lines (builtins.concatLists
+        (map (i: map (f: "${f.path}\t${f.store}") inputs.${i}) s.inputs));
       needLinks = lines (map (n: "results/${n}\t${steps.${n}}") s.needs);
       outputsList = lines s.outputs;
       varNames = concatStringsSep " " (attrNames s.variables);

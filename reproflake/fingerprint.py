@@ -74,7 +74,12 @@ def own_components(
     for name in s.inputs:
         pinned = lock.inputs[name]
         item = spec.inputs[name]
-        comps[f"input:{name}"] = f"{pinned.nar_hash or pinned.sha256} at {item.mount_path}"
+        if pinned.files is not None:
+            # One component per matched file: a plan names the file that changed.
+            for rel, digest in pinned.files.items():
+                comps[f"input:{name}:{rel}"] = f"{digest} at {rel}"
+        else:
+            comps[f"input:{name}"] = f"{pinned.nar_hash or pinned.sha256} at {item.mount_path}"
     if s.hardware is not None:
         comps["hardware"] = json.dumps(s.hardware.as_dict(), sort_keys=True)
     for var, value in s.variables.items():

@@ -44,7 +44,7 @@ class Facts:
     """What nixgen needs to know about the project directory, gathered by the caller."""
 
     sources: Mapping[str, tuple[str, ...]]  # step → the files its globs matched, sorted
-    external: frozenset[str]  # local inputs outside version control (added to the store directly)
+    external: frozenset[str]  # input files git ignores (large data: added to the store directly)
 
 
 def library() -> dict[str, bytes]:
@@ -60,22 +60,30 @@ def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
         pinned = lock.inputs[name]
         if item.is_url:
             assert item.url is not None
-            entry = {
-                "kind": "url",
-                "url": item.url,
-                "sha256": item.sha256,
-                "storeName": store_name(item.url.rstrip("/").rsplit("/", 1)[-1] or name),
-            }
+            entries: list[dict[str, Any]] = [
+                {
+                    "kind": "url",
+                    "path": item.mount_path,
+                    "url": item.url,
+                    "sha256": item.sha256,
+                    "storeName": store_name(item.url.rstrip("/").rsplit("/", 1)[-1] or name),
+                }
+            ]
         else:
             assert item.path is not None
-            entry = {
-                "kind": "external" if name in facts.external else "tracked",
-                "path": item.path,
-                "narHash": pinned.nar_hash,
-                "storeName": store_name(PurePosixPath(item.path).name),
-            }
-        entry["mountPath"] = item.mount_path
-        inputs[name] = entry
+            hashes = (
+                dict(pinned.files) if pinned.files is not None else {item.path: pinned.nar_hash}
+            )
+            entries = [
+                {
+                    "kind": "external" if rel in facts.external else "tracked",
+                    "path": rel,
+                    "narHash": digest,
+                    "storeName": store_name(PurePosixPath(rel).name),
+                }
+                for rel, digest in sorted(hashes.items())
+            ]
+        inputs[name] = {"files": entries}
     steps = {}
     for name, step in sorted(spec.steps.items()):
         files = facts.sources.get(name, ())

@@ -65,17 +65,24 @@ def expand_sources(spec: Spec) -> dict[str, tuple[str, ...]]:
     return result
 
 
+def input_files(spec: Spec) -> dict[str, list[str]]:
+    """Each local input's files: its path, or what its pattern matches."""
+    from reproflake.lock.pin import glob_files
+
+    return {
+        name: glob_files(spec.root, item.path) if item.is_glob else [item.path]
+        for name, item in spec.inputs.items()
+        if item.path is not None and not item.is_url
+    }
+
+
 def facts(spec: Spec) -> Facts:
+    """What nixgen needs: sources, and which input files git ignores (large data)."""
     repo = repository(spec.root)
-    external = set()
+    external: set[str] = set()
     if repo is not None:
-        for name, item in spec.inputs.items():
-            if (
-                item.path is not None
-                and not item.is_url
-                and repo.path_is_ignored(_in_repo(repo, spec.root, item.path))
-            ):
-                external.add(name)
+        for paths in input_files(spec).values():
+            external.update(p for p in paths if repo.path_is_ignored(_in_repo(repo, spec.root, p)))
     return Facts(sources=expand_sources(spec), external=frozenset(external))
 
 

@@ -93,6 +93,11 @@ class Input:
         return self.url is not None
 
     @property
+    def is_glob(self) -> bool:
+        """A local input given as a pattern (``data/*.csv``): every file it matches."""
+        return self.url is None and self.path is not None and any(c in self.path for c in "*?[")
+
+    @property
     def mount_path(self) -> str:
         """Where the step sees this input, relative to its working directory."""
         if self.path is not None:

@@ -76,9 +76,8 @@ def generate(p: Project) -> list[str]:
     tracked = [SPEC_FILE, model.LOCK_FILE, *files]
     for sources in p.facts.sources.values():
         tracked.extend(sources)
-    for name, item in p.spec.inputs.items():
-        if item.path is not None and not item.is_url and name not in p.facts.external:
-            tracked.append(item.path)
+    for entry in nixgen.build_data(p.spec, p.lock, p.facts)["inputs"].values():
+        tracked.extend(f["path"] for f in entry["files"] if f["kind"] == "tracked")
     project.stage(p.root, tracked)
     return written
 
@@ -87,21 +86,23 @@ def store_items(p: Project) -> list[executor.StoreItem]:
     """What must be put in the store by us: large local data, file:// mirrors."""
     items = []
     data = nixgen.build_data(p.spec, p.lock, p.facts)
-    for name in sorted(p.facts.external):
-        entry = data["inputs"][name]
-        items.append(
-            executor.StoreItem(
-                local=p.root / entry["path"],
-                name=entry["storeName"],
-                sri=entry["narHash"],
-                recursive=True,
-                what=f"input {name}",
+    inputs = [(name, f) for name, entry in data["inputs"].items() for f in entry["files"]]
+    for name, f in inputs:
+        if f["kind"] == "external":
+            items.append(
+                executor.StoreItem(
+                    local=p.root / f["path"],
+                    name=f["storeName"],
+                    sri=f["narHash"],
+                    recursive=True,
+                    what=f"input {name}"
+                    + (f" ({f['path']})" if p.spec.inputs[name].is_glob else ""),
+                )
             )
-        )
     flat = [
         *((f"Debian package {k}", v) for k, v in data["debs"].items()),
         *((f"wheel {k}", v) for k, v in data["wheels"].items()),
-        *((f"input {k}", v) for k, v in data["inputs"].items() if v["kind"] == "url"),
+        *((f"input {name}", f) for name, f in inputs if f["kind"] == "url"),
     ]
     for what, entry in flat:
         url = entry["url"]
@@ -119,5 +120,7 @@ def labels(p: Project) -> dict[str, str]:
     data = nixgen.build_data(p.spec, p.lock, p.facts)
     found = {k: f"Debian package {d.package} {d.version}" for k, d in p.lock.debs.items()}
     found.update({k: f"wheel {w.name} {w.version}" for k, w in p.lock.wheels.items()})
-    found.update({v["storeName"]: f"input {k}" for k, v in data["inputs"].items()})
+    found.update(
+        {f["storeName"]: f"input {k}" for k, v in data["inputs"].items() for f in v["files"]}
+    )
     return found

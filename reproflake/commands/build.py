@@ -86,12 +86,11 @@ def provenance(p: Project, host: HostProfile, outputs: dict[str, str], built: li
 
 def stamp(p: Project, steps: Sequence[str], order: Sequence[str], outputs: dict[str, str]) -> None:
     patterns = [pat for s in order for pat in p.spec.steps[s].sources]
-    paths = [
-        item.path
-        for s in order
-        for name in p.spec.steps[s].inputs
-        if (item := p.spec.inputs[name]).path is not None and not item.is_url
-    ]
+    paths: list[str] = []
+    for name in {i for s in order for i in p.spec.steps[s].inputs}:
+        item = p.spec.inputs[name]
+        if item.path is not None and not item.is_url:
+            (patterns if item.is_glob else paths).append(item.path)
     paths += [".reproflake/lib"]
     _noop.record(p.root, steps, patterns, paths, order, {s: outputs[s] for s in order})
 

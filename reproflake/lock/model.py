@@ -74,6 +74,8 @@ class LockedInput:
     url: str | None = None
     sha256: str | None = None
     nar_hash: str | None = None
+    # For a glob input: every file it matched → its NAR hash (nar_hash then covers them all).
+    files: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

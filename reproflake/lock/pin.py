@@ -7,6 +7,7 @@ lock changes exactly where the spec did.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -67,6 +68,9 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
             pinned[name] = LockedInput(kind="url", path=item.path, url=item.url, sha256=item.sha256)
             continue
         assert item.path is not None
+        if item.is_glob:
+            pinned[name] = _pin_glob(spec, name, item.path, cache)
+            continue
         path = spec.root / item.path
         if not path.exists() and not path.is_symlink():
             raise UsageError(
@@ -76,6 +80,34 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
         pinned[name] = LockedInput(kind="local", path=item.path, nar_hash=cache.nar_hash(path))
     cache.save()
     return pinned
+
+
+def glob_files(root: Path, pattern: str) -> list[str]:
+    """The files a glob input matches, sorted (directories are not matched)."""
+    import glob
+
+    return sorted(
+        Path(m).as_posix()
+        for m in glob.glob(pattern, root_dir=root, recursive=True)
+        if (root / m).is_file()
+    )
+
+
+def _pin_glob(spec: Spec, name: str, pattern: str, cache: HashCache) -> LockedInput:
+    matched = glob_files(spec.root, pattern)
+    if not matched:
+        raise UsageError(
+            f"{spec.where('inputs', name, 'path')}: inputs.{name}: {pattern!r} matches no file",
+            hint="fix the pattern (relative to the project directory), or add the files",
+        )
+    files = {rel: cache.nar_hash(spec.root / rel) for rel in matched}
+    combined = hashlib.sha256("\n".join(f"{k} {v}" for k, v in files.items()).encode()).digest()
+    return LockedInput(
+        kind="local",
+        path=pattern,
+        nar_hash="sha256-" + base64.b64encode(combined).decode(),
+        files=files,
+    )
 
 
 # --------------------------------------------------------------------------- Debian

@@ -99,3 +99,39 @@ def test_diff_in_a_shallow_clone_says_to_fetch_history(project_copy: Path, tmp_p
     assert run.returncode == 2
     assert "not in this shallow clone's history" in run.stderr
     assert "git fetch --unshallow" in run.stderr
+
+
+def test_glob_input_sees_exactly_what_it_matches(project_copy: Path) -> None:
+    more = project_copy / "data" / "more"
+    more.mkdir()
+    (more / "a.csv").write_text("1\n2\n")
+    (more / "b.csv").write_text(f"3\n{os.getpid()}\n")
+    (more / "notes.txt").write_text("not matched\n")
+    with open(project_copy / "reproflake.toml", "a") as f:
+        f.write(
+            '\n[inputs.extra]\npath = "data/more/*.csv"\n'
+            '\n[steps.count]\nenv = "py"\ninputs = ["extra"]\n'
+            'run = "ls data/more > $OUT/files; cat data/more/*.csv | wc -l > $OUT/n"\n'
+            'outputs = ["n", "files"]\n'
+        )
+    reproflake("lock", cwd=project_copy)
+    lock = json.loads((project_copy / "reproflake.lock").read_text())
+    assert sorted(lock["inputs"]["extra"]["files"]) == ["data/more/a.csv", "data/more/b.csv"]
+    reproflake("build", "count", cwd=project_copy)
+    assert (project_copy / "results/count/files").read_text().split() == ["a.csv", "b.csv"]
+    assert (project_copy / "results/count/n").read_text().strip() == "4"
+
+    (more / "c.csv").write_text("5\n")
+    plan = reproflake("plan", "count", cwd=project_copy).stdout
+    assert "count: will build — input extra:data/more/c.csv was added" in plan
+    reproflake("build", "count", cwd=project_copy)
+    assert (project_copy / "results/count/n").read_text().strip() == "5"
+
+
+def test_glob_input_matching_nothing_is_a_clear_error(project_copy: Path) -> None:
+    with open(project_copy / "reproflake.toml", "a") as f:
+        f.write('\n[inputs.none]\npath = "data/*.parquet"\n')
+    run = reproflake("lock", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    assert "inputs.none: 'data/*.parquet' matches no file" in run.stderr
+    assert "reproflake.toml:" in run.stderr

@@ -51,11 +51,17 @@ def edit_variable(root: Path) -> None:
     spec.write_text(spec.read_text().replace('DEGREE = "2"', 'DEGREE = "3"'))
 
 
-def edit_package(root: Path) -> None:
+def add_debian_package(root: Path) -> None:
     spec = root / "reproflake.toml"
     spec.write_text(
         spec.read_text().replace('debian = ["python3"]', 'debian = ["python3", "libjq1"]')
     )
+    reproflake("lock", cwd=root)
+
+
+def change_wheel_version(root: Path) -> None:
+    spec = root / "reproflake.toml"
+    spec.write_text(spec.read_text().replace('"numpy==2.2.6"', '"numpy==2.3.5"'))
     reproflake("lock", cwd=root)
 
 
@@ -65,7 +71,16 @@ EDITS = {
     "comment only (early cutoff)": (comment_only, {"prepare"}, {"prepare"}),
     "data input": (edit_data, {"prepare"}, {"prepare", "fit", "report"}),
     "variable": (edit_variable, {"fit"}, {"fit", "report"}),
-    "package": (edit_package, {"prepare", "fit", "report"}, {"prepare", "fit", "report"}),
+    "debian package added": (
+        add_debian_package,
+        {"prepare", "fit", "report"},
+        {"prepare", "fit", "report"},
+    ),
+    "wheel version": (
+        change_wheel_version,
+        {"prepare", "fit", "report"},
+        {"prepare", "fit", "report"},
+    ),
 }
 
 
@@ -86,6 +101,12 @@ def test_plan_predicts_what_nix_builds(project_copy: Path, edit: str) -> None:
     assert will <= built <= will | may
     # Afterwards, nothing is left to build.
     assert all(e["status"] == "built" for e in plan(project_copy).values())
+
+
+def test_plan_names_package_versions(project_copy: Path) -> None:
+    change_wheel_version(project_copy)
+    out = reproflake("plan", cwd=project_copy).stdout
+    assert "fit: will build — wheel numpy changed (2.2.6 → 2.3.5)" in out
 
 
 def test_plan_explains_in_plain_words(project_copy: Path) -> None:

@@ -74,7 +74,7 @@ outputs = ["hi"]
 
 FACTS = nixgen.Facts(
     sources={"prepare": ("src/lib/a/util.py", "src/prepare.py"), "report": ()},
-    external=frozenset({"big"}),
+    external=frozenset({"data/big dir"}),
 )
 
 
@@ -222,25 +222,30 @@ def test_build_data_inputs(project: tuple[spec.Spec, Lock]) -> None:
     nar = project[1].inputs["big"].nar_hash
     assert inputs == {
         "big": {
-            "kind": "external",
-            "path": "data/big dir",
-            "narHash": nar,
-            "storeName": "big-dir",
-            "mountPath": "data/big dir",
+            "files": [
+                {"kind": "external", "path": "data/big dir", "narHash": nar, "storeName": "big-dir"}
+            ]
         },
         "small": {
-            "kind": "tracked",
-            "path": "data/.hidden~1:2.csv",
-            "narHash": nar,
-            "storeName": "hidden-1-2.csv",
-            "mountPath": "data/.hidden~1:2.csv",
+            "files": [
+                {
+                    "kind": "tracked",
+                    "path": "data/.hidden~1:2.csv",
+                    "narHash": nar,
+                    "storeName": "hidden-1-2.csv",
+                }
+            ]
         },
         "web": {
-            "kind": "url",
-            "url": "http://mirror.invalid/files/.table~v1%3a2.csv?raw=1",
-            "sha256": SHA,
-            "storeName": "table-v1-2.csv?raw=1",
-            "mountPath": "inputs/web/.table~v1%3a2.csv?raw=1",
+            "files": [
+                {
+                    "kind": "url",
+                    "path": "inputs/web/.table~v1%3a2.csv?raw=1",
+                    "url": "http://mirror.invalid/files/.table~v1%3a2.csv?raw=1",
+                    "sha256": SHA,
+                    "storeName": "table-v1-2.csv?raw=1",
+                }
+            ]
         },
     }
 
@@ -265,7 +270,7 @@ def test_build_data_environments_and_pins(project: tuple[spec.Spec, Lock]) -> No
 
 def test_store_names_are_valid(project: tuple[spec.Spec, Lock]) -> None:
     d = data(project)
-    names = [entry["storeName"] for entry in d["inputs"].values()]  # type: ignore[attr-defined]
+    names = [f["storeName"] for entry in d["inputs"].values() for f in entry["files"]]  # type: ignore[attr-defined]
     names += [entry["name"] for entry in d["debs"].values()]  # type: ignore[attr-defined]
     names += [entry["name"] for entry in d["wheels"].values()]  # type: ignore[attr-defined]
     assert "libfoo1_2-1.0-rc1-1_amd64.deb" in names
