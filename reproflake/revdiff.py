@@ -23,7 +23,7 @@ from reproflake.errors import UsageError
 from reproflake.fingerprint import changes, own_components
 from reproflake.lock import model
 from reproflake.nixgen import Facts
-from reproflake.spec import SPEC_FILE, Spec, parse, parse_toml
+from reproflake.spec import SPEC_FILE, Hardware, Spec, parse, parse_toml
 
 WORKTREE = "working tree"
 
@@ -165,6 +165,7 @@ class Report:
     packages: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    hardware: list[str] = field(default_factory=list)
     steps: dict[str, list[str]] = field(default_factory=dict)  # step → why it is affected
 
     def as_dict(self) -> dict[str, Any]:
@@ -175,6 +176,7 @@ class Report:
             "packages": self.packages,
             "sources": self.sources,
             "inputs": self.inputs,
+            "hardware": self.hardware,
             "affected_steps": self.steps,
         }
 
@@ -202,6 +204,13 @@ def compare(
         if da != db:
             state = "added" if da is None else "removed" if db is None else "changed"
             report.sources.append(f"{rel} {state}")
+
+    for step in sorted(set(a.spec.steps) | set(b.spec.steps)):
+        ha, hb = (
+            snap.spec.steps[step].hardware if step in snap.spec.steps else None for snap in (a, b)
+        )
+        if ha != hb:
+            report.hardware.append(f"{step}: {_constraints(ha)} → {_constraints(hb)}")
 
     ia = dict(a.lock.inputs) if a.lock else {}
     ib = (
@@ -246,6 +255,12 @@ def compare(
             if ups:
                 report.steps[step] = [f"needs {n}, which is affected" for n in ups]
     return report
+
+
+def _constraints(hw: Hardware | None) -> str:
+    if hw is None:
+        return "(none)"
+    return ", ".join(f"{k} {v}" for k, v in hw.as_dict().items())
 
 
 def _hasher(snap: Snapshot) -> Callable[[str], str]:

@@ -39,6 +39,7 @@ def run(
         ("packages", report.packages),
         ("source files", report.sources),
         ("data inputs", report.inputs),
+        ("hardware constraints", report.hardware),
     ):
         if lines:
             out(f"{title}:")

@@ -13,7 +13,7 @@ import stat
 import uuid
 from pathlib import Path
 
-from conftest import needs_nix, reproflake
+from conftest import git, needs_nix, reproflake
 
 pytestmark = needs_nix
 
@@ -68,3 +68,15 @@ def test_gpu_step_builds_where_the_gpu_is(project_copy: Path, tmp_path: Path) ->
     run = reproflake("build", "train", cwd=project_copy, check=False, env={"PATH": path})
     assert run.returncode == 1
     assert "train needs cuda-13.0" in run.stderr
+
+
+def test_diff_names_changed_hardware_constraints(project_copy: Path) -> None:
+    gpu_step(project_copy)
+    git("add", "-A", cwd=project_copy)
+    git("commit", "-qm", "gpu step", cwd=project_copy)
+    spec = project_copy / "reproflake.toml"
+    spec.write_text(spec.read_text().replace('cuda = "12.2"', 'cuda = "13.0"'))
+    out = reproflake("diff", cwd=project_copy).stdout
+    assert "hardware constraints:\n  train: gpu nvidia, cuda 12.2" in out
+    assert "→ gpu nvidia, cuda 13.0" in out
+    assert "train: hardware constraints changed" in out
