@@ -59,6 +59,8 @@ class DebianConfig:
     suite: str
     components: tuple[str, ...] = ("main",)
     architecture: str = "amd64"
+    keyring: str | None = None  # None: Debian's archive keyring on this machine
+    verify: bool = True
 
 
 @dataclass(frozen=True)
@@ -474,7 +476,7 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
     key = ("debian",)
     fix = 'add [debian] with mirror = "http://<your mirror>/debian" and suite = "bookworm"'
     table = c.table(raw, key, fix)
-    c.only(table, key, {"mirror", "suite", "components", "architecture"})
+    c.only(table, key, {"mirror", "suite", "components", "architecture", "keyring", "verify"})
     mirror = c.string(table.get("mirror"), key + ("mirror",), fix).rstrip("/")
     if not re.match(r"^(https?|file)://[^\s\"'\\]+$", mirror):
         raise c.fail(key + ("mirror",), f"{mirror!r} is not an http(s):// or file:// URL", fix)
@@ -489,7 +491,22 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
             f"expected one of: amd64, got {arch!r}",
             "reproflake builds for x86_64-linux (amd64) for now",
         )
-    return DebianConfig(mirror=mirror, suite=suite, components=components, architecture=arch)
+    keyring = None
+    if "keyring" in table:
+        keyring = c.string(table["keyring"], key + ("keyring",), "a path to a .gpg keyring")
+    verify = table.get("verify", True)
+    if not isinstance(verify, bool):
+        raise c.fail(
+            key + ("verify",), f"expected true or false, got {_kind(verify)}", "verify = true"
+        )
+    return DebianConfig(
+        mirror=mirror,
+        suite=suite,
+        components=components,
+        architecture=arch,
+        keyring=keyring,
+        verify=verify,
+    )
 
 
 def _python_index(raw: Any, c: _Checker) -> PythonIndex:

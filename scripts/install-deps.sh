@@ -10,6 +10,9 @@ need=()
 command -v nix >/dev/null || need+=(nix-bin)
 command -v git >/dev/null || need+=(git)
 command -v dot >/dev/null || need+=(graphviz)
+# Locks check the Debian suite's signature.
+command -v gpgv >/dev/null || need+=(gpgv)
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 command -v python3 >/dev/null || need+=(python3)
 # Debian's own python3 needs python3-venv for `python3 -m venv` to work.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)

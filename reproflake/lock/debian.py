@@ -14,18 +14,18 @@ import gzip
 import hashlib
 import http.client
 import lzma
-import os
+import pickle
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from reproflake import __version__
 from reproflake.errors import HashMismatchError, LockError, SpecError
+from reproflake.fsutil import write_atomic
 from reproflake.lock import debver
 
 DEFAULT_TIMEOUT = 60.0
@@ -323,7 +323,12 @@ def download(url: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
         ) from None
 
 
-def _fetch_release(base: str, suite: str, timeout: float) -> tuple[str, Release]:
+Verify = Callable[[str, bytes, bytes | None], bytes]
+
+
+def _fetch_release(
+    base: str, suite: str, timeout: float, verify: Verify | None
+) -> tuple[str, Release, bytes]:
     # InRelease is small and is what says which Packages are current, so it is
     # never cached. The detached-signature Release is the legacy fallback.
     for name in ("InRelease", "Release"):
@@ -332,7 +337,11 @@ def _fetch_release(base: str, suite: str, timeout: float) -> tuple[str, Release]
             data = _download(url, timeout)
         except _NotFound:
             continue
-        return url, parse_release(data.decode("utf-8", errors="replace"))
+        if verify is not None:
+            detached = _download_required(f"{url}.gpg", timeout) if name == "Release" else None
+            # Parse only what the signature covers.
+            data = verify(url, data, detached)
+        return url, parse_release(data.decode("utf-8", errors="replace")), data
     raise LockError(
         f"suite {suite!r} not found on {base}: neither InRelease nor Release exists",
         hint=_MIRROR_HINT,
@@ -359,22 +368,6 @@ def _verify(url: str, data: bytes, expected: ReleaseFile, release_url: str) -> N
             hint="the mirror may be mid-update (retry later) or serving bad data; "
             "a snapshot mirror in reproflake.toml avoids the race",
         )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # Write-then-rename so a crash or a concurrent lock never leaves a torn file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp makes 0600 files; the cache holds public data, so let other
-        # users sharing the cache directory read it.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_packages(
@@ -417,7 +410,7 @@ def _load_packages(
     data = _decompress(name, compressed)
     if plain is not None and name != "Packages":
         _verify(f"{url} (decompressed)", data, plain, release_url)
-    _write_atomic(cached, data)
+    write_atomic(cached, data)
     return data
 
 
@@ -438,18 +431,29 @@ def fetch_index(
     cache_dir: Path,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    verify: Verify | None = None,
 ) -> PackageIndex:
     """Download, verify and parse the Packages indices of ``suite`` for ``arch``.
 
     Each Packages file is checked against the SHA256 listed in the suite's
     (In)Release and cached by that hash, so re-locking against an unchanged
-    suite only downloads InRelease. The InRelease signature is not checked here.
+    suite only downloads InRelease. ``verify`` checks the (In)Release signature
+    and returns the signed content (see signature.verify).
     """
     base = mirror.rstrip("/")
-    release_url, release = _fetch_release(base, suite, timeout)
+    release_url, release, release_bytes = _fetch_release(base, suite, timeout, verify)
     archs = [arch]
     if arch != "all" and not release.arch_indices_include_all:
         archs.append("all")
+    # Parsing a whole suite's index takes seconds; the parsed result is kept, keyed by the
+    # (verified) Release content, which changes whenever any of its indexes does.
+    key = hashlib.sha256(
+        release_bytes + "\0".join([release_url, *components, *archs]).encode()
+    ).hexdigest()
+    parsed = cache_dir / "parsed" / f"{key}.pickle"
+    cached = _load_parsed(parsed)
+    if cached is not None:
+        return cached
     packages: list[DebPackage] = []
     for component in components:
         for a in archs:
@@ -466,7 +470,26 @@ def fetch_index(
                 )
             text = data.decode("utf-8", errors="replace")
             packages.extend(_package_from_stanza(s) for s in parse_deb822(text))
-    return build_index(packages)
+    index = build_index(packages)
+    write_atomic(parsed, pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL))
+    return index
+
+
+def _load_parsed(path: Path) -> PackageIndex | None:
+    try:
+        with open(path, "rb") as f:
+            index = pickle.load(f)
+    except (
+        OSError,
+        pickle.PickleError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        TypeError,
+        ValueError,
+    ):
+        return None
+    return index if isinstance(index, PackageIndex) else None
 
 
 # --------------------------------------------------------------------------- resolution

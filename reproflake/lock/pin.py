@@ -18,6 +18,7 @@ from reproflake.errors import HashMismatchError, LockError, UsageError
 from reproflake.fsutil import write_atomic
 from reproflake.lock import debian as deb_index
 from reproflake.lock import python as py
+from reproflake.lock import signature
 from reproflake.lock.deb import extract_file
 from reproflake.lock.hashing import HashCache
 from reproflake.lock.model import (
@@ -196,7 +197,12 @@ def lock(
         if index is None:
             ctx.log(f"fetching the package index of {d.suite} ({', '.join(d.components)})")
             index = deb_index.fetch_index(
-                d.mirror, d.suite, d.components, d.architecture, ctx.cache_dir / "debian"
+                d.mirror,
+                d.suite,
+                d.components,
+                d.architecture,
+                ctx.cache_dir / "debian",
+                verify=_verifier(spec) if d.verify else None,
             )
         return index
 
@@ -298,6 +304,16 @@ def lock(
         environments=environments,
         inputs=pin_inputs(spec, hash_cache(ctx.root)),
     )
+
+
+def _verifier(spec: Spec) -> deb_index.Verify:
+    """Checks the suite's signature with the spec's keyring, or Debian's on this machine."""
+    keyring = spec.root / spec.debian.keyring if spec.debian.keyring else signature.DEFAULT_KEYRING
+
+    def verify(url: str, data: bytes, detached: bytes | None) -> bytes:
+        return signature.verify(url, data, detached, keyring)
+
+    return verify
 
 
 def _index_config(spec: Spec) -> py.IndexConfig:
