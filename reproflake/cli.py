@@ -36,6 +36,11 @@ def _guard(fn: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # the file system said no: name the file, keep the traceback out
+        where = f" {exc.filename}" if exc.filename else ""
+        click.secho(f"error: cannot use{where}: {exc.strerror or exc}", fg="red", err=True)
+        click.echo("  hint: check that the project directory is writable and not full", err=True)
+        sys.exit(1)
     sys.exit(code)
 
 

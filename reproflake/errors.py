@@ -47,6 +47,12 @@ class StaleLockError(LockError):
     exit_code = 2
 
 
+class InvalidLockError(LockError):
+    """reproflake.lock is corrupt or contradicts itself: restore or regenerate it."""
+
+    exit_code = 2
+
+
 class HashMismatchError(LockError):
     """Downloaded or local content does not match its pinned hash."""
 

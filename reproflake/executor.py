@@ -39,6 +39,17 @@ def nix_options() -> list[str]:
     ]  # fmt: skip
 
 
+def check_flake_path(root: Path) -> None:
+    """Nix 2.8 turns a flake's directory into a URL without escaping it: refuse early."""
+    bad = sorted({c for c in str(root.resolve()) if c in " #?%\"'" or not c.isprintable()})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise NixError(
+            f"Nix cannot build a flake whose directory path contains {shown}: {root.resolve()}",
+            hint="move or rename the project directory (and its parents) to a path without them",
+        )
+
+
 def require_nix() -> str:
     nix = shutil.which("nix")
     if nix is None:
@@ -230,6 +241,8 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
+# Flakes are named relative to the project (`.#step`, run in it): an absolute path with a
+# space or a '#' in it is not a valid flake reference.
 def build(
     root: Path,
     steps: Sequence[str],
@@ -242,12 +255,13 @@ def build(
 ) -> BuildOutcome:
     """Build ``steps`` of the flake in ``root``; never raises for a failing step."""
     require_nix()
+    check_flake_path(root)
     outcome = BuildOutcome()
     reader = _LogReader(on_event, outcome)
     extra = sorted(set(features))
     feature_options = ["--option", "extra-system-features", " ".join(extra)] if extra else []
     argv = [
-        "nix", *nix_options(), *feature_options, "build", *[f"{root}#{attr_prefix}{s}" for s in steps],
+        "nix", *nix_options(), *feature_options, "build", *[f".#{attr_prefix}{s}" for s in steps],
         "--no-link", "--json", "--keep-going", "--log-format", "internal-json",
     ]  # fmt: skip
     stop_ticks = threading.Event()
@@ -287,7 +301,7 @@ def build(
             [
                 *feature_options,
                 "build",
-                *[f"{root}#{attr_prefix}{s}" for s in ok],
+                *[f".#{attr_prefix}{s}" for s in ok],
                 "--no-link",
                 "--json",
             ],
@@ -340,12 +354,29 @@ def _raise_for_infrastructure(outcome: BuildOutcome, labels: Mapping[str, str]) 
         )
 
 
+def known_outputs(root: Path, steps: Sequence[str]) -> dict[str, str | None]:
+    """What Nix already has for these steps as the flake stands (a dry run: nothing builds).
+
+    A step's output path when Nix has built it with exactly these inputs, else None."""
+    if not steps:
+        return {}
+    result = _nix(
+        ["build", *[f".#{s}" for s in steps], "--dry-run", "--json"], cwd=root, check=False
+    )
+    if result.returncode != 0:
+        return {}
+    found: dict[str, str | None] = {}
+    for entry in json.loads(result.stdout or "[]"):
+        step = _step_of(entry.get("drvPath", ""))
+        if step is not None:
+            found[step] = (entry.get("outputs") or {}).get("out")
+    return found
+
+
 def check_seed(root: Path) -> bool:
     """Re-extract the bootstrap seed from its pinned .deb inside Nix and compare."""
     return (
-        _nix(
-            ["build", f"{root}#checks.x86_64-linux.seed", "--no-link"], cwd=root, check=False
-        ).returncode
+        _nix(["build", ".#checks.x86_64-linux.seed", "--no-link"], cwd=root, check=False).returncode
         == 0
     )
 
@@ -358,7 +389,7 @@ def store_outputs(root: Path, attrs: Sequence[str]) -> Mapping[str, str]:
     """Derivation paths of flake attributes without building (for plan and diff)."""
     if not attrs:
         return {}
-    result = _nix(["eval", "--json", f"{root}#packages.x86_64-linux", "--apply",
+    result = _nix(["eval", "--json", ".#packages.x86_64-linux", "--apply",
                    "ps: builtins.mapAttrs (n: p: p.drvPath) ps"], cwd=root)  # fmt: skip
     drvs: dict[str, str] = json.loads(result.stdout)
     return {a: drvs[a] for a in attrs if a in drvs}

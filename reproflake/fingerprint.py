@@ -62,6 +62,7 @@ def own_components(
         "source-date-epoch": str(lock.source_date_epoch),
         "openblas-coretype": spec.environments[s.env].openblas_coretype,
         "reproflake-library": library_digest(),
+        "seed": lock.seed.nar_hash,
     }
     for key in env.debs:
         deb = lock.debs[key]

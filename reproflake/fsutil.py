@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from reproflake.errors import UsageError
+
 
 def write_atomic(path: Path, content: str | bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``content`` in one rename."""
@@ -40,6 +42,11 @@ def write_if_changed(path: Path, content: str | bytes, *, mode: int = 0o644) -> 
 
 def symlink_atomic(link: Path, target: str) -> None:
     """Point ``link`` at ``target``, replacing whatever was there in one rename."""
+    if link.exists() and not link.is_symlink():
+        raise UsageError(
+            f"{link} exists and is not a link reproflake made",
+            hint="move it out of the way; reproflake links each step's result there",
+        )
     link.parent.mkdir(parents=True, exist_ok=True)
     tmp = link.parent / f".{link.name}.tmp-{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):

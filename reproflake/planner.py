@@ -47,6 +47,20 @@ def components(
     return comps
 
 
+def _pending(spec: Spec, step: str, plans: Mapping[str, StepPlan]) -> list[str]:
+    """Why a step may run again because of the steps it needs (empty if they are built)."""
+    pending: list[str] = []
+    for need in spec.steps[step].needs:
+        upstream = plans[need]
+        if upstream.status == WILL:
+            why = upstream.reasons[0] if upstream.reasons else "it changed"
+            pending.append(f"needs {need}, which will build because {why}")
+        elif upstream.status == MAY:
+            # Name the root cause once rather than nesting the chain.
+            pending.extend(r for r in upstream.reasons if r not in pending)
+    return pending
+
+
 def plan(
     spec: Spec,
     lock: Lock,
@@ -59,28 +73,25 @@ def plan(
     plans: dict[str, StepPlan] = {}
     for step in graph.order():
         rec = state.get(step)
-        if rec is None:
-            plans[step] = StepPlan(step, WILL, ("it has not been built on this machine yet",))
-            continue
-        if rec.output in missing:
-            plans[step] = StepPlan(step, WILL, ("its output is no longer in the Nix store",))
+        pending = _pending(spec, step, plans)
+        if rec is None or rec.output in missing:
+            why = (
+                "it has not been built on this machine with these inputs"
+                if rec is None
+                else "its output is no longer in the Nix store"
+            )
+            # Whether it runs may still hang on what a step it needs produces.
+            status = MAY if pending and rec is None else WILL
+            plans[step] = StepPlan(step, status, tuple(pending) if status == MAY else (why,))
             continue
         # Hashing the step's sources is only worth it when there is a record to compare.
         own = own_components(spec, lock, facts, step)
         recorded_own = {k: v for k, v in rec.components.items() if not k.startswith("need:")}
         reasons = changes(recorded_own, own) if recorded_own != own else []
-        pending = []
         for need in spec.steps[step].needs:
             upstream = plans[need]
-            if upstream.status == BUILT:
-                if rec.components.get(f"need:{need}") != upstream.output:
-                    reasons.append(f"needs {need}, whose output changed since this step was built")
-            elif upstream.status == WILL:
-                why = upstream.reasons[0] if upstream.reasons else "it changed"
-                pending.append(f"needs {need}, which will build because {why}")
-            else:
-                # Name the root cause once rather than nesting the chain.
-                pending.extend(r for r in upstream.reasons if r not in pending)
+            if upstream.status == BUILT and rec.components.get(f"need:{need}") != upstream.output:
+                reasons.append(f"needs {need}, whose output changed since this step was built")
         if reasons:
             plans[step] = StepPlan(step, WILL, tuple(reasons + pending))
         elif pending:

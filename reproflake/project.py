@@ -7,14 +7,14 @@ to the Nix store directly by the executor instead.
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pygit2
 
-from reproflake.errors import SpecError
+from reproflake._globs import match_files
+from reproflake.errors import SpecError, UsageError
 from reproflake.nixgen import Facts
 from reproflake.spec import Spec
 
@@ -42,48 +42,88 @@ def last_commit_time(root: Path) -> int | None:
 
 
 def expand_sources(spec: Spec) -> dict[str, tuple[str, ...]]:
-    """Each step's source globs → the sorted files they match; a glob matching nothing is an error."""
+    """Each step's source patterns → the sorted files they match (each must match one)."""
     result = {}
     for name, step in spec.steps.items():
         files: set[str] = set()
         for pattern in step.sources:
-            matched = [
-                m
-                for m in glob.glob(
-                    pattern, root_dir=spec.root, recursive=True, include_hidden=False
-                )
-                if (spec.root / m).is_file()
-            ]
+            matched = match_files(spec.root, pattern)
             if not matched:
                 raise SpecError(
                     f"{spec.where('steps', name, 'sources')}: steps.{name}.sources: "
                     f"{pattern!r} matches no file",
                     hint="fix the path or glob (relative to the project directory), or create the file",
                 )
-            files.update(Path(m).as_posix() for m in matched)
+            _check_names(spec, ("steps", name, "sources"), matched)
+            files.update(matched)
         result[name] = tuple(sorted(files))
     return result
 
 
+def _check_names(spec: Spec, key: tuple[str, ...], paths: Iterable[str]) -> None:
+    for rel in paths:
+        if "\t" in rel or "\n" in rel:
+            raise SpecError(
+                f"{spec.where(*key)}: {'.'.join(key)}: the file name {rel!r} contains a tab or newline",
+                hint="rename the file: such names cannot be passed to the build safely",
+            )
+
+
 def input_files(spec: Spec) -> dict[str, list[str]]:
     """Each local input's files: its path, or what its pattern matches."""
-    from reproflake.lock.pin import glob_files
-
     return {
-        name: glob_files(spec.root, item.path) if item.is_glob else [item.path]
+        name: match_files(spec.root, item.path) if item.is_glob else [item.path]
         for name, item in spec.inputs.items()
         if item.path is not None and not item.is_url
     }
 
 
 def facts(spec: Spec) -> Facts:
-    """What nixgen needs: sources, and which input files git ignores (large data)."""
+    """What nixgen needs: sources, and which input files reproflake adds to the store itself."""
     repo = repository(spec.root)
-    external: set[str] = set()
+    sources = expand_sources(spec)
     if repo is not None:
-        for paths in input_files(spec).values():
-            external.update(p for p in paths if repo.path_is_ignored(_in_repo(repo, spec.root, p)))
-    return Facts(sources=expand_sources(spec), external=frozenset(external))
+        for name, files in sources.items():
+            for rel in files:
+                if repo.path_is_ignored(_in_repo(repo, spec.root, rel)):
+                    raise SpecError(
+                        f"{spec.where('steps', name, 'sources')}: steps.{name}.sources: "
+                        f"{rel} is ignored by git, so the flake cannot see it",
+                        hint="stop ignoring it, or declare it as an input (ignored data is "
+                        "added to the Nix store directly)",
+                    )
+    external = {
+        rel
+        for paths in input_files(spec).values()
+        for rel in paths
+        if _added_directly(repo, spec.root, rel)
+    }
+    return Facts(sources=sources, external=frozenset(external))
+
+
+def _added_directly(repo: pygit2.Repository | None, root: Path, rel: str) -> bool:
+    """Whether an input file or directory must bypass git: what git would not hold as is.
+
+    A symbolic link is followed (the data it points to is the input); git ignores
+    ignored files and cannot hold empty directories, so a directory with either
+    would reach Nix with other content than the lock's hash.
+    """
+    path = root / rel
+    if path.is_symlink():
+        return True
+    if repo is None:
+        return False
+    if repo.path_is_ignored(_in_repo(repo, root, rel)):
+        return True
+    if path.is_dir():
+        for current, dirs, files in os.walk(path):
+            if not dirs and not files:
+                return True
+            for name in files:
+                sub = Path(current, name).relative_to(root).as_posix()
+                if repo.path_is_ignored(_in_repo(repo, root, sub)):
+                    return True
+    return False
 
 
 def stage(root: Path, paths: Iterable[str]) -> None:
@@ -104,7 +144,13 @@ def stage(root: Path, paths: Iterable[str]) -> None:
         elif full.exists() or full.is_symlink():
             changed |= _add(repo, index, _in_repo(repo, root, rel))
     if changed:
-        index.write()
+        try:
+            index.write()
+        except pygit2.GitError as exc:
+            raise UsageError(
+                f"cannot update git's index in {repo.workdir}: {exc}",
+                hint="another git command may be running (or left .git/index.lock behind)",
+            ) from None
 
 
 def _add(repo: pygit2.Repository, index: pygit2.Index, rel: str) -> bool:

@@ -9,7 +9,6 @@ the graph which ones follow.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import pygit2
 
 from reproflake import graph
+from reproflake._globs import match_names
 from reproflake.errors import UsageError
 from reproflake.fingerprint import changes, own_components
 from reproflake.lock import model
@@ -134,16 +134,7 @@ def _flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def _sources(snap: Snapshot) -> dict[str, tuple[str, ...]]:
     return {
-        name: tuple(
-            sorted(
-                {
-                    f
-                    for pattern in step.sources
-                    for f in snap.files
-                    if fnmatch.fnmatchcase(f, pattern)
-                }
-            )
-        )
+        name: tuple(sorted({f for p in step.sources for f in match_names(snap.files, p)}))
         for name, step in snap.spec.steps.items()
     }
 

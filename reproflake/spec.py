@@ -24,6 +24,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 SPEC_FILE = "reproflake.toml"
 
+# One argument of a process may be at most 128 KiB on Linux (MAX_ARG_STRLEN).
+MAX_RUN_BYTES = 100_000
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -605,6 +607,12 @@ def _steps(
     for name in sorted(table):
         key = ("steps", name)
         c.name(name, key, "step")
+        if name == "default":
+            raise c.fail(
+                key,
+                "the step name 'default' is taken by the flake's package of all steps",
+                "choose another name",
+            )
         step = c.table(table[name], key, fix)
         c.only(
             step,
@@ -620,6 +628,14 @@ def _steps(
                 + _suggest(env, environments.keys()),
             )
         run = c.string(step.get("run"), key + ("run",), 'e.g. run = "python3 src/fit.py"')
+        if "\0" in run:
+            raise c.fail(key + ("run",), "contains a NUL character", "remove it")
+        if len(run.encode()) > MAX_RUN_BYTES:
+            raise c.fail(
+                key + ("run",),
+                f"is {len(run.encode())} bytes; at most {MAX_RUN_BYTES} fit in one command",
+                "move the script into a file, list it in sources, and run that file",
+            )
         sources = tuple(
             c.relpath(s, key + ("sources",), "a path or glob relative to the project")
             for s in c.strings(step.get("sources", []), key + ("sources",), 'e.g. ["src/*.py"]')

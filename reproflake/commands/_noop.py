@@ -10,7 +10,6 @@ path, where Nix decides. Deliberately light: no spec parsing, no Nix, no git.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from reproflake import __version__
+from reproflake._globs import match_files
+from reproflake._paths import PACKAGE, data_dir
 from reproflake.fsutil import write_atomic
 
 STAMP = Path(".reproflake/cache/stamp.json")
@@ -45,7 +46,7 @@ def _walk(root: Path, rel: str) -> Iterable[str]:
     """A path and, for a directory, everything under it (directories too: new files show)."""
     yield rel
     full = root / rel
-    if full.is_dir() and not full.is_symlink():
+    if full.is_dir():  # a linked input directory is walked too: its data is the input
         for current, dirs, files in os.walk(full):
             dirs.sort()
             base = Path(current).relative_to(root).as_posix()
@@ -53,12 +54,19 @@ def _walk(root: Path, rel: str) -> Iterable[str]:
                 yield f"{base}/{name}"
 
 
-def _library() -> str:
-    from reproflake.nixgen import library
+def _tool() -> str:
+    """reproflake itself: its version and the stat of its code and Nix library.
 
-    return hashlib.sha256(
-        json.dumps(sorted((k, v.hex()) for k, v in library().items())).encode()
-    ).hexdigest()
+    A different reproflake may generate a different flake, so its stamps do not carry over.
+    """
+    rows = [__version__]
+    for base in (PACKAGE, data_dir("nix")):
+        for current, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                st = os.stat(os.path.join(current, name))
+                rows.append(f"{os.path.join(current, name)} {st.st_size} {st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
 def _key(request: Sequence[str]) -> str:
@@ -66,35 +74,38 @@ def _key(request: Sequence[str]) -> str:
 
 
 def _globs(root: Path, patterns: Iterable[str]) -> dict[str, list[str]]:
-    return {p: sorted(glob.glob(p, root_dir=root, recursive=True)) for p in sorted(set(patterns))}
+    return {p: match_files(root, p) for p in sorted(set(patterns))}
+
+
+def snapshot(root: Path, patterns: Iterable[str], paths: Iterable[str]) -> dict[str, Any]:
+    """Everything a build reads, taken *before* Nix reads it: an edit made while the
+    build runs then differs from the stamp, and the next build asks Nix again."""
+    globs = _globs(root, patterns)
+    files = {f for rel in [*paths, *GENERATED] for f in _walk(root, rel)}
+    files.update(m for matches in globs.values() for m in matches)
+    return {
+        "spec": _digest(root / "reproflake.toml"),
+        "lock": _digest(root / "reproflake.lock"),
+        "globs": globs,
+        "files": {f: _stat(root, f) for f in sorted(files)},
+    }
 
 
 def record(
     root: Path,
     request: Sequence[str],
-    patterns: Iterable[str],
-    paths: Iterable[str],
+    before: dict[str, Any],
     order: Sequence[str],
     outputs: dict[str, str],
 ) -> None:
-    files = sorted({f for rel in [*paths, *GENERATED] for f in _walk(root, rel)})
-    for matches in _globs(root, patterns).values():
-        files.extend(m for m in matches if m not in files)
-    entry = {
-        "spec": _digest(root / "reproflake.toml"),
-        "lock": _digest(root / "reproflake.lock"),
-        "globs": _globs(root, patterns),
-        "files": {f: _stat(root, f) for f in sorted(set(files))},
-        "order": list(order),
-        "outputs": outputs,
-    }
+    entry = {**before, "order": list(order), "outputs": outputs}
     stamp = _load(root)
     stamp["requests"][_key(request)] = entry
     write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
 
 
 def _load(root: Path) -> dict[str, Any]:
-    tool = f"{__version__} {_library()}"
+    tool = _tool()
     try:
         stamp = json.loads((root / STAMP).read_text())
         if stamp.get("tool") == tool and isinstance(stamp.get("requests"), dict):

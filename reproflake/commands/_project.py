@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,16 @@ def load_project(start: Path, log: Log, *, write_lock: bool = True) -> Project:
     return Project(spec, lock, dag, project.facts(spec))
 
 
-def seed_bytes(lock: model.Lock) -> bytes:
+def seed_bytes(root: Path, lock: model.Lock) -> bytes:
+    """The seed: the project's own copy when it matches the lock (no network needed),
+    else extracted again from its pinned .deb."""
+    vendored = root / ".reproflake/seed/busybox"
+    try:
+        data = vendored.read_bytes()
+        if hashlib.sha256(data).hexdigest() == lock.seed.sha256:
+            return data
+    except OSError:
+        pass
     deb = lock.debs[lock.seed.deb]
     data = pin.seed_binary(deb, pin.cache_dir()).read_bytes()
     got = hashlib.sha256(data).hexdigest()
@@ -71,7 +81,7 @@ def seed_bytes(lock: model.Lock) -> bytes:
 
 def generate(p: Project) -> list[str]:
     """Write the flake and its data; stage what the flake must see; returns files written."""
-    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.lock))
+    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock))
     written = nixgen.write(p.root, files)
     tracked = [SPEC_FILE, model.LOCK_FILE, *files]
     for sources in p.facts.sources.values():
@@ -91,7 +101,7 @@ def store_items(p: Project) -> list[executor.StoreItem]:
         if f["kind"] == "external":
             items.append(
                 executor.StoreItem(
-                    local=p.root / f["path"],
+                    local=(p.root / f["path"]).resolve(),
                     name=f["storeName"],
                     sri=f["narHash"],
                     recursive=True,
@@ -111,7 +121,8 @@ def store_items(p: Project) -> list[executor.StoreItem]:
 
             sri = "sha256-" + base64.b64encode(bytes.fromhex(entry["sha256"])).decode()
             name = entry.get("name") or entry["storeName"]
-            items.append(executor.StoreItem(Path(url[len("file://") :]), name, sri, False, what))
+            local = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+            items.append(executor.StoreItem(local, name, sri, False, what))
     return items
 
 

@@ -8,10 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, hardware, planner, state
+from reproflake import executor, hardware, state
 from reproflake.commands import _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.errors import BuildError, HardwareError, UsageError
+from reproflake.fingerprint import Components, own_components
 from reproflake.fsutil import symlink_atomic, write_atomic
 from reproflake.hardware import HostProfile
 
@@ -84,7 +85,8 @@ def provenance(p: Project, host: HostProfile, outputs: dict[str, str], built: li
     )
 
 
-def stamp(p: Project, steps: Sequence[str], order: Sequence[str], outputs: dict[str, str]) -> None:
+def snapshot(p: Project, order: Sequence[str]) -> dict[str, object]:
+    """What the no-op stamp compares next time, taken before the build reads anything."""
     patterns = [pat for s in order for pat in p.spec.steps[s].sources]
     paths: list[str] = []
     for name in {i for s in order for i in p.spec.steps[s].inputs}:
@@ -92,16 +94,19 @@ def stamp(p: Project, steps: Sequence[str], order: Sequence[str], outputs: dict[
         if item.path is not None and not item.is_url:
             (patterns if item.is_glob else paths).append(item.path)
     paths += [".reproflake/lib"]
-    _noop.record(p.root, steps, patterns, paths, order, {s: outputs[s] for s in order})
+    return _noop.snapshot(p.root, patterns, paths)
 
 
-def record(p: Project, outputs: dict[str, str]) -> None:
-    """Remember what each step was built from, for `reproflake plan`."""
+def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> None:
+    """Remember what each step was built from, for `reproflake plan`.
+
+    ``own`` was computed before the build, so an edit during it is not mistaken for
+    what was built."""
     built = state.load(p.root)
-    for step in p.graph.order():
+    for step, comps in own.items():
         if step in outputs and all(n in outputs for n in p.spec.steps[step].needs):
-            comps = planner.components(p.spec, p.lock, p.facts, step, outputs)
-            built[step] = state.Built(outputs[step], comps)
+            full = {**comps, **{f"need:{n}": outputs[n] for n in p.spec.steps[step].needs}}
+            built[step] = state.Built(outputs[step], full)
     state.save(p.root, built)
 
 
@@ -120,8 +125,10 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     needed = p.graph.upstream(wanted)
     order = [s for s in p.graph.order() if s in needed]
     features, host = hardware_features(p, order)
+    own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
+    before = snapshot(p, order)
     outcome = executor.build(p.root, order, progress, labels=labels(p), features=features)
-    record(p, outcome.outputs)
+    record(p, own, outcome.outputs)
     provenance(p, host, outcome.outputs, outcome.built)
     progress._clear()
     for step, path in sorted(outcome.outputs.items()):
@@ -151,7 +158,7 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
         if step in outcome.outputs:
             out(f"  {RESULTS}/{step} -> {outcome.outputs[step]}")
     if not outcome.failed and not skipped:
-        stamp(p, steps, order, outcome.outputs)
+        _noop.record(p.root, steps, before, order, {s: outcome.outputs[s] for s in order})
     if outcome.failed or skipped:
         raise BuildError(
             f"{len(outcome.failed)} step(s) failed: {', '.join(sorted(outcome.failed))}",

@@ -6,15 +6,39 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, planner, state
+from reproflake import executor, nixgen, planner, state
 from reproflake.commands._project import Log, Project, load_project
 from reproflake.commands.build import select
 
 
 def compute(p: Project) -> dict[str, planner.StepPlan]:
-    return planner.plan(
-        p.spec, p.lock, p.facts, p.graph, state.load(p.root), executor.invalid_paths
-    )
+    records = state.load(p.root)
+    plans = planner.plan(p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths)
+    unknown = [s for s, pl in plans.items() if s not in records]
+    if unknown and _flake_is_current(p):
+        # No record here (a fresh clone, another checkout): Nix itself may have built
+        # these steps already. Ask it, without building, and plan again with its answer.
+        known = executor.known_outputs(p.root, unknown)
+        outputs = {s: b.output for s, b in records.items()}
+        records = dict(records)
+        for step in p.graph.order():
+            path = known.get(step)
+            if step in unknown and path and all(n in outputs for n in p.spec.steps[step].needs):
+                comps = planner.components(p.spec, p.lock, p.facts, step, outputs)
+                records[step] = state.Built(path, comps)
+                outputs[step] = path
+        plans = planner.plan(p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths)
+    return plans
+
+
+def _flake_is_current(p: Project) -> bool:
+    """Whether the generated flake on disk is what this spec and lock generate."""
+    data = nixgen.build_data(p.spec, p.lock, p.facts)
+    try:
+        on_disk = json.loads((p.root / ".reproflake/build.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(on_disk == json.loads(json.dumps(data)))
 
 
 def run(start: Path, steps: Sequence[str], *, as_json: bool, log: Log, out: Log) -> int:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reproflake.errors import LockError, StaleLockError
+from reproflake.errors import InvalidLockError, LockError, StaleLockError
 from reproflake.fsutil import write_atomic
 from reproflake.spec import Spec
 
@@ -26,7 +26,8 @@ def store_name(filename: str) -> str:
     """A Nix store path name for a file name: Debian versions carry '~', ':' and '%3a'."""
     name = filename.replace("%3a", "-").replace("%3A", "-")
     name = re.sub(r"[^A-Za-z0-9+\-._?=]", "-", name)
-    return name.lstrip(".") or "file"
+    # Nix allows 211 characters; keep the end, where the extension is.
+    return name.lstrip(".")[-200:].lstrip(".") or "file"
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def loads(text: str, path: Path) -> Lock:
                 f"{path}: lock format version {doc.get('version')!r} is not {LOCK_VERSION}",
                 hint="run `reproflake lock` to write a current lock",
             )
-        return Lock(
+        lock = Lock(
             debian=DebianPin(**{**doc["debian"], "components": tuple(doc["debian"]["components"])}),
             python_index=doc["python-index"],
             source_date_epoch=int(doc["source-date-epoch"]),
@@ -158,13 +159,28 @@ def loads(text: str, path: Path) -> Lock:
             debs={k: LockedDeb(**v) for k, v in doc["debs"].items()},
             wheels={k: LockedWheel(**v) for k, v in doc["wheels"].items()},
         )
+        _check_consistent(lock, path)
+        return lock
     except LockError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LockError(
+        raise InvalidLockError(
             f"{path}: not a valid reproflake lock ({type(exc).__name__}: {exc})",
             hint="restore it from version control, or delete it and run `reproflake lock`",
         ) from None
+
+
+def _check_consistent(lock: Lock, path: Path) -> None:
+    """Every key the lock refers to must be in it (a hand-edited or merged lock may not)."""
+    missing = [] if lock.seed.deb in lock.debs else [f"seed.deb {lock.seed.deb}"]
+    for name, env in lock.environments.items():
+        missing += [f"environments.{name}: deb {k}" for k in env.debs if k not in lock.debs]
+        missing += [f"environments.{name}: wheel {k}" for k in env.wheels if k not in lock.wheels]
+    if missing:
+        raise InvalidLockError(
+            f"{path}: refers to entries it does not contain: {', '.join(missing[:5])}",
+            hint="restore it from version control, or run `reproflake lock --upgrade`",
+        )
 
 
 def read(root: Path) -> Lock | None:

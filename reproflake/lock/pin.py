@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from reproflake._globs import match_files
 from reproflake.errors import HashMismatchError, LockError, UsageError
 from reproflake.fsutil import write_atomic
 from reproflake.lock import debian as deb_index
@@ -78,30 +79,22 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
                 f"{spec.path}: inputs.{name}: {item.path} does not exist",
                 hint=f"create {item.path}, or fix the path of input {name!r}",
             )
-        pinned[name] = LockedInput(kind="local", path=item.path, nar_hash=cache.nar_hash(path))
+        # A link is followed: the data it points to is the input.
+        pinned[name] = LockedInput(
+            kind="local", path=item.path, nar_hash=cache.nar_hash(path.resolve())
+        )
     cache.save()
     return pinned
 
 
-def glob_files(root: Path, pattern: str) -> list[str]:
-    """The files a glob input matches, sorted (directories are not matched)."""
-    import glob
-
-    return sorted(
-        Path(m).as_posix()
-        for m in glob.glob(pattern, root_dir=root, recursive=True)
-        if (root / m).is_file()
-    )
-
-
 def _pin_glob(spec: Spec, name: str, pattern: str, cache: HashCache) -> LockedInput:
-    matched = glob_files(spec.root, pattern)
+    matched = match_files(spec.root, pattern)
     if not matched:
         raise UsageError(
             f"{spec.where('inputs', name, 'path')}: inputs.{name}: {pattern!r} matches no file",
             hint="fix the pattern (relative to the project directory), or add the files",
         )
-    files = {rel: cache.nar_hash(spec.root / rel) for rel in matched}
+    files = {rel: cache.nar_hash((spec.root / rel).resolve()) for rel in matched}
     combined = hashlib.sha256("\n".join(f"{k} {v}" for k, v in files.items()).encode()).digest()
     return LockedInput(
         kind="local",

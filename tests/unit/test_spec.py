@@ -681,3 +681,21 @@ def test_big_specs_are_cached_by_their_exact_bytes(
     path.write_text(text.replace("echo 7 ", "echo seven "))
     spec_module.load(path)
     assert len(calls) == 1  # new bytes: parsed again
+
+
+@pytest.mark.parametrize(
+    ("step_text", "problem"),
+    [
+        ('[steps.default]\nenv = "py"\nrun = "true"\noutputs = ["x"]\n', "'default' is taken"),
+        ('[steps.s]\nenv = "py"\nrun = "echo a\\u0000b"\noutputs = ["x"]\n', "NUL"),
+        ('[steps.s]\nenv = "py"\nrun = "' + "x" * 100_001 + '"\noutputs = ["x"]\n', "at most"),
+    ],
+)
+def test_step_names_and_commands_that_cannot_work(step_text: str, problem: str) -> None:
+    base = (
+        '[project]\nname = "p"\n[debian]\nmirror = "http://mirror.invalid/debian"\n'
+        'suite = "bookworm"\n[environments.py]\ndebian = []\n'
+    )
+    with pytest.raises(SpecError) as err:
+        spec.parse(base + step_text, Path("/p/reproflake.toml"))
+    assert problem in str(err.value)
