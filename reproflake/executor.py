@@ -181,6 +181,11 @@ class BuildOutcome:
 Event = Callable[[str, str, float], None]  # (kind, step, seconds): "start", "done", "tick"
 
 
+def _env_of(drv: str) -> str | None:
+    name = _drv_name(drv)
+    return name[len("reproflake-env-") :] if name.startswith("reproflake-env-") else None
+
+
 def _step_of(drv: str) -> str | None:
     name = drv.rsplit("/", 1)[-1]
     name = re.sub(r"^[a-z0-9]{32}-", "", name).removesuffix(".drv")
@@ -219,11 +224,17 @@ class _LogReader:
                 self.outcome.drvs[step] = drv
                 self.outcome.built.append(step)
                 self.on_event("start", step, 0.0)
+            elif (env := _env_of(drv)) is not None:
+                self.on_event("env-start", env, 0.0)
+            else:
+                self.on_event("fetch", _drv_name(drv), 0.0)
         elif action == "stop" and msg.get("id") in self.active:
             with self.lock:
                 step, _drv, started = self.active.pop(msg["id"])
             if step is not None:
                 self.on_event("done", step, time.monotonic() - started)
+            elif (env := _env_of(_drv)) is not None:
+                self.on_event("env-done", env, time.monotonic() - started)
         elif action == "result" and msg.get("type") == self.RES_BUILD_LOG_LINE:
             entry = self.active.get(msg.get("id", -1))
             if entry is not None:

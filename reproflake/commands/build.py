@@ -35,9 +35,19 @@ class Progress:
     def __init__(self, log: Log) -> None:
         self.log = log
         self.tty = sys.stderr.isatty()
+        self.fetched = 0
 
     def __call__(self, kind: str, step: str, seconds: float) -> None:
-        if kind == "start":
+        if kind == "fetch":
+            if self.fetched == 0:
+                self.log("fetching pinned packages and inputs …")
+            self.fetched += 1
+        elif kind == "env-start":
+            self.log(f"assembling environment {step} …")
+        elif kind == "env-done":
+            self._clear()
+            self.log(f"assembled environment {step} in {seconds:.1f}s")
+        elif kind == "start":
             self.log(f"building {step} …")
         elif kind == "done":
             self._clear()
@@ -129,6 +139,8 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     before = snapshot(p, order)
     outcome = executor.build(p.root, order, progress, labels=labels(p), features=features)
     record(p, own, outcome.outputs)
+    if progress.fetched:
+        log(f"fetched {progress.fetched} pinned file(s)")
     provenance(p, host, outcome.outputs, outcome.built)
     progress._clear()
     for step, path in sorted(outcome.outputs.items()):
