@@ -157,6 +157,7 @@ class Report:
     sources: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     hardware: list[str] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
     steps: dict[str, list[str]] = field(default_factory=dict)  # step → why it is affected
 
     def as_dict(self) -> dict[str, Any]:
@@ -169,6 +170,7 @@ class Report:
             "inputs": self.inputs,
             "hardware": self.hardware,
             "affected_steps": self.steps,
+            "affected_artifacts": self.artifacts,
         }
 
 
@@ -245,7 +247,20 @@ def compare(
             ups = [n for n in b.spec.steps[step].needs if n in report.steps]
             if ups:
                 report.steps[step] = [f"needs {n}, which is affected" for n in ups]
+    report.artifacts = _artifacts(a, b, report)
     return report
+
+
+def _artifacts(a: Snapshot, b: Snapshot, report: Report) -> list[str]:
+    """What a build produces that the change reaches: environments, step results, the flake."""
+    found = []
+    for env in sorted(b.spec.environments):
+        if _versions(a.lock, env) != _versions(b.lock, env):
+            found.append(f"environment {env} (its root filesystem)")
+    found.extend(f"results/{step}" for step in report.steps)
+    if report.steps:
+        found.append("the flake's default package (all steps)")
+    return found
 
 
 def _constraints(hw: Hardware | None) -> str:

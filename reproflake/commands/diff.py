@@ -48,6 +48,8 @@ def run(
         out("affected steps:")
         for step, why in report.steps.items():
             out(f"  {step}: " + "; ".join(why))
+        out("affected artifacts:")
+        out("\n".join(f"  {item}" for item in report.artifacts))
     else:
         out("no step is affected")
     return 0

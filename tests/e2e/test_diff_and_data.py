@@ -30,6 +30,11 @@ def test_diff_names_what_changed_and_what_it_affects(project_copy: Path) -> None
     commit(project_copy, "degree 3")
     doc = json.loads(reproflake("diff", "HEAD~1", "HEAD", "--json", cwd=project_copy).stdout)
     assert sorted(doc["affected_steps"]) == ["fit", "report"]
+    assert doc["affected_artifacts"] == [
+        "results/fit",
+        "results/report",
+        "the flake's default package (all steps)",
+    ]
     # Between identical revisions nothing is affected.
     assert "no step is affected" in reproflake("diff", "HEAD", "HEAD", cwd=project_copy).stdout
 
@@ -135,3 +140,14 @@ def test_glob_input_matching_nothing_is_a_clear_error(project_copy: Path) -> Non
     assert run.returncode == 2
     assert "inputs.none: 'data/*.parquet' matches no file" in run.stderr
     assert "reproflake.toml:" in run.stderr
+
+
+def test_diff_names_package_versions_and_the_environment(project_copy: Path) -> None:
+    commit(project_copy, "base")
+    spec = project_copy / "reproflake.toml"
+    spec.write_text(spec.read_text().replace('"numpy==2.2.6"', '"numpy==2.3.5"'))
+    reproflake("lock", cwd=project_copy)
+    out = reproflake("diff", cwd=project_copy).stdout
+    assert "packages:\n  py: wheel numpy 2.2.6 → 2.3.5" in out
+    assert "fit: wheel numpy changed (2.2.6 → 2.3.5)" in out
+    assert "environment py (its root filesystem)" in out
