@@ -63,6 +63,9 @@ for eps in "$site"/*.dist-info/entry_points.txt; do
       file = bin "/" name
       printf "#!/usr/bin/python3\nimport sys\nfrom %s import %s as _entry\nsys.exit(_entry())\n", module, fn > file
       close(file)
-      system("chmod 755 \"" file "\"")
     }' "$eps"
+done
+# (awk's system() would need a /bin/sh, which the sandbox does not have.)
+for script in "$bin"/*; do
+  if [ -f "$script" ]; then chmod 755 "$script"; fi
 done

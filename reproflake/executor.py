@@ -393,7 +393,8 @@ def check_seed(root: Path) -> bool:
 
 
 def log_command(drv: str) -> str:
-    return f"nix log {drv}"
+    """The command that shows a build's whole log (Nix 2.8 wants the feature flag)."""
+    return f"nix --extra-experimental-features 'nix-command ca-derivations' --option substituters '' log {drv}"
 
 
 def store_outputs(root: Path, attrs: Sequence[str]) -> Mapping[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -90,7 +91,11 @@ def test_failing_step_shows_its_log_tail_and_how_to_see_more(project_copy: Path)
     assert run.returncode == 1
     assert "step broken failed; last lines of its log:" in run.stdout
     assert "| the model diverged" in run.stdout
-    assert "full log: nix log /nix/store/" in run.stdout
+    command = next(line for line in run.stdout.splitlines() if "full log: " in line)
+    command = command.split("full log: ", 1)[1]
+    assert command.startswith("nix --extra-experimental-features 'nix-command ca-derivations'")
+    shown = subprocess.run(command, shell=True, capture_output=True, text=True, check=True)
+    assert "the model diverged" in shown.stdout
     assert "summary: 0 built, 3 already built, 1 failed" in run.stdout
 
 
@@ -175,3 +180,15 @@ def test_noop_answer_notices_every_kind_of_change(project_copy: Path) -> None:
         f.write(f"1.0,{os.getpid() % 97}.5\n")
     run = reproflake("build", cwd=project_copy)
     assert "input measurements changed" in run.stderr
+
+
+def test_wheels_console_scripts_are_executable(project_copy: Path) -> None:
+    add_step(
+        project_copy,
+        '[environments.tools]\ndebian = ["python3"]\npython = ["pygments==2.21.0"]\n'
+        '[steps.highlight]\nenv = "tools"\nsources = ["src/fit.py"]\n'
+        'run = "pygmentize -f html src/fit.py > $OUT/fit.html"\noutputs = ["fit.html"]\n',
+    )
+    reproflake("lock", cwd=project_copy)
+    reproflake("build", "highlight", cwd=project_copy)
+    assert '<div class="highlight">' in (project_copy / "results/highlight/fit.html").read_text()
