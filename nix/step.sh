@@ -52,7 +52,10 @@ mount --rbind /nix/store "$root/nix/store"
 mount --rbind "$NIX_BUILD_TOP/scratch" "$root/tmp"
 set -f
 mount --bind "$out" "$work/results/$stepName"
-mkdir -p "$root/tmp/home"
+mkdir -p "$root/tmp/home/.config/matplotlib"
+# Plotting defaults that keep figures bit-for-bit: matplotlib otherwise draws random
+# SVG ids. A matplotlibrc in the step's working directory still takes precedence.
+printf '%s\n' 'backend: Agg' 'svg.hashsalt: reproflake' >"$root/tmp/home/.config/matplotlib/matplotlibrc"
 
 # The step's own variables (names are checked by reproflake: [A-Za-z_][A-Za-z0-9_]*).
 set --

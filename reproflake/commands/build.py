@@ -95,6 +95,14 @@ def provenance(p: Project, host: HostProfile, outputs: dict[str, str], built: li
     )
 
 
+def link_results(p: Project, outputs: dict[str, str]) -> None:
+    """results/<step> → its output, each link a garbage-collector root."""
+    for step, path in sorted(outputs.items()):
+        link = p.root / RESULTS / step
+        symlink_atomic(link, path)
+        executor.add_indirect_root(link)
+
+
 def snapshot(p: Project, order: Sequence[str]) -> dict[str, object]:
     """What the no-op stamp compares next time, taken before the build reads anything."""
     patterns = [pat for s in order for pat in p.spec.steps[s].sources]
@@ -143,10 +151,7 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
         log(f"fetched {progress.fetched} pinned file(s)")
     provenance(p, host, outcome.outputs, outcome.built)
     progress._clear()
-    for step, path in sorted(outcome.outputs.items()):
-        link = p.root / RESULTS / step
-        symlink_atomic(link, path)
-        executor.add_indirect_root(link)
+    link_results(p, outcome.outputs)
 
     built = [s for s in wanted if s in outcome.outputs and s in outcome.built]
     already = [s for s in wanted if s in outcome.outputs and s not in outcome.built]

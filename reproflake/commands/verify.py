@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reproflake import executor
 from reproflake.commands._project import Log, generate, labels, load_project, store_items
-from reproflake.commands.build import Progress, hardware_features, select
+from reproflake.commands.build import Progress, hardware_features, link_results, select
 from reproflake.errors import BuildError
 
 VERIFY_ATTRS = "legacyPackages.x86_64-linux.verify."
@@ -31,6 +31,7 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
         raise BuildError(
             f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"
         )
+    link_results(p, first.outputs)
     second = executor.build(
         p.root, wanted, Progress(log), attr_prefix=VERIFY_ATTRS, features=features
     )

@@ -192,3 +192,31 @@ def test_wheels_console_scripts_are_executable(project_copy: Path) -> None:
     reproflake("lock", cwd=project_copy)
     reproflake("build", "highlight", cwd=project_copy)
     assert '<div class="highlight">' in (project_copy / "results/highlight/fit.html").read_text()
+
+
+FIGURE = """
+import os
+import matplotlib.pyplot as plt
+import numpy as np
+
+d = np.loadtxt("results/prepare/clean.csv", delimiter=",", skiprows=1)
+fig, ax = plt.subplots(figsize=(4, 3))
+ax.scatter(d[:, 0], d[:, 1], s=4)
+ax.set_title("measurements")
+for ext in ("png", "svg", "pdf"):
+    fig.savefig(os.path.join(os.environ["OUT"], f"fit.{ext}"))
+"""
+
+
+def test_figures_are_bit_for_bit(project_copy: Path) -> None:
+    (project_copy / "src" / "figure.py").write_text(FIGURE)
+    add_step(
+        project_copy,
+        '[environments.plot]\ndebian = ["python3"]\npython = ["numpy==2.2.6", "matplotlib==3.11.2"]\n'
+        '[steps.figure]\nenv = "plot"\nsources = ["src/figure.py"]\nneeds = ["prepare"]\n'
+        'run = "python3 src/figure.py"\noutputs = ["fit.png", "fit.svg", "fit.pdf"]\n',
+    )
+    reproflake("lock", cwd=project_copy)
+    run = reproflake("verify", "figure", cwd=project_copy)
+    assert "figure: reproducible" in run.stdout
+    assert (project_copy / "results/figure/fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
