@@ -6,10 +6,45 @@ export PATH="$NIX_BUILD_TOP/.bin"
 set -f
 
 mkdir -p "$out"
-# Packages are unpacked, not configured: maintainer scripts do not run.
+# Packages are unpacked, not configured: maintainer scripts do not run. What they
+# would do that software most often needs is redone below: the alternatives their
+# postinst registers, and the dynamic linker's cache.
+alternatives="$NIX_BUILD_TOP/alternatives"
+: >"$alternatives"
 for deb in $debs; do
   dpkg-deb -x "$deb" "$out"
+  rm -rf "$NIX_BUILD_TOP/control"
+  dpkg-deb -e "$deb" "$NIX_BUILD_TOP/control"
+  if [ -f "$NIX_BUILD_TOP/control/postinst" ]; then
+    # "update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK NAME PATH]...",
+    # possibly continued over lines; entries that use shell variables are skipped.
+    awk '
+      { line = line $0 }
+      /\\$/ { sub(/\\$/, " ", line); next }
+      { if (line ~ /update-alternatives[ \t]+--install/ && line !~ /\$/) {
+          n = split(line, w, /[ \t]+/)
+          for (i = 1; i <= n; i++) if (w[i] == "--install") break
+          if (i + 4 <= n) {
+            print w[i+4], w[i+2], w[i+1], w[i+3]
+            for (j = i + 5; j + 3 <= n; j++) if (w[j] == "--slave") print w[i+4], w[j+2], w[j+1], w[j+3]
+          }
+        }
+        line = "" }' "$NIX_BUILD_TOP/control/postinst" >>"$alternatives"
+  fi
 done
+# For each alternative name the highest priority wins, as in `update-alternatives --auto`.
+sort -k2,2 -k1,1nr "$alternatives" | awk '!seen[$2]++ { print $3, $4 }' | while read -r link target; do
+  if [ -e "$out$target" ] && [ ! -e "$out$link" ]; then
+    mkdir -p "$out$(dirname "$link")"
+    ln -s "$target" "$out$link"
+  fi
+done
+if [ -x "$out/sbin/ldconfig" ]; then
+  # Debian's ldconfig is static: it runs here and writes the cache for the new root.
+  "$out/sbin/ldconfig" -r "$out" -X
+  # Its auxiliary cache records inodes and times: not reproducible, and only a speed-up.
+  rm -f "$out/var/cache/ldconfig/aux-cache"
+fi
 
 mkdir -p "$out/etc" "$out/tmp" "$out/root"
 [ -e "$out/etc/passwd" ] || printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \

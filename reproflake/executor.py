@@ -384,6 +384,12 @@ def known_outputs(root: Path, steps: Sequence[str]) -> dict[str, str | None]:
     return found
 
 
+def rebuild_matches(root: Path, attr: str) -> bool:
+    """Build an input-addressed attribute again and let Nix compare the bytes (--rebuild)."""
+    result = _nix(["build", f".#{attr}", "--rebuild", "--no-link"], cwd=root, check=False)
+    return result.returncode == 0
+
+
 def check_seed(root: Path) -> bool:
     """Re-extract the bootstrap seed from its pinned .deb inside Nix and compare."""
     return (

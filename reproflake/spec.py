@@ -51,6 +51,8 @@ RESERVED_VARS = frozenset(
 )
 # Packages every environment gets: /bin/sh runs the step, coreutils for its plumbing.
 BASE_PACKAGES = ("coreutils", "dash")
+# Stands for the suite's Essential packages among an environment's roots (and in the lock).
+ESSENTIAL = "@essential"
 # manylinux wheels assume these libraries from the host (PEP 600's baseline).
 WHEEL_BASE_PACKAGES = ("libgcc-s1", "libstdc++6")
 
@@ -77,11 +79,16 @@ class Environment:
     debian: tuple[str, ...]
     python: tuple[str, ...] = ()
     openblas_coretype: str = "Haswell"
+    essential: bool = True
 
     @property
     def all_debian(self) -> tuple[str, ...]:
-        """The packages to resolve: the user's plus the implicit base."""
+        """The packages to resolve: the user's plus the implicit base.
+
+        ESSENTIAL stands for the suite's Essential set, which Debian packages rely on
+        without declaring it (their scripts call sed, grep, ...)."""
         extra = BASE_PACKAGES + (WHEEL_BASE_PACKAGES if self.python else ())
+        extra += (ESSENTIAL,) if self.essential else ()
         return tuple(sorted(set(self.debian) | set(extra)))
 
 
@@ -534,7 +541,7 @@ def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
         key = ("environments", name)
         c.name(name, key, "environment")
         env = c.table(table[name], key, fix)
-        c.only(env, key, {"debian", "python", "openblas_coretype"})
+        c.only(env, key, {"debian", "python", "openblas_coretype", "essential"})
         debian = c.strings(env.get("debian", []), key + ("debian",), 'e.g. debian = ["python3"]')
         for pkg in debian:
             if not re.match(r"^[a-z0-9][a-z0-9+.\-]+(=[A-Za-z0-9.+:~\-]+)?$", pkg):
@@ -555,7 +562,14 @@ def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
         )
         if not re.match(r"^[A-Za-z0-9_]+$", coretype):
             raise c.fail(key + ("openblas_coretype",), "expected an OpenBLAS core name", "Haswell")
-        result[name] = Environment(name, debian, python, coretype)
+        essential = env.get("essential", True)
+        if not isinstance(essential, bool):
+            raise c.fail(
+                key + ("essential",),
+                f"expected true or false, got {_kind(essential)}",
+                "essential = false leaves out Debian's Essential packages (sed, grep, bash, ...)",
+            )
+        result[name] = Environment(name, debian, python, coretype, essential)
     return result
 
 

@@ -46,6 +46,12 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
                 out(f"    compare them: diff -r {a} {b}")
         else:
             out(f"  {step}: reproducible (built twice, identical bytes: {a})")
+    for env in sorted({p.spec.steps[s].env for s in wanted}):
+        if executor.rebuild_matches(p.root, f"legacyPackages.x86_64-linux.environments.{env}"):
+            out(f"  environment {env}: reproducible (root filesystem rebuilt, identical bytes)")
+        else:
+            bad.append(f"environment {env}")
+            out(f"  environment {env}: NOT reproducible (its root filesystem differs when rebuilt)")
     seed = p.lock.seed
     if executor.check_seed(p.root):
         out(f"  seed: identical to ./bin/busybox in its pinned {seed.package} {seed.version}")

@@ -29,6 +29,8 @@ from reproflake.fsutil import write_atomic
 from reproflake.lock import debver
 
 DEFAULT_TIMEOUT = 60.0
+# Bump when DebPackage changes: a cached parsed index of another shape is not reused.
+PARSED_FORMAT = "2"
 _MIRROR_HINT = (
     "check the Debian mirror and suite in reproflake.toml and that the mirror is reachable"
 )
@@ -68,6 +70,8 @@ class DebPackage:
     # dataclass hashable and printable; parse_group() turns it into Relations.
     depends: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    # Essential packages are never declared as dependencies: every Debian system has them.
+    essential: bool = False
 
     def url(self, mirror: str) -> str:
         return f"{mirror.rstrip('/')}/{self.filename}"
@@ -95,6 +99,10 @@ class PackageIndex:
         """The default candidate: the highest version of ``name``."""
         found = self.packages.get(name)
         return found[0] if found else None
+
+    def essential(self) -> list[str]:
+        """The names of the suite's Essential packages (highest versions)."""
+        return sorted(name for name, found in self.packages.items() if found and found[0].essential)
 
     def __len__(self) -> int:
         return sum(len(c) for c in self.packages.values())
@@ -187,6 +195,7 @@ def _package_from_stanza(stanza: Mapping[str, str]) -> DebPackage:
         sha256=stanza["sha256"].lower(),
         depends=depends,
         provides=_split_field(stanza.get("provides", "")),
+        essential=stanza.get("essential", "").strip().lower() == "yes",
     )
 
 
@@ -448,7 +457,7 @@ def fetch_index(
     # Parsing a whole suite's index takes seconds; the parsed result is kept, keyed by the
     # (verified) Release content, which changes whenever any of its indexes does.
     key = hashlib.sha256(
-        release_bytes + "\0".join([release_url, *components, *archs]).encode()
+        release_bytes + "\0".join([PARSED_FORMAT, release_url, *components, *archs]).encode()
     ).hexdigest()
     parsed = cache_dir / "parsed" / f"{key}.pickle"
     cached = _load_parsed(parsed)

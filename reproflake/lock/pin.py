@@ -32,7 +32,7 @@ from reproflake.lock.model import (
     Seed,
     python_index_request,
 )
-from reproflake.spec import Spec
+from reproflake.spec import ESSENTIAL, Spec
 
 SEED_PACKAGE = "busybox-static"
 SEED_MEMBER = "./bin/busybox"
@@ -210,7 +210,10 @@ def lock(
             glibc = next((x.version for x in env_debs if x.package == "libc6"), "")
         else:
             ctx.log(f"resolving Debian packages for environment {name}")
-            closure = deb_index.resolve_closure(get_index(), env.all_debian, d.architecture)
+            roots = [r for r in env.all_debian if r != ESSENTIAL]
+            if ESSENTIAL in env.all_debian:
+                roots += get_index().essential()
+            closure = deb_index.resolve_closure(get_index(), sorted(set(roots)), d.architecture)
             env_debs = [_locked(p, d.mirror) for p in closure]
             python_version = _python_version(closure)
             glibc = next((p.version for p in closure if p.name == "libc6"), "")

@@ -46,6 +46,7 @@ def test_every_step_is_bit_for_bit_reproducible(python_project: Path) -> None:
         assert f"{step}: reproducible" in run.stdout
     assert "verified 3 step(s): all reproducible" in run.stdout
     assert "seed: identical to ./bin/busybox in its pinned busybox-static" in run.stdout
+    assert "environment py: reproducible (root filesystem rebuilt, identical bytes)" in run.stdout
 
 
 def test_lock_is_deterministic_and_check_passes(python_project: Path) -> None:
@@ -220,3 +221,17 @@ def test_figures_are_bit_for_bit(project_copy: Path) -> None:
     run = reproflake("verify", "figure", cwd=project_copy)
     assert "figure: reproducible" in run.stdout
     assert (project_copy / "results/figure/fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_debian_alternatives_are_set_up(project_copy: Path) -> None:
+    """Debian's own numpy finds its BLAS through an alternative its postinst would make."""
+    add_step(
+        project_copy,
+        '[environments.debnumpy]\ndebian = ["python3-numpy"]\n'
+        '[steps.dot]\nenv = "debnumpy"\n'
+        "run = \"python3 -c 'import numpy; print(numpy.dot([1.0, 2.0], [3.0, 4.0]))' > $OUT/dot.txt\"\n"
+        'outputs = ["dot.txt"]\n',
+    )
+    reproflake("lock", cwd=project_copy)
+    reproflake("build", "dot", cwd=project_copy)
+    assert (project_copy / "results/dot/dot.txt").read_text().strip() == "11.0"

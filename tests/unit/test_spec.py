@@ -185,14 +185,20 @@ def test_where_names_file_and_line_of_a_key() -> None:
 
 def test_all_debian_adds_base_packages() -> None:
     env = Environment("e", ("python3",))
-    assert env.all_debian == ("coreutils", "dash", "python3")
-    assert Environment("e", ()).all_debian == ("coreutils", "dash")
+    assert env.all_debian == ("@essential", "coreutils", "dash", "python3")
+    assert Environment("e", (), essential=False).all_debian == ("coreutils", "dash")
 
 
 def test_all_debian_adds_wheel_libraries_only_with_python_requirements() -> None:
     env = Environment("e", ("python3", "dash"), ("numpy==2.2.6",))
-    assert env.all_debian == ("coreutils", "dash", "libgcc-s1", "libstdc++6", "python3")
+    assert env.all_debian == (
+        "@essential", "coreutils", "dash", "libgcc-s1", "libstdc++6", "python3"
+    )  # fmt: skip
     assert "libstdc++6" not in Environment("e", ("python3",), ()).all_debian
+
+
+def test_essential_packages_can_be_left_out() -> None:
+    assert "@essential" not in Environment("e", ("python3",), (), essential=False).all_debian
 
 
 # --------------------------------------------------------------------------- mistakes
