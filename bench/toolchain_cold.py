@@ -1,11 +1,11 @@
 """Cold toolchain realisation: fetch an environment's .debs and wheels and assemble its root.
 
-In a fresh project from the python template, after `reproflake lock`, the environment's
-root filesystem and every package file it is built from are deleted from the Nix store;
-then `nix build .#legacyPackages.x86_64-linux.environments.py` is timed with the options
-reproflake passes to nix. Files whose locked URL is file:// (a local mirror) cannot be
-fetched from inside Nix's sandbox; reproflake puts them into the store itself before it
-builds (executor.ensure_in_store), so that is timed too, separately.
+In a fresh project from the python template, after `reproflake lock`, `nix build
+.#legacyPackages.x86_64-linux.environments.py` is timed with the options reproflake
+passes to nix, against a new, empty Nix store each run (`--store DIR`): nothing is
+cached, and the machine's own store is left alone. Files whose locked URL is file:// (a
+local mirror) are read when the flake is evaluated; they count as fetched but are not
+downloaded.
 
 Peer: the same .deb URLs downloaded with urllib (and sha256-checked) in the same run, one
 at a time; and the same over one kept-alive HTTP connection (one DNS lookup in all), which
@@ -45,12 +45,13 @@ def parse_args() -> argparse.Namespace:
 
 
 class Env:
-    """What one environment of a locked, generated project needs in the store."""
+    """What one environment of a locked, generated project needs, and building it cold."""
 
-    def __init__(self, root: Path, env_name: str) -> None:
-        from reproflake.commands._project import generate, load_project, store_items
+    def __init__(self, root: Path, env_name: str, tmp: Path) -> None:
+        from reproflake.commands._project import generate, load_project
 
         self.root = root
+        self.tmp = tmp
         self.project = load_project(root, lambda _msg: None)
         generate(self.project)  # flake.nix and its data, staged in git
         lock = self.project.lock
@@ -61,24 +62,14 @@ class Env:
         env = lock.environments[env_name]
         self.debs = [lock.debs[k] for k in env.debs]
         self.wheels = [lock.wheels[k] for k in env.wheels]
-        names = {*env.debs, *env.wheels}
-        whats = {f"Debian package {k}" for k in env.debs} | {f"wheel {k}" for k in env.wheels}
-        self.local_items = [i for i in store_items(self.project) if i.what in whats]
-        self.attr = f"{root}#legacyPackages.{c.SYSTEM}.environments.{env_name}"
-        opts = c.nix_options()
-        self.drv = c.run(["nix", *opts, "path-info", "--derivation", self.attr], cwd=root)[
-            1
-        ].stdout.strip()
-        self.out = c.run(["nix-store", "-q", "--outputs", self.drv])[1].stdout.split()
-        closure = c.run(["nix-store", "-qR", self.drv])[1].stdout.split()
-        self.fetch_drvs = sorted(d for d in closure if _store_name(d).removesuffix(".drv") in names)
-        if len(self.fetch_drvs) != len(names):
-            raise c.BenchError(
-                f"found {len(self.fetch_drvs)} fetch derivations for {len(names)} locked files"
-            )
-        self.fetch_outs = c.run(["nix-store", "-q", "--outputs", *self.fetch_drvs])[
-            1
-        ].stdout.split()
+        self.attr = f".#legacyPackages.{c.SYSTEM}.environments.{env_name}"
+        # Keys hold dots ("..._amd64.deb"): quoted in the attribute path.
+        # file:// pins are read at evaluation, not fetched by a derivation.
+        remote = lambda table, keys: [k for k in keys if not table[k].url.startswith("file://")]  # noqa: E731
+        self.fetch_attrs = [
+            f'.#legacyPackages.{c.SYSTEM}.debs."{k}"' for k in remote(lock.debs, env.debs)
+        ] + [f'.#legacyPackages.{c.SYSTEM}.wheels."{k}"' for k in remote(lock.wheels, env.wheels)]
+        self.runs = 0
 
     def deb_bytes(self) -> int:
         return sum(d.size for d in self.debs)
@@ -88,72 +79,16 @@ class Env:
         for w in self.wheels:
             if w.url.startswith("file://"):
                 total += os.path.getsize(w.url[len("file://") :])
-            else:  # no size in the lock: measure the fetched file (valid after a build)
-                out = next(o for o in self.fetch_outs if _store_name(o) == w.key)
-                total += os.path.getsize(out)
         return total
 
-    def make_cold(self, attempts: int = 20) -> int:
-        """Delete the root and its package files, and the unrooted .drv files that name them.
+    def cold_store(self) -> str:
+        """A new, empty store for one run."""
+        self.runs += 1
+        return str(self.tmp / f"store-{self.runs}")
 
-        Content-addressed steps are "resolved" before they build: Nix writes a .drv that
-        names the environment's output directly, and while such a file is in the store the
-        output counts as alive. Those .drv files are recreated on the next build; anything
-        else that refers to these paths (a rooted build result) stops the benchmark. A path
-        held by another Nix process's temporary root (a build running beside this one) is
-        retried a few seconds later. Returns how many waits that took.
-        """
-        paths = self.out + self.fetch_outs
-        for waited in range(attempts):
-            valid = sorted(set(paths) - _invalid(paths))
-            if not valid:
-                return waited
-            closure = c.run(["nix-store", "-q", "--referrers-closure", *valid])[1].stdout.split()
-            others = sorted(p for p in closure if p not in paths and not p.endswith(".drv"))
-            if others:
-                raise c.BenchError(
-                    f"{len(others)} other store path(s) refer to the environment, e.g. "
-                    f"{others[0]}; delete them (or their GC roots) first"
-                )
-            _secs, proc = c.run(["nix-store", "--delete", *closure], check=False)
-            still = sorted(set(valid) - _invalid(valid))
-            if not still:
-                return waited
-            roots = c.run(["nix-store", "-q", "--roots", *still], check=False)[1].stdout
-            held = [r for r in roots.splitlines() if r.strip()]
-            if held and all(r.startswith("{temp:") for r in held):
-                time.sleep(3)
-                continue
-            raise c.BenchError(
-                f"{len(still)} store path(s) could not be deleted, e.g. {still[0]}:\n"
-                f"{proc.stderr.strip()[-800:]}\nGC roots:\n{roots.strip() or '(none)'}"
-            )
-        raise c.BenchError(
-            f"other Nix processes kept the environment's paths alive for {3 * attempts}s; "
-            "run the benchmark when no other build uses this environment"
-        )
-
-    def add_local(self) -> float:
-        from reproflake import executor
-
-        start = time.perf_counter()
-        executor.ensure_in_store(self.local_items)
-        return time.perf_counter() - start
-
-    def build(self, installables: list[str]) -> float:
-        argv = ["nix", *c.nix_options(), "build", *installables, "--no-link"]
+    def build(self, installables: list[str], store: str) -> float:
+        argv = ["nix", *c.nix_options(), "--store", store, "build", *installables, "--no-link"]
         return c.run(argv, cwd=self.root)[0]
-
-
-def _store_name(path: str) -> str:
-    return path.rsplit("/", 1)[-1].split("-", 1)[1]
-
-
-def _invalid(paths: list[str]) -> set[str]:
-    if not paths:
-        return set()
-    out = c.run(["nix-store", "--check-validity", "--print-invalid", *paths])[1].stdout
-    return set(out.split())
 
 
 def urllib_fetch(urls_and_hashes: list[tuple[str, str]], dest: Path) -> float:
@@ -227,22 +162,22 @@ def bench() -> int:
     with c.temp_dir(NAME) as tmp:
         root = c.new_project(tmp, "python")
         lock_secs = c.run(["reproflake", "lock"], cwd=root)[0]
-        env = Env(root, args.env)
+        env = Env(root, args.env, tmp)
         http = [(d.url, d.sha256) for d in env.debs if not d.url.startswith("file://")]
         schemes = sorted(
             {c.url_scheme(d.url) for d in env.debs} | {c.url_scheme(w.url) for w in env.wheels}
         )
-        local = [i.what for i in env.local_items]
+        local = [f"wheel {w.key}" for w in env.wheels if w.url.startswith("file://")]
+        local += [f"Debian package {d.key}" for d in env.debs if d.url.startswith("file://")]
         print(
             f"environment {args.env}: {len(env.debs)} .debs, {len(env.wheels)} wheels; "
             f"URL schemes: {', '.join(schemes)}; locked in {lock_secs:.1f}s",
             file=sys.stderr,
         )
         if local:
-            print(f"file:// (local mirror) files put in the store by reproflake: {', '.join(local)}",
+            print(f"file:// (local mirror) files read at evaluation: {', '.join(local)}",
                   file=sys.stderr)  # fmt: skip
 
-        waits = 0
         realise: list[dict[str, float]] = []
         peer: list[float] = []
         keepalive: list[float] = []
@@ -251,14 +186,9 @@ def bench() -> int:
             order = ("nix", "urllib", "keepalive")
             for who in order if i % 2 == 0 else reversed(order):
                 if who == "nix":
-                    waits += env.make_cold()
-                    add = env.add_local()
-                    secs = env.build([env.attr])
-                    realise.append({"local_add_s": add, "nix_build_s": secs, "total_s": add + secs})
-                    print(
-                        f"run {i + 1}: nix build {secs:.2f}s (+ local add {add:.2f}s)",
-                        file=sys.stderr,
-                    )
+                    secs = env.build([env.attr], env.cold_store())
+                    realise.append({"nix_build_s": secs, "total_s": secs})
+                    print(f"run {i + 1}: nix build {secs:.2f}s", file=sys.stderr)
                 else:
                     fetch_fn = urllib_fetch if who == "urllib" else keepalive_fetch
                     with c.temp_dir(who) as dest:
@@ -270,11 +200,10 @@ def bench() -> int:
         split: dict[str, float] | None = None
         if not args.quick:
             # One more cold run in two parts: the fetch derivations alone, then the root.
-            waits += env.make_cold()
-            add = env.add_local()
-            fetch = env.build(env.fetch_drvs)
-            assemble = env.build([env.attr])
-            split = {"local_add_s": add, "fetch_s": fetch, "assemble_s": assemble}
+            store = env.cold_store()
+            fetch = env.build(env.fetch_attrs, store)
+            assemble = env.build([env.attr], store)
+            split = {"fetch_s": fetch, "assemble_s": assemble}
 
         deb_mb = env.deb_bytes() / MB
         wheel_mb = env.wheel_bytes() / MB
@@ -296,7 +225,6 @@ def bench() -> int:
             "keepalive_median_s": c.median(keepalive),
             "dns_probe": dns,
             "split": split,
-            "waits_for_other_nix_processes": waits,
         }
         record["ratio_realise_vs_urllib"] = record["realise_median_s"] / record["urllib_median_s"]
         if split:
@@ -304,8 +232,7 @@ def bench() -> int:
 
     rows: list[list[Any]] = [
         ["cold realisation (nix build env, median)", record["nix_build_median_s"], ""],
-        ["  + file:// files added to the store", c.median([r["local_add_s"] for r in realise]), ""],
-        ["  total", record["realise_median_s"], f"{record['ratio_realise_vs_urllib']:.2f}x"],
+        ["  vs urllib", record["realise_median_s"], f"{record['ratio_realise_vs_urllib']:.2f}x"],
         [f"peer: urllib download of the {len(http)} .debs", record["urllib_median_s"], "1.00x"],
         ["peer: same over one kept-alive connection", record["keepalive_median_s"], ""],
     ]
