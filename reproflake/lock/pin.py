@@ -213,6 +213,10 @@ def lock(
             roots = [r for r in env.all_debian if r != ESSENTIAL]
             if ESSENTIAL in env.all_debian:
                 roots += get_index().essential()
+                # As debootstrap does: the merged-/usr marker, not the usrmerge converter
+                # (which would pull in perl) where a package asks for either.
+                if get_index().get("usr-is-merged") is not None:
+                    roots.append("usr-is-merged")
             closure = deb_index.resolve_closure(get_index(), sorted(set(roots)), d.architecture)
             env_debs = [_locked(p, d.mirror) for p in closure]
             python_version = _python_version(closure)
