@@ -86,4 +86,6 @@ for output in $outputsList; do
     missing=1
   fi
 done
+# The last line of a successful step's log; reproflake shows progress from it.
+[ "$missing" -ne 0 ] || echo "reproflake: step '$stepName' finished" >&2
 exit "$missing"

@@ -11,3 +11,8 @@ def data_dir(name: str) -> Path:
     """``nix`` or ``templates``: packaged under _data/, else the checkout's top level."""
     packaged = PACKAGE / "_data" / name
     return packaged if packaged.is_dir() else PACKAGE.parent / name
+
+
+def unusable_in_flake_path(path: Path) -> list[str]:
+    """Characters Nix 2.8 cannot have in a flake's directory path (it makes an unescaped URL)."""
+    return sorted({c for c in str(path.resolve()) if c in " #?%\"'" or not c.isprintable()})

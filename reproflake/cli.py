@@ -78,7 +78,9 @@ def init(
             return 0
         files = cmd.run(directory, template, debian_mirror, suite)
         _log(f"created {len(files)} files in {directory} from template {template!r}")
-        _log(f"next: cd {directory} && reproflake lock && reproflake build")
+        import shlex
+
+        _log(f"next: cd {shlex.quote(str(directory))} && reproflake lock && reproflake build")
         return 0
 
     _guard(go)

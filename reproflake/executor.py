@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reproflake import _proc
+from reproflake._paths import unusable_in_flake_path
 from reproflake.errors import HashMismatchError, NixError
 
 FEATURES = "nix-command flakes ca-derivations"
@@ -41,7 +42,7 @@ def nix_options() -> list[str]:
 
 def check_flake_path(root: Path) -> None:
     """Nix 2.8 turns a flake's directory into a URL without escaping it: refuse early."""
-    bad = sorted({c for c in str(root.resolve()) if c in " #?%\"'" or not c.isprintable()})
+    bad = unusable_in_flake_path(root)
     if bad:
         shown = ", ".join(repr(c) for c in bad)
         raise NixError(
@@ -197,6 +198,7 @@ class _LogReader:
 
     ACT_BUILD = 105
     RES_BUILD_LOG_LINE = 101
+    END_OF_STEP = re.compile(r"^reproflake: step '([^']+)' (finished|failed)")
 
     def __init__(self, on_event: Event, outcome: BuildOutcome) -> None:
         self.on_event = on_event
@@ -229,16 +231,23 @@ class _LogReader:
             else:
                 self.on_event("fetch", _drv_name(drv), 0.0)
         elif action == "stop" and msg.get("id") in self.active:
+            # Nix stops a content-addressed step's activity only when its dependents are
+            # done too; a step's own end is the last line of its log (below).
             with self.lock:
                 step, _drv, started = self.active.pop(msg["id"])
-            if step is not None:
-                self.on_event("done", step, time.monotonic() - started)
-            elif (env := _env_of(_drv)) is not None:
+            if step is None and (env := _env_of(_drv)) is not None:
                 self.on_event("env-done", env, time.monotonic() - started)
         elif action == "result" and msg.get("type") == self.RES_BUILD_LOG_LINE:
             entry = self.active.get(msg.get("id", -1))
             if entry is not None:
-                self.logs.setdefault(entry[1], []).append(str((msg.get("fields") or [""])[0]))
+                line = str((msg.get("fields") or [""])[0])
+                self.logs.setdefault(entry[1], []).append(line)
+                m = self.END_OF_STEP.match(line)
+                if m and entry[0] == m.group(1):
+                    with self.lock:
+                        self.active[msg["id"]] = (None, entry[1], entry[2])  # no more ticks
+                    kind = "done" if m.group(2) == "finished" else "failed"
+                    self.on_event(kind, m.group(1), time.monotonic() - entry[2])
         elif action == "msg" and msg.get("level", 9) <= 0:
             self.outcome.errors.append(_strip_ansi(str(msg.get("msg", ""))))
 

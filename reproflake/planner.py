@@ -21,6 +21,7 @@ from reproflake.state import Built
 BUILT = "built"
 WILL = "will-build"
 MAY = "may-build"
+BLOCKED = "cannot-build"  # no machine offers the hardware it declares
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class StepPlan:
     def line(self) -> str:
         if self.status == BUILT:
             return f"{self.step}: already built"
+        if self.status == BLOCKED:
+            return f"{self.step}: cannot build here — " + "; ".join(self.reasons)
         head = "will build" if self.status == WILL else "will build if what it needs changes"
         return f"{self.step}: {head} — " + "; ".join(self.reasons)
 

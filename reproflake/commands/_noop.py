@@ -145,8 +145,8 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
     entry = check(root, steps)
     if entry is None:
         return False
-    wanted = list(steps) or entry["order"]
-    out(f"summary: 0 built, {len(wanted)} already built, 0 failed")
-    for step in wanted:
+    involved = entry["order"]  # the requested steps and those they need, as the build counted
+    out(f"summary: 0 built, {len(involved)} already built, 0 failed")
+    for step in involved:
         out(f"  results/{step} -> {entry['outputs'][step]}")
     return True

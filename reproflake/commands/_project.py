@@ -50,7 +50,8 @@ def load_project(start: Path, log: Log, *, write_lock: bool = True) -> Project:
         old = lock.inputs[name].nar_hash
         new = inputs[name].nar_hash
         if old != new and old is not None and new is not None:
-            log(f"input {name} changed ({short(old)}… → {short(new)}…); lock updated")
+            done = "lock updated" if write_lock else "`reproflake build` updates the lock"
+            log(f"input {name} changed ({short(old)}… → {short(new)}…); {done}")
     if inputs != dict(lock.inputs):
         lock = lock.with_inputs(inputs)
         if write_lock:

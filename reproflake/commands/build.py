@@ -52,6 +52,9 @@ class Progress:
         elif kind == "done":
             self._clear()
             self.log(f"finished {step} in {seconds:.1f}s")
+        elif kind == "failed":
+            self._clear()
+            self.log(f"failed {step} after {seconds:.1f}s")
         elif kind == "tick" and self.tty:
             sys.stderr.write(f"\r  {step}: building for {seconds:.0f}s\x1b[K")
             sys.stderr.flush()
@@ -153,25 +156,24 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     progress._clear()
     link_results(p, outcome.outputs)
 
-    built = [s for s in wanted if s in outcome.outputs and s in outcome.built]
-    already = [s for s in wanted if s in outcome.outputs and s not in outcome.built]
-    # Steps needed by the requested ones are built too; count them where they fall.
-    extra_built = sorted(set(outcome.built) - set(wanted) - set(outcome.failed))
+    # Every step involved counts: the requested ones and the steps they need.
+    built = [s for s in order if s in outcome.outputs and s in outcome.built]
+    already = [s for s in order if s in outcome.outputs and s not in outcome.built]
     for step, lines in sorted(outcome.failed.items()):
         out(f"\nstep {step} failed; last lines of its log:")
         for line in lines:
             out(f"  | {line}")
         out(f"  full log: {executor.log_command(outcome.drvs.get(step, '<drv>'))}")
-    skipped = [s for s in wanted if s not in outcome.outputs and s not in outcome.failed]
+    skipped = [s for s in order if s not in outcome.outputs and s not in outcome.failed]
     parts = [
-        f"{len(built) + len(extra_built)} built",
+        f"{len(built)} built",
         f"{len(already)} already built",
         f"{len(outcome.failed)} failed",
     ]
     if skipped:
         parts.append(f"{len(skipped)} not built (a step they need failed)")
     out("summary: " + ", ".join(parts))
-    for step in wanted:
+    for step in order:
         if step in outcome.outputs:
             out(f"  {RESULTS}/{step} -> {outcome.outputs[step]}")
     if not outcome.failed and not skipped:

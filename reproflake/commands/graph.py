@@ -12,7 +12,12 @@ from reproflake.errors import StaleLockError, UsageError
 from reproflake.fsutil import write_atomic
 from reproflake.graph import Graph
 
-MARKS = {planner.BUILT: "built", planner.WILL: "stale", planner.MAY: "stale?"}
+MARKS = {
+    planner.BUILT: "built",
+    planner.WILL: "stale",
+    planner.MAY: "stale?",
+    planner.BLOCKED: "cannot build here",
+}
 
 
 def _statuses(start: Path, log: Log) -> tuple[Graph, dict[str, str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pygit2
 
-from reproflake._paths import data_dir
+from reproflake._paths import data_dir, unusable_in_flake_path
 from reproflake.errors import UsageError
 from reproflake.fsutil import write_atomic
 from reproflake.lock import aptconfig
@@ -49,6 +49,13 @@ def _clashes(target: Path, rels: Iterable[str]) -> list[str]:
 
 
 def run(target: Path, template: str, mirror: str | None, suite: str | None) -> list[str]:
+    bad = unusable_in_flake_path(target)
+    if bad:
+        raise UsageError(
+            f"{target.resolve()}: Nix cannot build a project in a directory whose path contains "
+            + ", ".join(repr(c) for c in bad),
+            hint="choose a directory path without them",
+        )
     names = template_names()
     if template not in names:
         raise UsageError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reproflake import project
-from reproflake.commands._project import Log, load_spec
+from reproflake.commands._project import Log, generate, load_project, load_spec
 from reproflake.errors import StaleLockError
 from reproflake.lock import model, pin
 
@@ -50,4 +50,9 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
     for line in pin.describe_changes(old, new):
         log(line)
     log(f"wrote {model.LOCK_FILE}" if changed else f"{model.LOCK_FILE} unchanged")
+    # The flake reads the pins from its generated data: keep it in step with the lock, so
+    # that committing after `reproflake lock` gives a project plain `nix build` agrees with.
+    written = generate(load_project(spec.root, log))
+    if written:
+        log(f"regenerated {', '.join(written)}")
     return 0

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, nixgen, planner, state
+from reproflake import executor, hardware, nixgen, planner, state
 from reproflake.commands._project import Log, Project, load_project
 from reproflake.commands.build import select
 
@@ -28,6 +28,25 @@ def compute(p: Project) -> dict[str, planner.StepPlan]:
                 records[step] = state.Built(path, comps)
                 outputs[step] = path
         plans = planner.plan(p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths)
+    return _blocked(p, plans)
+
+
+def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planner.StepPlan]:
+    """Steps to build whose hardware no machine offers: `build` would refuse them."""
+    needing = {
+        s: p.spec.steps[s].hardware.features()  # type: ignore[union-attr]
+        for s, pl in plans.items()
+        if pl.status != planner.BUILT and p.spec.steps[s].hardware is not None
+    }
+    if not needing:
+        return plans
+    host = hardware.probe()
+    missing = {s: host.missing(fs) for s, fs in needing.items() if host.missing(fs)}
+    if not missing or hardware.remote_builders_configured():
+        return plans
+    for step, features in missing.items():
+        why = f"needs {', '.join(features)}; this machine has {host.describe()}, no remote builder"
+        plans[step] = planner.StepPlan(step, planner.BLOCKED, (why,))
     return plans
 
 
@@ -56,10 +75,11 @@ def run(start: Path, steps: Sequence[str], *, as_json: bool, log: Log, out: Log)
         out(pl.line())
     counts = {
         k: sum(1 for pl in plans if pl.status == k)
-        for k in (planner.WILL, planner.MAY, planner.BUILT)
+        for k in (planner.WILL, planner.MAY, planner.BUILT, planner.BLOCKED)
     }
+    blocked = f", {counts[planner.BLOCKED]} cannot build here" if counts[planner.BLOCKED] else ""
     out(
         f"summary: {counts[planner.WILL]} will build, {counts[planner.MAY]} may build "
-        f"(if what they need changes), {counts[planner.BUILT]} already built"
+        f"(if what they need changes), {counts[planner.BUILT]} already built{blocked}"
     )
     return 0

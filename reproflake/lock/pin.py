@@ -67,6 +67,9 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
     pinned = {}
     for name, item in spec.inputs.items():
         if item.is_url:
+            assert item.url is not None and item.sha256 is not None
+            if item.url.startswith("file://"):
+                _check_local_url(spec, name, item.url, item.sha256)
             pinned[name] = LockedInput(kind="url", path=item.path, url=item.url, sha256=item.sha256)
             continue
         assert item.path is not None
@@ -76,7 +79,7 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
         path = spec.root / item.path
         if not path.exists() and not path.is_symlink():
             raise UsageError(
-                f"{spec.path}: inputs.{name}: {item.path} does not exist",
+                f"{spec.where('inputs', name, 'path')}: inputs.{name}: {item.path} does not exist",
                 hint=f"create {item.path}, or fix the path of input {name!r}",
             )
         # A link is followed: the data it points to is the input.
@@ -85,6 +88,30 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
         )
     cache.save()
     return pinned
+
+
+def _check_local_url(spec: Spec, name: str, url: str, sha256: str) -> None:
+    """A file:// input is on this machine: check its sha256 now rather than at build time."""
+    import urllib.parse
+
+    path = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    where = spec.where("inputs", name, "sha256")
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(4 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UsageError(
+            f"{spec.where('inputs', name, 'url')}: inputs.{name}.url: cannot read {path}: "
+            f"{exc.strerror}",
+            hint="fix the URL, or restore the file",
+        ) from None
+    if digest.hexdigest() != sha256:
+        raise HashMismatchError(
+            f"{where}: inputs.{name}.sha256: {path} has sha256 {digest.hexdigest()}, not {sha256}",
+            hint="if the file's new content is intended, put its sha256 in reproflake.toml",
+        )
 
 
 def _pin_glob(spec: Spec, name: str, pattern: str, cache: HashCache) -> LockedInput:
@@ -189,14 +216,19 @@ def lock(
         nonlocal index
         if index is None:
             ctx.log(f"fetching the package index of {d.suite} ({', '.join(d.components)})")
-            index = deb_index.fetch_index(
-                d.mirror,
-                d.suite,
-                d.components,
-                d.architecture,
-                ctx.cache_dir / "debian",
-                verify=_verifier(spec) if d.verify else None,
-            )
+            try:
+                index = deb_index.fetch_index(
+                    d.mirror,
+                    d.suite,
+                    d.components,
+                    d.architecture,
+                    ctx.cache_dir / "debian",
+                    verify=_verifier(spec) if d.verify else None,
+                )
+            except LockError as exc:
+                if exc.message.startswith(f"suite {d.suite!r} not found"):
+                    raise _in_spec(spec, ("debian", "suite"), exc) from None
+                raise
         return index
 
     debs: dict[str, LockedDeb] = {}
@@ -212,12 +244,18 @@ def lock(
             ctx.log(f"resolving Debian packages for environment {name}")
             roots = [r for r in env.all_debian if r != ESSENTIAL]
             if ESSENTIAL in env.all_debian:
-                roots += get_index().essential()
+                # The user's own request (perhaps with a version) stands for itself.
+                asked = {re.split(r"[=(\s]", r, maxsplit=1)[0] for r in roots}
+                roots += [e for e in get_index().essential() if e not in asked]
                 # As debootstrap does: the merged-/usr marker, not the usrmerge converter
                 # (which would pull in perl) where a package asks for either.
                 if get_index().get("usr-is-merged") is not None:
                     roots.append("usr-is-merged")
-            closure = deb_index.resolve_closure(get_index(), sorted(set(roots)), d.architecture)
+            try:
+                closure = deb_index.resolve_closure(get_index(), sorted(set(roots)), d.architecture)
+            except LockError as exc:
+                # What cannot be resolved is what the spec asked for: point at it.
+                raise _in_spec(spec, ("environments", name, "debian"), exc) from None
             env_debs = [_locked(p, d.mirror) for p in closure]
             python_version = _python_version(closure)
             glibc = next((p.version for p in closure if p.name == "libc6"), "")
@@ -247,14 +285,17 @@ def lock(
             ctx.log(
                 f"resolving Python requirements for environment {name} (Python {python_version})"
             )
-            resolved = py.resolve(
-                env.python,
-                python_version,
-                m.group(1) if m else "2.17",
-                "x86_64",
-                _index_config(spec),
-                ctx.cache_dir / "uv",
-            )
+            try:
+                resolved = py.resolve(
+                    env.python,
+                    python_version,
+                    m.group(1) if m else "2.17",
+                    "x86_64",
+                    _index_config(spec),
+                    ctx.cache_dir / "uv",
+                )
+            except LockError as exc:
+                raise _in_spec(spec, ("environments", name, "python"), exc) from None
             env_wheels = [
                 LockedWheel(w.name, w.version, w.filename, w.url, w.sha256) for w in resolved.wheels
             ]
@@ -304,6 +345,11 @@ def lock(
         environments=environments,
         inputs=pin_inputs(spec, hash_cache(ctx.root)),
     )
+
+
+def _in_spec(spec: Spec, key: tuple[str, ...], exc: LockError) -> UsageError:
+    """A resolution failure caused by what the spec asks for: exit 2, with its file:line."""
+    return UsageError(f"{spec.where(*key)}: {'.'.join(key)}: {exc.message}", hint=exc.hint)
 
 
 def _verifier(spec: Spec) -> deb_index.Verify:

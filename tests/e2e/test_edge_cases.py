@@ -119,9 +119,11 @@ def test_a_directory_input_with_ignored_files_and_empty_dirs(project_copy: Path)
 
 
 def test_a_project_path_nix_cannot_use_is_a_clear_error(tmp_path: Path) -> None:
+    made = tmp_path / "made"
+    reproflake("init", "--template", "minimal", str(made), cwd=tmp_path)
+    reproflake("lock", cwd=made)
     root = tmp_path / "my project #1"
-    reproflake("init", "--template", "minimal", str(root), cwd=tmp_path)
-    reproflake("lock", cwd=root)
+    made.rename(root)  # moved after init, which refuses such a path itself
     run = reproflake("build", cwd=root, check=False)
     assert run.returncode == 1
     assert "Nix cannot build a flake whose directory path contains ' ', '#'" in run.stderr

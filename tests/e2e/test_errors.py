@@ -75,13 +75,21 @@ def test_file_url_mismatch_names_both_hashes(project_copy: Path, tmp_path: Path)
     data.write_bytes(os.urandom(1000))
     wrong = "0" * 64
     add_url_input(project_copy, f"file://{data}", wrong)
+    # A local file is checked when locking, with the line of the sha256 to fix.
+    run = reproflake("lock", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    actual = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert f"inputs.ref.sha256: {data} has sha256 {actual}, not {wrong}" in run.stderr
+    assert "reproflake.toml:" in run.stderr
+    # Changed after locking: the build checks it again before Nix sees it.
+    good = project_copy / "reproflake.toml"
+    good.write_text(good.read_text().replace(wrong, actual))
     reproflake("lock", cwd=project_copy)
+    data.write_bytes(os.urandom(1000))
     run = reproflake("build", "use_ref", cwd=project_copy, check=False)
     assert run.returncode == 2
-    assert (
-        f"expected sha256 {wrong}, got {hashlib.sha256(data.read_bytes()).hexdigest()}"
-        in run.stderr
-    )
+    changed = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert f"inputs.ref.sha256: {data} has sha256 {changed}, not {actual}" in run.stderr
 
 
 def test_missing_nix_says_how_to_install_it(project_copy: Path, tmp_path: Path) -> None:

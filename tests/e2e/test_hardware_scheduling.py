@@ -48,6 +48,9 @@ def test_gpu_step_without_a_gpu_is_a_clear_error(project_copy: Path) -> None:
     assert "no machine can build these steps: train needs cuda-12.2, gpu-nvidia" in run.stderr
     assert "no NVIDIA GPU" in run.stderr
     assert "remote builder" in run.stderr
+    plan = reproflake("plan", "train", cwd=project_copy).stdout
+    assert "train: cannot build here — needs cuda-12.2, gpu-nvidia" in plan
+    assert "1 cannot build here" in plan
     # Other steps still build.
     reproflake("build", "report", cwd=project_copy)
 
@@ -60,11 +63,15 @@ def test_gpu_step_builds_where_the_gpu_is(project_copy: Path, tmp_path: Path) ->
     provenance = json.loads((project_copy / ".reproflake/cache/provenance.json").read_text())
     assert provenance["host"]["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3"
     assert provenance["host"]["cuda"] == "12.4"
-    # A constraint the (fake) GPU cannot meet is refused.
     spec = project_copy / "reproflake.toml"
-    spec.write_text(spec.read_text().replace('cuda = "12.2"', 'cuda = "13.0"'))
+    spec.write_text(spec.read_text().replace('cuda = "12.2"', 'cuda = "12.4"'))
     plan = reproflake("plan", "train", cwd=project_copy, env={"PATH": path}).stdout
     assert "train: will build — hardware constraints changed" in plan
+    spec.write_text(spec.read_text().replace('cuda = "12.4"', 'cuda = "12.2"'))
+    # A constraint the (fake) GPU cannot meet is refused.
+    spec.write_text(spec.read_text().replace('cuda = "12.2"', 'cuda = "13.0"'))
+    plan = reproflake("plan", "train", cwd=project_copy, env={"PATH": path}).stdout
+    assert "train: cannot build here — needs cuda-13.0" in plan  # the (fake) GPU has 12.4
     run = reproflake("build", "train", cwd=project_copy, check=False, env={"PATH": path})
     assert run.returncode == 1
     assert "train needs cuda-13.0" in run.stderr

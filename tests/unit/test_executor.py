@@ -67,6 +67,15 @@ def test_log_reader_follows_builds() -> None:
             "@nix "
             + json.dumps({"action": "start", "id": 7, "type": 105, "fields": [drv, "", 1, 1]}),
             '@nix {"action":"result","id":7,"type":101,"fields":["hello"]}',
+            "@nix "
+            + json.dumps(
+                {
+                    "action": "result",
+                    "id": 7,
+                    "type": 101,
+                    "fields": ["reproflake: step 'prepare' finished"],
+                }
+            ),
             '@nix {"action":"stop","id":7}',
         ]
     )

@@ -65,7 +65,7 @@ def test_init_python_project(tmp_path: Path) -> None:
 
 
 def test_init_minimal_with_a_directory_name_that_is_no_project_name(tmp_path: Path) -> None:
-    target = tmp_path / "9 lives"
+    target = tmp_path / "9lives"
     result = init(str(target), "-t", "minimal", "--debian-mirror", MIRROR, "--suite", "trixie")
     assert result.exit_code == 0, result.output
     parsed = spec.load(target / "reproflake.toml")
@@ -160,3 +160,10 @@ def test_init_inside_the_current_directory(tmp_path: Path, monkeypatch: pytest.M
     result = init("-t", "minimal", "--debian-mirror", MIRROR, "--suite", "bookworm")
     assert result.exit_code == 0, result.output
     assert spec.load(tmp_path / "here" / "reproflake.toml").name == "here"
+
+
+def test_init_refuses_a_directory_nix_cannot_use(tmp_path: Path) -> None:
+    result = init(str(tmp_path / "my project"), "--debian-mirror", MIRROR, "--suite", "bookworm")
+    assert result.exit_code == 2
+    assert "Nix cannot build a project in a directory whose path contains ' '" in result.output
+    assert not (tmp_path / "my project").exists()
