@@ -312,7 +312,7 @@ def build(
         m = re.search(r"dependencies of derivation '([^']+)' failed to build", error)
         if m and (step := _step_of(m.group(1))) is not None:
             blocked.add(step)
-    _raise_for_infrastructure(outcome, labels or {})
+    _raise_for_infrastructure(outcome, labels or {}, reader.logs)
     # The steps that neither failed nor wait on a failure are built: ask Nix again
     # (cheap, nothing to build) for their output paths.
     ok = [s for s in steps if s not in outcome.failed and s not in blocked]
@@ -342,9 +342,22 @@ def _drv_name(drv: str) -> str:
     return re.sub(r"^[a-z0-9]{32}-", "", drv.rsplit("/", 1)[-1]).removesuffix(".drv")
 
 
-def _raise_for_infrastructure(outcome: BuildOutcome, labels: Mapping[str, str]) -> None:
+def _raise_for_infrastructure(
+    outcome: BuildOutcome, labels: Mapping[str, str], logs: Mapping[str, list[str]] | None = None
+) -> None:
     """Turn Nix's own errors that are not a step's fault into clear messages."""
     text = "\n".join(outcome.errors)
+    failed = re.findall(r"builder for '([^']+)' failed", text)
+    fetches = [d for d in failed if _step_of(d) is None and _env_of(d) is None]
+    fetch_log = "\n".join(line for d in fetches for line in (logs or {}).get(d, []))
+    m = re.search(r"unable to download '([^']+)': ([^\n]+)", _strip_ansi(fetch_log + "\n" + text))
+    if m:
+        what = ", ".join(labels.get(_drv_name(d), _drv_name(d)) for d in fetches) or "a pinned file"
+        raise NixError(
+            f"cannot download {what} from {m.group(1)}: {m.group(2).strip()}",
+            hint="check the network and the URL (for packages: [debian] mirror, [python] index); "
+            "a file that left the mirror needs a snapshot mirror or a kept copy",
+        )
     m = re.search(
         r"hash mismatch in fixed-output derivation '([^']+)':\s*specified:\s*(\S+)\s*got:\s*(\S+)",
         text,

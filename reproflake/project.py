@@ -49,10 +49,15 @@ def expand_sources(spec: Spec) -> dict[str, tuple[str, ...]]:
         for pattern in step.sources:
             matched = match_files(spec.root, pattern)
             if not matched:
+                hint = (
+                    "fix the path or glob (relative to the project directory), or create the file"
+                )
+                if (spec.root / pattern).is_dir():
+                    hint = f"{pattern} is a directory: write '{pattern}/**' for every file in it"
                 raise SpecError(
                     f"{spec.where('steps', name, 'sources')}: steps.{name}.sources: "
                     f"{pattern!r} matches no file",
-                    hint="fix the path or glob (relative to the project directory), or create the file",
+                    hint=hint,
                 )
             _check_names(spec, ("steps", name, "sources"), matched)
             files.update(matched)

@@ -299,7 +299,7 @@ class _Checker:
             )
         return name
 
-    def relpath(self, raw: Any, key: tuple[str, ...], fix: str) -> str:
+    def relpath(self, raw: Any, key: tuple[str, ...], fix: str, *, base: str = "project") -> str:
         text = self.string(raw, key, fix)
         p = PurePosixPath(text)
         bad = (
@@ -310,16 +310,32 @@ class _Checker:
             or "\t" in text
             or "\\" in text
             or text.startswith("./")
-            or p.parts[:1] in (("results",), (".reproflake",), (".git",))
+            or (base == "project" and p.parts[:1] in (("results",), (".reproflake",), (".git",)))
         )
         if bad:
+            where = (
+                "the project directory, outside results/, .reproflake/ and .git/"
+                if base == "project"
+                else "the step's output directory ($OUT)"
+            )
             raise self.fail(
                 key,
-                f"{text!r} is not a plain relative path inside the project",
-                "write a path relative to the project directory, without '..', './', tabs or "
-                "newlines, outside results/, .reproflake/ and .git/",
+                f"{text!r} is not a plain relative path inside {where.split(',')[0]}",
+                f"write a path relative to {where}, without '..', './', tabs or newlines",
             )
         return str(p)
+
+    def relpaths(
+        self, raw: Any, key: tuple[str, ...], fix: str, *, base: str = "project"
+    ) -> tuple[str, ...]:
+        """A list of paths, each normalised (``a//b`` is ``a/b``), none twice."""
+        paths = [self.relpath(x, key, fix, base=base) for x in self.strings(raw, key, fix)]
+        for i, path in enumerate(paths):
+            if path in paths[:i]:
+                raise self.fail(
+                    key, f"{path!r} is listed twice (once written differently)", "list it once"
+                )
+        return tuple(paths)
 
 
 def _kind(raw: Any) -> str:
@@ -650,10 +666,7 @@ def _steps(
                 f"is {len(run.encode())} bytes; at most {MAX_RUN_BYTES} fit in one command",
                 "move the script into a file, list it in sources, and run that file",
             )
-        sources = tuple(
-            c.relpath(s, key + ("sources",), "a path or glob relative to the project")
-            for s in c.strings(step.get("sources", []), key + ("sources",), 'e.g. ["src/*.py"]')
-        )
+        sources = c.relpaths(step.get("sources", []), key + ("sources",), 'e.g. ["src/*.py"]')
         step_inputs = c.strings(step.get("inputs", []), key + ("inputs",), 'e.g. ["raw"]')
         for item in step_inputs:
             if item not in inputs:
@@ -673,9 +686,8 @@ def _steps(
                 )
             if item == name:
                 raise c.fail(key + ("needs",), f"step {name!r} needs itself", "remove it")
-        outputs = tuple(
-            c.relpath(o, key + ("outputs",), "a file or directory name inside the step's output")
-            for o in c.strings(step.get("outputs", []), key + ("outputs",), 'e.g. ["model.json"]')
+        outputs = c.relpaths(
+            step.get("outputs", []), key + ("outputs",), 'e.g. ["model.json"]', base="output"
         )
         if not outputs:
             raise c.fail(

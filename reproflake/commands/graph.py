@@ -88,7 +88,7 @@ def run(start: Path, fmt: str, output: Path | None, *, log: Log, out: Log) -> in
                 hint="install it (Debian: apt-get install graphviz), or use --format dot|mermaid|text",
             )
         if output is None:
-            raise UsageError(f"--format {fmt} writes a binary file", hint="give -o FILE")
+            raise UsageError(f"--format {fmt} is rendered to a file", hint="give -o FILE")
         source = dot(g, marks)
         with _tmp_dot(source) as path:
             _proc.run(["dot", f"-T{fmt}", "-o", str(output) + ".tmp", path])

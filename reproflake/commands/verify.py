@@ -54,10 +54,16 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
             out(f"  environment {env}: NOT reproducible (its root filesystem differs when rebuilt)")
     seed = p.lock.seed
     if executor.check_seed(p.root):
-        out(f"  seed: identical to ./bin/busybox in its pinned {seed.package} {seed.version}")
+        out(
+            f"  seed: .reproflake/seed/busybox is identical to ./bin/busybox in its pinned "
+            f"{seed.package} {seed.version}"
+        )
     else:
         bad.append("seed")
-        out(f"  seed: DIFFERS from ./bin/busybox in its pinned {seed.package} {seed.version}")
+        out(
+            f"  seed: .reproflake/seed/busybox DIFFERS from ./bin/busybox in its pinned "
+            f"{seed.package} {seed.version}"
+        )
     if bad:
         raise BuildError(
             f"{len(bad)} step(s) are not bit-for-bit reproducible: {', '.join(bad)}",

@@ -138,3 +138,13 @@ def test_project_in_a_subdirectory_of_a_git_repository(tmp_path: Path) -> None:
     index = pygit2.Repository(str(mono)).index
     assert "analysis/pipeline/flake.nix" in index
     assert "README" not in index  # only what the flake needs is staged
+
+
+def test_unreachable_url_input_names_the_input_and_the_cause(project_copy: Path) -> None:
+    # A closed port on this machine's loopback: refused at once, nothing leaves the machine.
+    add_url_input(project_copy, "http://127.0.0.1:9/gone.bin", "0" * 64)
+    reproflake("lock", cwd=project_copy)
+    run = reproflake("build", "use_ref", cwd=project_copy, check=False)
+    assert run.returncode == 1
+    assert "cannot download input ref from http://127.0.0.1:9/gone.bin" in run.stderr
+    assert "check the network and the URL" in run.stderr

@@ -374,7 +374,8 @@ def test_paths_must_stay_inside_the_project(old: str, new: str, key: str) -> Non
     text = edit(old, new)
     err = error(text)
     assert err.message.startswith(f"{PATH}:{line_of(text, new)}: {key}: ")
-    assert "is not a plain relative path inside the project" in err.message
+    inside = "the step's output directory" if key.endswith(".outputs") else "the project directory"
+    assert f"is not a plain relative path inside {inside}" in err.message
     assert err.hint and "without '..'" in err.hint
 
 
@@ -705,3 +706,9 @@ def test_step_names_and_commands_that_cannot_work(step_text: str, problem: str) 
     with pytest.raises(SpecError) as err:
         spec.parse(base + step_text, Path("/p/reproflake.toml"))
     assert problem in str(err.value)
+
+
+def test_paths_written_two_ways_are_one_path() -> None:
+    text = edit('outputs = ["clean.csv"]', 'outputs = ["d//a", "d/a"]')
+    err = error(text)
+    assert "'d/a' is listed twice (once written differently)" in err.message
