@@ -135,7 +135,7 @@ def write_all_built(root: Path, output: str) -> None:
         step: state.Built(output, planner.components(p.spec, p.lock, p.facts, step, outputs))
         for step in p.graph.order()
     }
-    state.save(root, built)
+    state.save(root, built, {})  # no environment details needed: nothing changes
 
 
 def generate_flake(root: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from reproflake.lock.model import Lock
@@ -54,7 +54,6 @@ def own_components(
     if source_hash is None:
         source_hash = lambda rel: _sha256_file(spec.root / rel)  # noqa: E731
     s = spec.steps[step]
-    env = lock.environments[s.env]
     comps: Components = {
         "run": s.run,
         "outputs": json.dumps(list(s.outputs)),
@@ -64,12 +63,9 @@ def own_components(
         "reproflake-library": library_digest(),
         "seed": lock.seed.nar_hash,
     }
-    for key in env.debs:
-        deb = lock.debs[key]
-        comps[f"deb:{deb.package}"] = f"{deb.version} {deb.sha256}"
-    for key in env.wheels:
-        wheel = lock.wheels[key]
-        comps[f"wheel:{wheel.name}"] = f"{wheel.version} {wheel.sha256}"
+    # The environment's pins enter as one digest (a record per step stays small); the
+    # pins themselves are kept once per environment, to say which package changed.
+    comps["environment-pins"] = environment_digest(lock, s.env)
     for rel in facts.sources.get(step, ()):
         comps[f"source:{rel}"] = source_hash(rel)
     for name in s.inputs:
@@ -86,6 +82,50 @@ def own_components(
     for var, value in s.variables.items():
         comps[f"variable:{var}"] = value
     return comps
+
+
+class _EnvironmentCache:
+    """An environment's pins as components, computed once per lock: its steps share them."""
+
+    def __init__(self) -> None:
+        self.lock: Lock | None = None  # held, so it is the same object, not a reused id
+        self.envs: dict[str, Components] = {}
+        self.digests: dict[str, str] = {}
+
+    def digest(self, lock: Lock, name: str) -> str:
+        env = lock.environments[name]
+        comps = self.get(lock, name, env.debs, env.wheels)
+        if name not in self.digests:
+            self.digests[name] = _digest(comps)
+        return self.digests[name]
+
+    def get(self, lock: Lock, name: str, debs: Iterable[str], wheels: Iterable[str]) -> Components:
+        if self.lock is not lock:
+            self.lock, self.envs, self.digests = lock, {}, {}
+        if name not in self.envs:
+            comps = {
+                f"deb:{lock.debs[k].package}": f"{lock.debs[k].version} {lock.debs[k].sha256}"
+                for k in debs
+            }
+            for k in wheels:
+                comps[f"wheel:{lock.wheels[k].name}"] = (
+                    f"{lock.wheels[k].version} {lock.wheels[k].sha256}"
+                )
+            self.envs[name] = comps
+        return self.envs[name]
+
+
+_CACHE = _EnvironmentCache()
+
+
+def environment_components(lock: Lock, name: str) -> Components:
+    """An environment's pinned packages and wheels, as components (name → version sha256)."""
+    env = lock.environments[name]
+    return _CACHE.get(lock, name, env.debs, env.wheels)
+
+
+def environment_digest(lock: Lock, name: str) -> str:
+    return _CACHE.digest(lock, name)
 
 
 def describe(key: str, old: str | None, new: str | None) -> str:
@@ -128,9 +168,23 @@ def _short(value: str) -> str:
     return short(first) if first.startswith("sha256-") else first[:8]
 
 
-def changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
-    return [
-        describe(k, old.get(k), new.get(k))
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    ]
+def changes(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    envs: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[str]:
+    """What differs, in words. ``envs`` maps environment digests to their pins, so a
+    changed environment is told package by package."""
+    found = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) == new.get(k):
+            continue
+        if k == "environment-pins" and envs is not None:
+            a, b = envs.get(old.get(k) or ""), envs.get(new.get(k) or "")
+            if a is not None and b is not None:
+                found.extend(changes(a, b))
+                continue
+            found.append("the environment's packages changed")
+            continue
+        found.append(describe(k, old.get(k), new.get(k)))
+    return found

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from reproflake.fingerprint import Components, changes, own_components
+from reproflake.fingerprint import (
+    Components,
+    changes,
+    environment_components,
+    environment_digest,
+    own_components,
+)
 from reproflake.graph import Graph
 from reproflake.lock.model import Lock
 from reproflake.nixgen import Facts
@@ -71,8 +77,18 @@ def plan(
     graph: Graph,
     state: Mapping[str, Built],
     invalid: Callable[[Iterable[str]], set[str]],
+    *,
+    nix_asked: bool = False,
+    environments: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, StepPlan]:
+    """``nix_asked``: Nix itself was asked about the steps without a record (see
+    commands/plan.py); one of them may then still be spared by early cutoff."""
     missing = invalid(b.output for b in state.values())
+    # Recorded environments, and the current ones, to tell a changed package by name.
+    envs = dict(environments or {})
+    for name in spec.environments:
+        if name in lock.environments:
+            envs[environment_digest(lock, name)] = environment_components(lock, name)
     plans: dict[str, StepPlan] = {}
     for step in graph.order():
         rec = state.get(step)
@@ -84,13 +100,13 @@ def plan(
                 else "its output is no longer in the Nix store"
             )
             # Whether it runs may still hang on what a step it needs produces.
-            status = MAY if pending and rec is None else WILL
+            status = MAY if pending and rec is None and nix_asked else WILL
             plans[step] = StepPlan(step, status, tuple(pending) if status == MAY else (why,))
             continue
         # Hashing the step's sources is only worth it when there is a record to compare.
         own = own_components(spec, lock, facts, step)
         recorded_own = {k: v for k, v in rec.components.items() if not k.startswith("need:")}
-        reasons = changes(recorded_own, own) if recorded_own != own else []
+        reasons = changes(recorded_own, own, envs) if recorded_own != own else []
         for need in spec.steps[step].needs:
             upstream = plans[need]
             if upstream.status == BUILT and rec.components.get(f"need:{need}") != upstream.output:

@@ -7,6 +7,7 @@ to the Nix store directly by the executor instead.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,7 +31,14 @@ def repository(root: Path) -> pygit2.Repository | None:
 
 def _in_repo(repo: pygit2.Repository, root: Path, rel: str) -> str:
     """A project-relative path as git names it (relative to the work tree)."""
-    return (root.resolve() / rel).relative_to(Path(repo.workdir).resolve()).as_posix()
+    return _prefix(repo.workdir, str(root)) + rel
+
+
+@functools.lru_cache(maxsize=16)
+def _prefix(workdir: str, root: str) -> str:
+    # Resolved once per project: thousands of sources would otherwise resolve each time.
+    sub = Path(root).resolve().relative_to(Path(workdir).resolve()).as_posix()
+    return "" if sub == "." else sub + "/"
 
 
 def last_commit_time(root: Path) -> int | None:

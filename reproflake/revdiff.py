@@ -20,7 +20,12 @@ import pygit2
 from reproflake import graph
 from reproflake._globs import match_names
 from reproflake.errors import UsageError
-from reproflake.fingerprint import changes, own_components
+from reproflake.fingerprint import (
+    changes,
+    environment_components,
+    environment_digest,
+    own_components,
+)
 from reproflake.lock import model
 from reproflake.nixgen import Facts
 from reproflake.spec import SPEC_FILE, Hardware, Spec, parse, parse_toml
@@ -236,7 +241,12 @@ def compare(
             continue
         if a.spec.steps[step].needs != b.spec.steps[step].needs:
             direct.setdefault(step, []).append("the steps it needs changed")
-        found = changes(ca, cb)
+        envs = {}
+        for snap, lk in ((a, a.lock), (b, lock_b)):
+            env = snap.spec.steps[step].env
+            if env in lk.environments:
+                envs[environment_digest(lk, env)] = environment_components(lk, env)
+        found = changes(ca, cb, envs)
         if found:
             direct.setdefault(step, []).extend(found)
     dag = graph.build(b.spec)

@@ -22,18 +22,29 @@ class Built:
     components: Mapping[str, str]
 
 
-def load(root: Path) -> dict[str, Built]:
+def load_all(root: Path) -> tuple[dict[str, Built], dict[str, Mapping[str, str]]]:
+    """The steps' records, and each recorded environment's pins by digest."""
     try:
         doc = json.loads((root / STATE_FILE).read_text())
-        return {k: Built(v["output"], v["components"]) for k, v in doc["steps"].items()}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        steps = {k: Built(v["output"], v["components"]) for k, v in doc["steps"].items()}
+        return steps, dict(doc.get("environments", {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
 
 
-def save(root: Path, steps: Mapping[str, Built]) -> None:
+def load(root: Path) -> dict[str, Built]:
+    return load_all(root)[0]
+
+
+def save(
+    root: Path, steps: Mapping[str, Built], environments: Mapping[str, Mapping[str, str]]
+) -> None:
+    used = {b.components.get("environment-pins") for b in steps.values()}
     doc = {
         "steps": {
             k: {"output": v.output, "components": dict(v.components)} for k, v in steps.items()
-        }
+        },
+        # Only the environments some record still refers to.
+        "environments": {d: dict(c) for d, c in environments.items() if d in used},
     }
-    write_atomic(root / STATE_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    write_atomic(root / STATE_FILE, json.dumps(doc, sort_keys=True) + "\n")

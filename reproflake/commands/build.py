@@ -12,7 +12,12 @@ from reproflake import executor, hardware, state
 from reproflake.commands import _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.errors import BuildError, HardwareError, UsageError
-from reproflake.fingerprint import Components, own_components
+from reproflake.fingerprint import (
+    Components,
+    environment_components,
+    environment_digest,
+    own_components,
+)
 from reproflake.fsutil import symlink_atomic, write_atomic
 from reproflake.hardware import HostProfile
 
@@ -123,12 +128,14 @@ def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> N
 
     ``own`` was computed before the build, so an edit during it is not mistaken for
     what was built."""
-    built = state.load(p.root)
+    built, environments = state.load_all(p.root)
     for step, comps in own.items():
         if step in outputs and all(n in outputs for n in p.spec.steps[step].needs):
             full = {**comps, **{f"need:{n}": outputs[n] for n in p.spec.steps[step].needs}}
             built[step] = state.Built(outputs[step], full)
-    state.save(p.root, built)
+    for env in {p.spec.steps[s].env for s in own}:
+        environments[environment_digest(p.lock, env)] = environment_components(p.lock, env)
+    state.save(p.root, built, environments)
 
 
 def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:

@@ -10,24 +10,57 @@ from reproflake import executor, hardware, nixgen, planner, state
 from reproflake.commands._project import Log, Project, load_project
 from reproflake.commands.build import select
 
+FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is costly
+# Beyond this many steps without a record, asking Nix (which evaluates and copies the whole
+# flake) costs more than the plan is worth: such steps are planned as not built.
+ASK_NIX_UP_TO = 500
+
 
 def compute(p: Project) -> dict[str, planner.StepPlan]:
-    records = state.load(p.root)
-    plans = planner.plan(p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths)
-    unknown = [s for s, pl in plans.items() if s not in records]
-    if unknown and _flake_is_current(p):
-        # No record here (a fresh clone, another checkout): Nix itself may have built
-        # these steps already. Ask it, without building, and plan again with its answer.
-        known = executor.known_outputs(p.root, unknown)
-        outputs = {s: b.output for s, b in records.items()}
-        records = dict(records)
-        for step in p.graph.order():
+    records, environments = state.load_all(p.root)
+    plans = planner.plan(
+        p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths, environments=environments
+    )
+    unknown = {s for s in plans if s not in records}
+    if not unknown or len(unknown) > ASK_NIX_UP_TO or not _flake_is_current(p):
+        return _blocked(p, plans)
+    # No record here (a fresh clone, another checkout): Nix itself may have built these
+    # steps already. Ask it, without building, a frontier at a time: the unknown steps
+    # whose needed steps are known to be built. What it has extends the frontier.
+    had_records = bool(records)
+    records = dict(records)
+    outputs = {s: b.output for s, b in records.items()}
+    asked: set[str] = set()
+    learned_any = False
+    while True:
+        frontier = [
+            s
+            for s in p.graph.order()
+            if s in unknown - asked and all(n in outputs for n in p.spec.steps[s].needs)
+        ][:FRONTIER]
+        if not frontier:
+            break
+        asked.update(frontier)
+        known = executor.known_outputs(p.root, frontier)
+        for step in frontier:
             path = known.get(step)
-            if step in unknown and path and all(n in outputs for n in p.spec.steps[step].needs):
+            if path:
                 comps = planner.components(p.spec, p.lock, p.facts, step, outputs)
                 records[step] = state.Built(path, comps)
                 outputs[step] = path
-        plans = planner.plan(p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths)
+                learned_any = True
+    # Early cutoff can spare a step only if it was built before, in some version; in a
+    # project nothing of which was ever built here, everything will build.
+    plans = planner.plan(
+        p.spec,
+        p.lock,
+        p.facts,
+        p.graph,
+        records,
+        executor.invalid_paths,
+        nix_asked=learned_any or had_records,
+        environments=environments,
+    )
     return _blocked(p, plans)
 
 
