@@ -6,8 +6,11 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
 from reproflake.errors import UsageError
+
+T = TypeVar("T")
 
 
 def write_atomic(path: Path, content: str | bytes, *, mode: int = 0o644) -> None:
@@ -53,3 +56,27 @@ def symlink_atomic(link: Path, target: str) -> None:
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, link)
+
+
+def read_cache(path: Path, kind: type[T]) -> T | None:
+    """A pickled ``kind`` that reproflake itself wrote to the user's cache, or None.
+
+    Only for files under the user's own cache directory: a pickle runs code when read,
+    so one from a project directory (someone else's) is never loaded.
+    """
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            value = pickle.load(f)
+    except (
+        OSError,
+        pickle.PickleError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        TypeError,
+        ValueError,
+    ):
+        return None
+    return value if isinstance(value, kind) else None

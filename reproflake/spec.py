@@ -411,22 +411,10 @@ def _cache_file(path: Path, text: str) -> Path:
 
 
 def _cached(cache: Path, path: Path) -> Spec | None:
-    import pickle
+    from reproflake.fsutil import read_cache
 
-    try:
-        with open(cache, "rb") as f:
-            spec = pickle.load(f)
-    except (
-        OSError,
-        pickle.PickleError,
-        EOFError,
-        AttributeError,
-        ImportError,
-        TypeError,
-        ValueError,
-    ):
-        return None
-    return spec if isinstance(spec, Spec) and spec.path == path else None
+    spec = read_cache(cache, Spec)
+    return spec if spec is not None and spec.path == path else None
 
 
 def _remember(cache: Path, spec: Spec) -> None:

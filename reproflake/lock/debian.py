@@ -25,7 +25,7 @@ from pathlib import Path
 
 from reproflake import __version__
 from reproflake.errors import HashMismatchError, LockError, SpecError
-from reproflake.fsutil import write_atomic
+from reproflake.fsutil import read_cache, write_atomic
 from reproflake.lock import debver
 
 DEFAULT_TIMEOUT = 60.0
@@ -485,20 +485,7 @@ def fetch_index(
 
 
 def _load_parsed(path: Path) -> PackageIndex | None:
-    try:
-        with open(path, "rb") as f:
-            index = pickle.load(f)
-    except (
-        OSError,
-        pickle.PickleError,
-        EOFError,
-        AttributeError,
-        ImportError,
-        TypeError,
-        ValueError,
-    ):
-        return None
-    return index if isinstance(index, PackageIndex) else None
+    return read_cache(path, PackageIndex)
 
 
 # --------------------------------------------------------------------------- resolution
