@@ -423,13 +423,3 @@ def check_seed(root: Path) -> bool:
 def log_command(drv: str) -> str:
     """The command that shows a build's whole log (Nix 2.8 wants the feature flag)."""
     return f"nix --extra-experimental-features 'nix-command ca-derivations' --option substituters '' log {drv}"
-
-
-def store_outputs(root: Path, attrs: Sequence[str]) -> Mapping[str, str]:
-    """Derivation paths of flake attributes without building (for plan and diff)."""
-    if not attrs:
-        return {}
-    result = _nix(["eval", "--json", ".#packages.x86_64-linux", "--apply",
-                   "ps: builtins.mapAttrs (n: p: p.drvPath) ps"], cwd=root)  # fmt: skip
-    drvs: dict[str, str] = json.loads(result.stdout)
-    return {a: drvs[a] for a in attrs if a in drvs}

@@ -8,15 +8,12 @@ without running Nix.
 
 from __future__ import annotations
 
-import base64
 import bz2
 import difflib
 import gzip
-import hashlib
 import io
 import lzma
 import posixpath
-import struct
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,26 +140,6 @@ def extract_entry(deb: bytes, member_path: str) -> DebFile:
 def extract_file(deb: bytes, member_path: str) -> bytes:
     """The bytes of ``member_path`` (e.g. "./bin/busybox") in the package's data.tar."""
     return extract_entry(deb, member_path).content
-
-
-def _nar_string(data: bytes) -> bytes:
-    # NAR strings: u64 little-endian length, the bytes, zero padding to 8.
-    return struct.pack("<Q", len(data)) + data + b"\0" * (-len(data) % 8)
-
-
-def nar_of_file(content: bytes, executable: bool) -> bytes:
-    """The NAR serialisation of a single regular file."""
-    parts = [b"nix-archive-1", b"(", b"type", b"regular"]
-    if executable:
-        parts += [b"executable", b""]
-    parts += [b"contents", content, b")"]
-    return b"".join(_nar_string(p) for p in parts)
-
-
-def nar_hash_of_file(content: bytes, executable: bool) -> str:
-    """The SRI NAR hash ("sha256-<base64>") Nix gives a single regular file."""
-    digest = hashlib.sha256(nar_of_file(content, executable)).digest()
-    return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
 def nix_base32(digest: bytes) -> str:

@@ -238,11 +238,6 @@ def parse_packages(text: str) -> PackageIndex:
     return build_index(_package_from_stanza(s) for s in parse_deb822(text))
 
 
-def merge_indexes(indexes: Iterable[PackageIndex]) -> PackageIndex:
-    """Merge indices (e.g. several components); earlier ones win exact duplicates."""
-    return build_index(p for index in indexes for c in index.packages.values() for p in c)
-
-
 # --------------------------------------------------------------------------- fetching
 
 
