@@ -56,7 +56,8 @@ def test_init_python_project(tmp_path: Path) -> None:
         "src/report.py",
     ]
     assert (target / ".git").is_dir()  # a fresh repository
-    assert "/results/" in (target / ".gitignore").read_text()
+    ignored = (target / ".gitignore").read_text().splitlines()
+    assert "/results/" in ignored and "/result" in ignored and "/.reproflake/cache/" in ignored
     parsed = spec.load(target / "reproflake.toml")
     assert parsed.name == "my-study"
     assert parsed.debian.mirror == MIRROR
