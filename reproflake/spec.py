@@ -270,6 +270,11 @@ class _Checker:
             raise self.fail(key, "must not be empty", fix)
         return raw
 
+    def boolean(self, raw: Any, key: tuple[str, ...], fix: str) -> bool:
+        if not isinstance(raw, bool):
+            raise self.fail(key, f"expected true or false, got {_kind(raw)}", fix)
+        return raw
+
     def strings(self, raw: Any, key: tuple[str, ...], fix: str) -> tuple[str, ...]:
         if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
             raise self.fail(key, f"expected a list of non-empty strings, got {_kind(raw)}", fix)
@@ -507,11 +512,7 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
     keyring = None
     if "keyring" in table:
         keyring = c.string(table["keyring"], key + ("keyring",), "a path to a .gpg keyring")
-    verify = table.get("verify", True)
-    if not isinstance(verify, bool):
-        raise c.fail(
-            key + ("verify",), f"expected true or false, got {_kind(verify)}", "verify = true"
-        )
+    verify = c.boolean(table.get("verify", True), key + ("verify",), "verify = true")
     return DebianConfig(
         mirror=mirror,
         suite=suite,
@@ -566,13 +567,11 @@ def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
         )
         if not re.match(r"^[A-Za-z0-9_]+$", coretype):
             raise c.fail(key + ("openblas_coretype",), "expected an OpenBLAS core name", "Haswell")
-        essential = env.get("essential", True)
-        if not isinstance(essential, bool):
-            raise c.fail(
-                key + ("essential",),
-                f"expected true or false, got {_kind(essential)}",
-                "essential = false leaves out Debian's Essential packages (sed, grep, bash, ...)",
-            )
+        essential = c.boolean(
+            env.get("essential", True),
+            key + ("essential",),
+            "essential = false leaves out Debian's Essential packages (sed, grep, bash, ...)",
+        )
         result[name] = Environment(name, debian, python, coretype, essential)
     return result
 

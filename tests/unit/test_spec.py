@@ -712,3 +712,20 @@ def test_paths_written_two_ways_are_one_path() -> None:
     text = edit('outputs = ["clean.csv"]', 'outputs = ["d//a", "d/a"]')
     err = error(text)
     assert "'d/a' is listed twice (once written differently)" in err.message
+
+
+@pytest.mark.parametrize(
+    ("table", "line"),
+    [("[debian]", 'verify = "yes"\n'), ("[environments.py]", "essential = 1\n")],
+)
+def test_booleans_must_be_booleans(table: str, line: str) -> None:
+    base = (
+        '[project]\nname = "p"\n[debian]\nmirror = "http://mirror.invalid/debian"\n'
+        'suite = "bookworm"\n[environments.py]\ndebian = []\n'
+        '[steps.s]\nenv = "py"\nrun = "true"\noutputs = ["x"]\n'
+    )
+    text = base.replace(table + "\n", table + "\n" + line, 1)
+    with pytest.raises(SpecError) as err:
+        spec.parse(text, Path("/p/reproflake.toml"))
+    assert "expected true or false, got" in str(err.value)
+    assert f"/p/reproflake.toml:{text.splitlines().index(line.strip()) + 1}:" in str(err.value)
