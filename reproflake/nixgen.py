@@ -127,13 +127,18 @@ def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
     }
 
 
-def render(spec: Spec, lock: Lock, facts: Facts, seed: bytes) -> dict[str, tuple[bytes, int]]:
-    """Every generated file: relative path → (bytes, mode)."""
+def render(
+    spec: Spec, lock: Lock, facts: Facts, seed: bytes, *, data: dict[str, Any] | None = None
+) -> dict[str, tuple[bytes, int]]:
+    """Every generated file: relative path → (bytes, mode). ``data``: build_data's result,
+    when the caller has it already."""
+    if data is None:
+        data = build_data(spec, lock, facts)
     files: dict[str, tuple[bytes, int]] = {
         "flake.nix": (FLAKE_NIX.encode(), 0o644),
         "flake.lock": (FLAKE_LOCK.encode(), 0o644),
         ".reproflake/build.json": (
-            (json.dumps(build_data(spec, lock, facts), indent=2, sort_keys=True) + "\n").encode(),
+            (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
             0o644,
         ),
         ".reproflake/seed/busybox": (seed, 0o755),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reproflake import executor, graph, nixgen, project
 from reproflake.errors import HashMismatchError, StaleLockError
@@ -27,6 +29,11 @@ class Project:
     @property
     def root(self) -> Path:
         return self.spec.root
+
+    @functools.cached_property
+    def data(self) -> dict[str, Any]:
+        """The generated flake's data (build.json), computed once per command."""
+        return nixgen.build_data(self.spec, self.lock, self.facts)
 
 
 def load_spec(start: Path) -> tuple[Spec, graph.Graph]:
@@ -82,12 +89,12 @@ def seed_bytes(root: Path, lock: model.Lock) -> bytes:
 
 def generate(p: Project) -> list[str]:
     """Write the flake and its data; stage what the flake must see; returns files written."""
-    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock))
+    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock), data=p.data)
     written = nixgen.write(p.root, files)
     tracked = [SPEC_FILE, model.LOCK_FILE, *files]
     for sources in p.facts.sources.values():
         tracked.extend(sources)
-    for entry in nixgen.build_data(p.spec, p.lock, p.facts)["inputs"].values():
+    for entry in p.data["inputs"].values():
         tracked.extend(f["path"] for f in entry["files"] if f["kind"] == "tracked")
     project.stage(p.root, tracked)
     return written
@@ -96,7 +103,7 @@ def generate(p: Project) -> list[str]:
 def store_items(p: Project) -> list[executor.StoreItem]:
     """What must be put in the store by us: large local data, file:// mirrors."""
     items = []
-    data = nixgen.build_data(p.spec, p.lock, p.facts)
+    data = p.data
     inputs = [(name, f) for name, entry in data["inputs"].items() for f in entry["files"]]
     for name, f in inputs:
         if f["kind"] == "external":
@@ -129,7 +136,7 @@ def store_items(p: Project) -> list[executor.StoreItem]:
 
 def labels(p: Project) -> dict[str, str]:
     """Store names of fetched files → what the user calls them, for error messages."""
-    data = nixgen.build_data(p.spec, p.lock, p.facts)
+    data = p.data
     found = {k: f"Debian package {d.package} {d.version}" for k, d in p.lock.debs.items()}
     found.update({k: f"wheel {w.name} {w.version}" for k, w in p.lock.wheels.items()})
     found.update(

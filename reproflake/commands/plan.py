@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, hardware, nixgen, planner, state
+from reproflake import executor, hardware, planner, state
 from reproflake.commands._project import Log, Project, load_project
 from reproflake.commands.build import select
 
@@ -85,7 +85,7 @@ def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planne
 
 def _flake_is_current(p: Project) -> bool:
     """Whether the generated flake on disk is what this spec and lock generate."""
-    data = nixgen.build_data(p.spec, p.lock, p.facts)
+    data = p.data
     try:
         on_disk = json.loads((p.root / ".reproflake/build.json").read_text())
     except (OSError, ValueError):
