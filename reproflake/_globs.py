@@ -7,6 +7,8 @@ within a path component, ``**`` spans any number of them (none included), a
 wildcard does not match a leading dot, and results/, .reproflake/ and .git/
 are never matched. Walking the tree never follows symbolic links to
 directories, so a step's own outputs (linked under results/) are never inputs.
+A pattern matches regular files (or links to them); a FIFO, socket or device it
+would match is refused before anything opens it (reading a FIFO blocks forever).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
+
+from reproflake.errors import UsageError
 
 EXCLUDED = ("results", ".reproflake", ".git")
 WILDCARDS = frozenset("*?[")
@@ -86,18 +91,37 @@ def _walk(root: Path, base: str) -> Iterable[str]:
             dirs[:] = [d for d in dirs if d not in EXCLUDED]
         dirs.sort()
         for name in sorted(files):
-            full = os.path.join(current, name)
-            if not os.path.islink(full) or os.path.isfile(full):
-                yield rel_dir + name
+            yield rel_dir + name
+
+
+def _is_file(root: Path, rel: str) -> bool:
+    """A regular file or a link to one; a dangling link is no file; anything else is refused."""
+    try:
+        mode = os.stat(root / rel).st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        return False
+    from reproflake._confine import describe_mode
+
+    raise UsageError(
+        f"{root / rel} is {describe_mode(mode)}, not a regular file; reproflake will not read it",
+        hint="move it out of the project, or narrow the pattern that matches it",
+    )
 
 
 def match_files(root: Path, pattern: str) -> list[str]:
     """The project files ``pattern`` matches (regular files, or links to them), sorted."""
     if not is_glob(pattern):
-        path = root / pattern
-        return [pattern] if path.is_file() and not _excluded(pattern) else []
+        return [pattern] if not _excluded(pattern) and _is_file(root, pattern) else []
     regex = compile_pattern(pattern)
-    return sorted(f for f in _walk(root, _base(pattern)) if regex.match(f) and not _excluded(f))
+    return sorted(
+        f
+        for f in _walk(root, _base(pattern))
+        if regex.match(f) and not _excluded(f) and _is_file(root, f)
+    )
 
 
 def match_names(names: Iterable[str], pattern: str) -> list[str]:

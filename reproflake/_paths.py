@@ -16,3 +16,11 @@ def data_dir(name: str) -> Path:
 def unusable_in_flake_path(path: Path) -> list[str]:
     """Characters Nix 2.8 cannot have in a flake's directory path (it makes an unescaped URL)."""
     return sorted({c for c in str(path.resolve()) if c in " #?%\"'" or not c.isprintable()})
+
+
+def user_cache_dir() -> Path:
+    """reproflake's cache in the user's home (``$XDG_CACHE_HOME/reproflake``)."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reproflake"

@@ -125,11 +125,18 @@ def ensure_in_store(items: Sequence[StoreItem]) -> list[str]:
                 f"{item.what}: {item.local} does not exist",
                 hint="restore the file, or fix its path in reproflake.toml",
             )
+        if not item.recursive:  # never open a FIFO or a device a lock names
+            from reproflake._confine import regular_file
+
+            regular_file(item.local, item.what)
         got = _content_hash(item)
         if got != item.sri:
+            # A file:// pin comes from the lock, which a repository supplies: the hash of
+            # what is really at that path is not echoed (it would reveal any host file).
+            seen = f", got {_hex(got)}" if item.recursive else ""
             raise HashMismatchError(
                 f"{item.what}: {item.local} does not match the lock: "
-                f"expected sha256 {_hex(item.sri)}, got {_hex(got)}",
+                f"expected sha256 {_hex(item.sri)}{seen}",
                 hint="if the new content is intended, run `reproflake lock` (URL inputs: "
                 "update sha256 in reproflake.toml first)",
             )
@@ -406,17 +413,39 @@ def known_outputs(root: Path, steps: Sequence[str]) -> dict[str, str | None]:
     return found
 
 
-def rebuild_matches(root: Path, attr: str) -> bool:
+@dataclass(frozen=True)
+class Recheck:
+    """The outcome of building something again to compare bytes.
+
+    ``same`` and ``differs`` are verdicts on the bytes; when neither holds, the rebuild
+    itself failed (Nix crashed, a download failed, the builder broke) and ``detail``
+    says why: that is "could not verify", never a claim that bytes differ."""
+
+    same: bool
+    differs: bool
+    detail: tuple[str, ...] = ()
+
+
+DIFFERS = re.compile(r"may not be deterministic|differs from|reproflake: the seed differs")
+
+
+def _recheck(result: _proc.Result) -> Recheck:
+    if result.returncode == 0:
+        return Recheck(same=True, differs=False)
+    text = _strip_ansi(result.stderr[-200_000:])
+    lines = tuple(line for line in text.splitlines() if line.strip())[-20:]
+    return Recheck(same=False, differs=bool(DIFFERS.search(text)), detail=lines)
+
+
+def rebuild_matches(root: Path, attr: str) -> Recheck:
     """Build an input-addressed attribute again and let Nix compare the bytes (--rebuild)."""
-    result = _nix(["build", f".#{attr}", "--rebuild", "--no-link"], cwd=root, check=False)
-    return result.returncode == 0
+    return _recheck(_nix(["build", f".#{attr}", "--rebuild", "--no-link"], cwd=root, check=False))
 
 
-def check_seed(root: Path) -> bool:
+def check_seed(root: Path) -> Recheck:
     """Re-extract the bootstrap seed from its pinned .deb inside Nix and compare."""
-    return (
-        _nix(["build", ".#checks.x86_64-linux.seed", "--no-link"], cwd=root, check=False).returncode
-        == 0
+    return _recheck(
+        _nix(["build", ".#checks.x86_64-linux.seed", "--no-link", "-L"], cwd=root, check=False)
     )
 
 

@@ -13,11 +13,63 @@ from reproflake.errors import UsageError
 T = TypeVar("T")
 
 
-def write_atomic(path: Path, content: str | bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``content`` in one rename."""
+# Temporary files of a project's own files (the lock, the generated flake) are made here,
+# not beside their target: a process killed before its rename must not leave a copy of
+# the lock where `git add -A` would pick it up. The directory ignores itself in git.
+PROJECT_TMP = Path(".reproflake/cache/tmp")
+
+
+def project_tmp(root: Path) -> Path:
+    """The project's directory for temporary files (made on first use, git-ignored)."""
+    tmp = root / PROJECT_TMP
+    if not tmp.is_dir():
+        tmp.mkdir(parents=True, exist_ok=True)
+        ignore = tmp.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# reproflake's local caches: never committed\n*\n")
+    return tmp
+
+
+def sweep_temporaries(root: Path) -> None:
+    """Remove temporary files a killed reproflake left: those whose process is gone.
+
+    Each name carries its writer's process id (``.NAME.PID.RANDOM.tmp``)."""
+    places = [root, root / ".reproflake", root / PROJECT_TMP]
+    for place in places:
+        try:
+            names = os.listdir(place)
+        except OSError:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if not (name.startswith(".") and name.endswith(".tmp") and len(parts) >= 5):
+                continue
+            pid = parts[-3]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(place / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_atomic(
+    path: Path, content: str | bytes, *, mode: int = 0o644, tmp_dir: Path | None = None
+) -> None:
+    """Replace ``path`` with ``content`` in one rename (the temporary file in ``tmp_dir``,
+    on the same file system, else beside ``path``)."""
     data = content.encode() if isinstance(content, str) else content
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=tmp_dir or path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -31,7 +83,9 @@ def write_atomic(path: Path, content: str | bytes, *, mode: int = 0o644) -> None
         raise
 
 
-def write_if_changed(path: Path, content: str | bytes, *, mode: int = 0o644) -> bool:
+def write_if_changed(
+    path: Path, content: str | bytes, *, mode: int = 0o644, tmp_dir: Path | None = None
+) -> bool:
     """Write only when the bytes differ (keeps Nix's evaluation cache warm)."""
     data = content.encode() if isinstance(content, str) else content
     try:
@@ -39,7 +93,7 @@ def write_if_changed(path: Path, content: str | bytes, *, mode: int = 0o644) -> 
             return False
     except OSError:
         pass
-    write_atomic(path, data, mode=mode)
+    write_atomic(path, data, mode=mode, tmp_dir=tmp_dir)
     return True
 
 

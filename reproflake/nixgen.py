@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reproflake._paths import data_dir
-from reproflake.fsutil import write_if_changed
+from reproflake.fsutil import project_tmp, write_if_changed
 from reproflake.lock.model import Lock, store_name
 from reproflake.spec import Spec
 
@@ -150,8 +150,9 @@ def render(
 
 def write(root: Path, files: Mapping[str, tuple[bytes, int]]) -> list[str]:
     """Write what changed, atomically; return the paths written."""
+    tmp = project_tmp(root)
     return [
         rel
         for rel, (data, mode) in sorted(files.items())
-        if write_if_changed(root / rel, data, mode=mode)
+        if write_if_changed(root / rel, data, mode=mode, tmp_dir=tmp)
     ]

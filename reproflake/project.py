@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pygit2
 
+from reproflake import _confine
 from reproflake._globs import match_files
 from reproflake.errors import SpecError, UsageError
 from reproflake.nixgen import Facts
@@ -29,7 +30,7 @@ def repository(root: Path) -> pygit2.Repository | None:
     return None if repo.workdir is None else repo
 
 
-def _in_repo(repo: pygit2.Repository, root: Path, rel: str) -> str:
+def in_repo(repo: pygit2.Repository, root: Path, rel: str) -> str:
     """A project-relative path as git names it (relative to the work tree)."""
     return _prefix(repo.workdir, str(root)) + rel
 
@@ -68,6 +69,8 @@ def expand_sources(spec: Spec) -> dict[str, tuple[str, ...]]:
                     hint=hint,
                 )
             _check_names(spec, ("steps", name, "sources"), matched)
+            where = f"{spec.where('steps', name, 'sources')}: steps.{name}.sources"
+            _confine.local_paths(spec.root, matched, where)
             files.update(matched)
         result[name] = tuple(sorted(files))
     return result
@@ -98,7 +101,7 @@ def facts(spec: Spec) -> Facts:
     if repo is not None:
         for name, files in sources.items():
             for rel in files:
-                if repo.path_is_ignored(_in_repo(repo, spec.root, rel)):
+                if repo.path_is_ignored(in_repo(repo, spec.root, rel)):
                     raise SpecError(
                         f"{spec.where('steps', name, 'sources')}: steps.{name}.sources: "
                         f"{rel} is ignored by git, so the flake cannot see it",
@@ -126,7 +129,7 @@ def _added_directly(repo: pygit2.Repository | None, root: Path, rel: str) -> boo
         return True
     if repo is None:
         return False
-    if repo.path_is_ignored(_in_repo(repo, root, rel)):
+    if repo.path_is_ignored(in_repo(repo, root, rel)):
         return True
     if path.is_dir():
         for current, dirs, files in os.walk(path):
@@ -134,7 +137,7 @@ def _added_directly(repo: pygit2.Repository | None, root: Path, rel: str) -> boo
                 return True
             for name in files:
                 sub = Path(current, name).relative_to(root).as_posix()
-                if repo.path_is_ignored(_in_repo(repo, root, sub)):
+                if repo.path_is_ignored(in_repo(repo, root, sub)):
                     return True
     return False
 
@@ -153,9 +156,9 @@ def stage(root: Path, paths: Iterable[str]) -> None:
                 dirs.sort()
                 for n in sorted(names):
                     sub = Path(current, n).relative_to(root).as_posix()
-                    changed |= _add(repo, index, _in_repo(repo, root, sub))
+                    changed |= _add(repo, index, in_repo(repo, root, sub))
         elif full.exists() or full.is_symlink():
-            changed |= _add(repo, index, _in_repo(repo, root, rel))
+            changed |= _add(repo, index, in_repo(repo, root, rel))
     if changed:
         try:
             index.write()

@@ -24,8 +24,33 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 SPEC_FILE = "reproflake.toml"
 
-# One argument of a process may be at most 128 KiB on Linux (MAX_ARG_STRLEN).
+# One argument of a process may be at most 128 KiB on Linux (MAX_ARG_STRLEN), and a
+# step's command and variables travel as arguments and environment variables (twice:
+# to Nix's builder, then into the chroot), which together must stay well under ARG_MAX.
 MAX_RUN_BYTES = 100_000
+MAX_VARIABLE_BYTES = 100_000
+MAX_STEP_TEXT_BYTES = 400_000
+# Every other string: names, paths, URLs, requirements. Far beyond any real value, and
+# small enough that no regular expression or message over it can take long.
+MAX_STRING_BYTES = 4096
+MAX_REQUIREMENT_BYTES = 1000
+URL_CHARS = r"(https?|file)://[A-Za-z0-9._~%/:@+=,!*-]*"
+URL_QUERY_CHARS = r"(https?|file)://[A-Za-z0-9._~%/:@+=,!*-]*(\?[A-Za-z0-9._~%/:@+=,!*&;-]*)?"
+HOST_RE = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._+-]{0,63}){0,2}$")
+COMPONENT_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}(/[a-z0-9][a-z0-9._+-]{0,63}){0,2}$")
+# A PEP 508 requirement by name: the name, extras, version specifiers and a marker. No
+# URL or path references (they would make the resolver read what the spec points at), no
+# '$', braces, backquotes, backslashes or control characters, and a letter or digit
+# first (a leading '-' would be an option to the resolver). Linear to match.
+REQUIREMENT_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?"
+    r"[ \t]*(?:\[[A-Za-z0-9._, -]{0,200}\])?"
+    r"[ \t]*(?:[(<>=!~][A-Za-z0-9 ._*!=<>~,()+-]*)?"
+    r"(?:;[A-Za-z0-9 ._*!=<>~,()'\"-]*)?$"
+)
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -263,25 +288,77 @@ class _Checker:
             raise self.fail(key, f"expected a table, got {_kind(raw)}", fix)
         return raw
 
-    def string(self, raw: Any, key: tuple[str, ...], fix: str, *, empty_ok: bool = False) -> str:
+    def string(
+        self,
+        raw: Any,
+        key: tuple[str, ...],
+        fix: str,
+        *,
+        empty_ok: bool = False,
+        limit: int = MAX_STRING_BYTES,
+    ) -> str:
         if not isinstance(raw, str):
             raise self.fail(key, f"expected a string, got {_kind(raw)}", fix)
         if not empty_ok and not raw.strip():
             raise self.fail(key, "must not be empty", fix)
+        self.text_value(raw, key, limit)
         return raw
+
+    def text_value(self, raw: str, key: tuple[str, ...], limit: int) -> None:
+        """No NUL (Nix, the kernel and C strings cut there) and a bounded length."""
+        if "\0" in raw:
+            raise self.fail(key, "contains a NUL character", "remove it")
+        size = len(raw.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise self.fail(
+                key, f"is {size} bytes long; at most {limit} are allowed here", "shorten it"
+            )
+
+    def url(self, raw: Any, key: tuple[str, ...], fix: str, *, query: bool) -> str:
+        """An http(s):// or file:// URL made of plain URL characters (no quotes, '$',
+        braces, spaces or control characters: percent-encode them), with a host for
+        http(s) and none but localhost for file; a query only where ``query``."""
+        import urllib.parse
+
+        text = self.string(raw, key, fix)
+        problem = None
+        allowed = URL_QUERY_CHARS if query else URL_CHARS
+        if not re.match(r"(https?|file)://", text):
+            problem = "is not an http(s):// or file:// URL"
+        elif not re.fullmatch(allowed, text):
+            problem = "has characters a URL cannot hold unencoded: percent-encode them"
+            if not query and "?" in text:
+                problem = "has a query string ('?...'), which is not allowed here"
+        else:
+            parts = urllib.parse.urlsplit(text)
+            path = urllib.parse.unquote(parts.path)
+            if parts.scheme in ("http", "https") and not HOST_RE.fullmatch(parts.netloc):
+                problem = "has no valid host name"
+            elif parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+                problem = "names a host; a file:// URL is file:///absolute/path"
+            elif "\0" in path or any(seg in ("..", ".") for seg in path.split("/")[1:]):
+                problem = "has '.', '..' or an encoded NUL in its path"
+        if problem:
+            raise self.fail(key, f"{_show(text)} {problem}", fix)
+        return text
 
     def boolean(self, raw: Any, key: tuple[str, ...], fix: str) -> bool:
         if not isinstance(raw, bool):
             raise self.fail(key, f"expected true or false, got {_kind(raw)}", fix)
         return raw
 
-    def strings(self, raw: Any, key: tuple[str, ...], fix: str) -> tuple[str, ...]:
+    def strings(
+        self, raw: Any, key: tuple[str, ...], fix: str, *, limit: int = MAX_STRING_BYTES
+    ) -> tuple[str, ...]:
         if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
             raise self.fail(key, f"expected a list of non-empty strings, got {_kind(raw)}", fix)
+        if len(raw) > 100_000:
+            raise self.fail(key, f"lists {len(raw)} entries; at most 100000", "list fewer")
         seen = set()
         for item in raw:
+            self.text_value(item, key, limit)
             if item in seen:
-                raise self.fail(key, f"{item!r} is listed twice", "list each entry once")
+                raise self.fail(key, f"{_show(item)} is listed twice", "list each entry once")
             seen.add(item)
         return tuple(raw)
 
@@ -291,7 +368,7 @@ class _Checker:
                 expected = ", ".join(sorted(allowed))
                 raise self.fail(
                     key + (name,),
-                    f"unknown key {name!r}",
+                    f"unknown key {_show(name)}",
                     f"expected one of: {expected}" + _suggest(name, allowed),
                 )
 
@@ -299,7 +376,7 @@ class _Checker:
         if not NAME_RE.match(name):
             raise self.fail(
                 key,
-                f"{what} name {name!r} is not allowed",
+                f"{what} name {_show(name)} is not allowed",
                 "use a letter followed by letters, digits, '-' or '_' (at most 64)",
             )
         return name
@@ -311,8 +388,7 @@ class _Checker:
             str(p) == "."
             or p.is_absolute()
             or ".." in p.parts
-            or "\n" in text
-            or "\t" in text
+            or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
             or "\\" in text
             or text.startswith("./")
             or (base == "project" and p.parts[:1] in (("results",), (".reproflake",), (".git",)))
@@ -325,7 +401,7 @@ class _Checker:
             )
             raise self.fail(
                 key,
-                f"{text!r} is not a plain relative path inside {where.split(',')[0]}",
+                f"{_show(text)} is not a plain relative path inside {where.split(',')[0]}",
                 f"write a path relative to {where}, without '..', './', tabs or newlines",
             )
         return str(p)
@@ -338,9 +414,15 @@ class _Checker:
         for i, path in enumerate(paths):
             if path in paths[:i]:
                 raise self.fail(
-                    key, f"{path!r} is listed twice (once written differently)", "list it once"
+                    key, f"{_show(path)} is listed twice (once written differently)", "list it once"
                 )
         return tuple(paths)
+
+
+def _show(value: object, limit: int = 80) -> str:
+    """A value for a message: quoted, and cut when long (a spec may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "…" + text[-4:]
 
 
 def _kind(raw: Any) -> str:
@@ -351,7 +433,7 @@ def _kind(raw: Any) -> str:
     if isinstance(raw, int):
         return f"an integer ({raw})"
     if isinstance(raw, str):
-        return f"a string ({raw!r})"
+        return f"a string ({_show(raw)})"
     if isinstance(raw, list):
         return "a list"
     if isinstance(raw, dict):
@@ -363,7 +445,7 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {_show(close[0])}?)" if close else ""
 
 
 # --------------------------------------------------------------------------- loading
@@ -459,6 +541,8 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
     c.only(raw, (), {"project", "debian", "python", "environments", "inputs", "steps"})
     project = c.table(raw.get("project"), ("project",), 'add a [project] table with name = "..."')
     c.only(project, ("project",), {"name", "source_date_epoch", "description"})
+    if "description" in project:
+        c.string(project["description"], ("project", "description"), "free text", empty_ok=True)
     name = c.name(
         c.string(project.get("name"), ("project", "name"), 'set name = "my-pipeline"'),
         ("project", "name"),
@@ -495,23 +579,39 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
     fix = 'add [debian] with mirror = "http://<your mirror>/debian" and suite = "bookworm"'
     table = c.table(raw, key, fix)
     c.only(table, key, {"mirror", "suite", "components", "architecture", "keyring", "verify"})
-    mirror = c.string(table.get("mirror"), key + ("mirror",), fix).rstrip("/")
-    if not re.match(r"^(https?|file)://[^\s\"'\\]+$", mirror):
-        raise c.fail(key + ("mirror",), f"{mirror!r} is not an http(s):// or file:// URL", fix)
+    mirror = c.url(table.get("mirror"), key + ("mirror",), fix, query=False).rstrip("/")
     suite = c.string(table.get("suite"), key + ("suite",), 'for example suite = "bookworm"')
+    if not SUITE_RE.match(suite) or ".." in suite:
+        raise c.fail(
+            key + ("suite",),
+            f"{_show(suite)} is not a Debian suite name",
+            'use a codename or suite such as "bookworm", "bookworm-updates" or "stable"',
+        )
     components: tuple[str, ...] = ("main",)
     if "components" in table:
         components = c.strings(table["components"], key + ("components",), 'e.g. ["main"]')
+        for component in components:
+            if not COMPONENT_RE.match(component) or ".." in component:
+                raise c.fail(
+                    key + ("components",),
+                    f"{_show(component)} is not an archive component",
+                    'use names such as "main", "contrib", "non-free-firmware"',
+                )
     arch = table.get("architecture", "amd64")
     if arch != "amd64":
         raise c.fail(
             key + ("architecture",),
-            f"expected one of: amd64, got {arch!r}",
+            f"expected one of: amd64, got {_show(arch)}",
             "reproflake builds for x86_64-linux (amd64) for now",
         )
     keyring = None
     if "keyring" in table:
-        keyring = c.string(table["keyring"], key + ("keyring",), "a path to a .gpg keyring")
+        keyring_fix = "a path to a .gpg keyring, relative to the project or absolute"
+        keyring = c.string(table["keyring"], key + ("keyring",), keyring_fix)
+        if not keyring.startswith("/"):
+            keyring = c.relpath(keyring, key + ("keyring",), keyring_fix)
+        elif ".." in PurePosixPath(keyring).parts or any(ord(ch) < 0x20 for ch in keyring):
+            raise c.fail(key + ("keyring",), f"{_show(keyring)} is not a plain path", keyring_fix)
     verify = c.boolean(table.get("verify", True), key + ("verify",), "verify = true")
     return DebianConfig(
         mirror=mirror,
@@ -527,12 +627,15 @@ def _python_index(raw: Any, c: _Checker) -> PythonIndex:
     key = ("python",)
     table = c.table(raw, key, "[python] holds index_url and extra_index_urls")
     c.only(table, key, {"index_url", "extra_index_urls"})
+    fix = "a package index URL (http://, https:// or file://), e.g. the one pip is set up with"
     index_url = None
     if "index_url" in table:
-        index_url = c.string(table["index_url"], key + ("index_url",), "a package index URL")
+        index_url = c.url(table["index_url"], key + ("index_url",), fix, query=False)
     extra: tuple[str, ...] = ()
     if "extra_index_urls" in table:
         extra = c.strings(table["extra_index_urls"], key + ("extra_index_urls",), "a list of URLs")
+        for item in extra:
+            c.url(item, key + ("extra_index_urls",), fix, query=False)
     return PythonIndex(index_url=index_url, extra_index_urls=extra)
 
 
@@ -552,10 +655,23 @@ def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
             if not re.match(r"^[a-z0-9][a-z0-9+.\-]+(=[A-Za-z0-9.+:~\-]+)?$", pkg):
                 raise c.fail(
                     key + ("debian",),
-                    f"{pkg!r} is not a Debian package name",
+                    f"{_show(pkg)} is not a Debian package name",
                     "use the package name (e.g. python3-numpy), optionally name=version",
                 )
-        python = c.strings(env.get("python", []), key + ("python",), 'e.g. ["numpy==2.2.6"]')
+        python = c.strings(
+            env.get("python", []),
+            key + ("python",),
+            'e.g. ["numpy==2.2.6"]',
+            limit=MAX_REQUIREMENT_BYTES,
+        )
+        for req in python:
+            if not REQUIREMENT_RE.match(req):
+                raise c.fail(
+                    key + ("python",),
+                    f"{_show(req)} is not a Python requirement",
+                    "give one PEP 508 requirement per entry, e.g. 'numpy==2.2.6' or "
+                    "'scipy>=1.11; python_version >= \"3.11\"'",
+                )
         if python and not any(p.split("=")[0] in ("python3", "python3-minimal") for p in debian):
             raise c.fail(
                 key + ("python",),
@@ -589,11 +705,7 @@ def _inputs(raw: Any, c: _Checker) -> dict[str, Input]:
         url = None
         sha256 = None
         if "url" in item:
-            url = c.string(item["url"], key + ("url",), fix)
-            if not re.match(r"^(https?|file)://[^\s]+$", url) or url.rstrip("/").endswith(
-                ("/..", "/.")
-            ):
-                raise c.fail(key + ("url",), f"{url!r} is not an http(s):// or file:// URL", fix)
+            url = c.url(item["url"], key + ("url",), fix, query=True)
             sha256 = c.string(item.get("sha256"), key + ("sha256",), 'add sha256 = "<64 hex>"')
             if not SHA256_RE.match(sha256):
                 raise c.fail(
@@ -640,13 +752,13 @@ def _steps(
         if env not in environments:
             raise c.fail(
                 key + ("env",),
-                f"unknown environment {env!r}",
+                f"unknown environment {_show(env)}",
                 f"expected one of: {', '.join(sorted(environments))}"
                 + _suggest(env, environments.keys()),
             )
-        run = c.string(step.get("run"), key + ("run",), 'e.g. run = "python3 src/fit.py"')
-        if "\0" in run:
-            raise c.fail(key + ("run",), "contains a NUL character", "remove it")
+        run = c.string(
+            step.get("run"), key + ("run",), 'e.g. run = "python3 src/fit.py"', limit=1 << 30
+        )
         if len(run.encode()) > MAX_RUN_BYTES:
             raise c.fail(
                 key + ("run",),
@@ -660,7 +772,7 @@ def _steps(
                 known = ", ".join(sorted(inputs)) or "(none defined)"
                 raise c.fail(
                     key + ("inputs",),
-                    f"unknown input {item!r}",
+                    f"unknown input {_show(item)}",
                     f"known inputs: {known}" + _suggest(item, inputs.keys()),
                 )
         needs = c.strings(step.get("needs", []), key + ("needs",), 'e.g. ["prepare"]')
@@ -668,11 +780,11 @@ def _steps(
             if item not in table:
                 raise c.fail(
                     key + ("needs",),
-                    f"unknown step {item!r}",
+                    f"unknown step {_show(item)}",
                     f"known steps: {', '.join(sorted(table))}" + _suggest(item, list(table)),
                 )
             if item == name:
-                raise c.fail(key + ("needs",), f"step {name!r} needs itself", "remove it")
+                raise c.fail(key + ("needs",), f"step {_show(name)} needs itself", "remove it")
         outputs = c.relpaths(
             step.get("outputs", []), key + ("outputs",), 'e.g. ["model.json"]', base="output"
         )
@@ -683,6 +795,14 @@ def _steps(
                 f'list what the step writes under results/{name}/, e.g. outputs = ["report.json"]',
             )
         variables = _variables(step.get("variables", {}), key + ("variables",), c)
+        total = len(run.encode()) + sum(len(k) + len(v.encode()) for k, v in variables.items())
+        if total > MAX_STEP_TEXT_BYTES:
+            raise c.fail(
+                key + ("variables",),
+                f"the command and variables together are {total} bytes; at most "
+                f"{MAX_STEP_TEXT_BYTES} can be passed to a step",
+                "put large values in a file, list it in sources or inputs, and read it",
+            )
         hardware = (
             _hardware(step["hardware"], key + ("hardware",), c) if "hardware" in step else None
         )
@@ -708,7 +828,9 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
         if name in table:
             value = c.string(table[name], key + (name,), 'a version such as "8.0"')
             if not re.fullmatch(r"\d+\.\d+", value):
-                raise c.fail(key + (name,), f'expected a version like "8.0", got {value!r}', fix)
+                raise c.fail(
+                    key + (name,), f'expected a version like "8.0", got {_show(value)}', fix
+                )
             versions[name] = value
     if versions and gpu is None:
         raise c.fail(key, 'compute_capability and cuda need gpu = "nvidia"', 'add gpu = "nvidia"')
@@ -717,7 +839,7 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
         if not re.fullmatch(r"[a-z0-9_]+", flag):
             raise c.fail(
                 key + ("cpu_features",),
-                f"{flag!r} is not a CPU flag",
+                f"{_show(flag)} is not a CPU flag",
                 "use the names in /proc/cpuinfo's flags line, e.g. avx2, avx512f",
             )
     memory = table.get("memory_gb")
@@ -742,7 +864,7 @@ def _variables(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
     for var in sorted(table):
         if not VAR_RE.match(var):
             raise c.fail(
-                key + (var,), f"{var!r} is not a variable name", "use [A-Za-z_][A-Za-z0-9_]*"
+                key + (var,), f"{_show(var)} is not a variable name", "use [A-Za-z_][A-Za-z0-9_]*"
             )
         if var in RESERVED_VARS:
             raise c.fail(
@@ -756,7 +878,6 @@ def _variables(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
                 key + (var,), f"expected a string or number, got {_kind(value)}", "quote it"
             )
         text = str(value)
-        if "\0" in text:
-            raise c.fail(key + (var,), "contains a NUL character", "remove it")
+        c.text_value(text, key + (var,), MAX_VARIABLE_BYTES)
         result[var] = text
     return result

@@ -39,7 +39,9 @@ def _stat(root: Path, rel: str) -> list[int] | None:
         st = os.stat(root / rel)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode]
+    # As git's index does: ctime and the device too. A tool can restore an mtime after
+    # rewriting a file with the same size; only the kernel sets ctime.
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode]
 
 
 def _walk(root: Path, rel: str) -> Iterable[str]:

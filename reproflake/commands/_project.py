@@ -5,15 +5,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproflake import executor, graph, nixgen, project
-from reproflake.errors import HashMismatchError, StaleLockError
+from reproflake import _confine, executor, graph, nixgen, project
+from reproflake.errors import HashMismatchError, InvalidLockError, StaleLockError, UsageError
+from reproflake.fsutil import sweep_temporaries
 from reproflake.lock import model, pin
-from reproflake.lock.hashing import short
+from reproflake.lock.hashing import nar_hash, short
 from reproflake.spec import SPEC_FILE, Spec, find_spec, load
 
 Log = Callable[[str], None]
@@ -38,12 +39,26 @@ class Project:
 
 def load_spec(start: Path) -> tuple[Spec, graph.Graph]:
     spec = load(find_spec(start))
+    sweep_temporaries(spec.root)
     return spec, graph.build(spec)
 
 
-def load_project(start: Path, log: Log, *, write_lock: bool = True) -> Project:
+def check_steps(spec: Spec, steps: Sequence[str]) -> None:
+    """Every step named on the command line exists (checked before anything is written)."""
+    unknown = [s for s in steps if s not in spec.steps]
+    if unknown:
+        raise UsageError(
+            f"unknown step{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+            hint=f"known steps: {', '.join(sorted(spec.steps))}",
+        )
+
+
+def load_project(
+    start: Path, log: Log, *, write_lock: bool = True, steps: Sequence[str] = ()
+) -> Project:
     """Spec, lock (local input hashes refreshed) and the facts nixgen needs."""
     spec, dag = load_spec(start)
+    check_steps(spec, steps)
     lock = model.require(spec.root)
     stale = model.stale_entries(spec, lock)
     if stale:
@@ -81,16 +96,32 @@ def seed_bytes(root: Path, lock: model.Lock) -> bytes:
     got = hashlib.sha256(data).hexdigest()
     if got != lock.seed.sha256:
         raise HashMismatchError(
-            f"the bootstrap seed extracted from {deb.url} does not match the lock",
+            f"the bootstrap seed extracted from {deb.url} does not match seed.sha256 in "
+            f"{root / model.LOCK_FILE}",
             hint=f"expected sha256 {lock.seed.sha256}, got {got}",
         )
     return data
+
+
+def check_seed_pin(root: Path, lock: model.Lock) -> None:
+    """The flake takes .reproflake/seed by the lock's NAR hash; a wrong one would reach the
+    user as Nix's bare 'store path mismatch'. Name the lock entry instead."""
+    seed_dir = root / ".reproflake/seed"
+    got = nar_hash(seed_dir)
+    if got != lock.seed.nar_hash:
+        raise InvalidLockError(
+            f"{root / model.LOCK_FILE}: seed.nar_hash is {lock.seed.nar_hash}, but the seed "
+            f"(.reproflake/seed, its busybox matching seed.sha256) hashes to {got}",
+            hint="restore reproflake.lock from version control, or run `reproflake lock "
+            "--upgrade` to pin the seed again; .reproflake/seed must hold only busybox",
+        )
 
 
 def generate(p: Project) -> list[str]:
     """Write the flake and its data; stage what the flake must see; returns files written."""
     files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock), data=p.data)
     written = nixgen.write(p.root, files)
+    check_seed_pin(p.root, p.lock)
     tracked = [SPEC_FILE, model.LOCK_FILE, *files]
     for sources in p.facts.sources.values():
         tracked.extend(sources)
@@ -100,16 +131,32 @@ def generate(p: Project) -> list[str]:
     return written
 
 
-def store_items(p: Project) -> list[executor.StoreItem]:
-    """What must be put in the store by us: large local data, file:// mirrors."""
+def store_items(
+    p: Project, steps: Iterable[str], *, seed: bool = False
+) -> list[executor.StoreItem]:
+    """What must be put in the store by us for ``steps`` (and only them): large local data,
+    files from file:// mirrors. A CPU step does not pull in another environment's wheels."""
     items = []
     data = p.data
-    inputs = [(name, f) for name, entry in data["inputs"].items() for f in entry["files"]]
+    steps = set(steps)
+    envs = {p.spec.steps[s].env for s in steps}
+    wanted_debs = {k for e in envs for k in p.lock.environments[e].debs}
+    if seed:  # the seed check re-extracts it from its .deb
+        wanted_debs.add(p.lock.seed.deb)
+    wanted_wheels = {k for e in envs for k in p.lock.environments[e].wheels}
+    wanted_inputs = {i for s in steps for i in p.spec.steps[s].inputs}
+    inputs = [
+        (name, f)
+        for name, entry in data["inputs"].items()
+        if name in wanted_inputs
+        for f in entry["files"]
+    ]
     for name, f in inputs:
         if f["kind"] == "external":
+            where = f"{p.spec.where('inputs', name, 'path')}: inputs.{name}"
             items.append(
                 executor.StoreItem(
-                    local=(p.root / f["path"]).resolve(),
+                    local=_confine.local_path(p.root, f["path"], where),
                     name=f["storeName"],
                     sri=f["narHash"],
                     recursive=True,
@@ -118,8 +165,8 @@ def store_items(p: Project) -> list[executor.StoreItem]:
                 )
             )
     flat = [
-        *((f"Debian package {k}", v) for k, v in data["debs"].items()),
-        *((f"wheel {k}", v) for k, v in data["wheels"].items()),
+        *((f"Debian package {k}", v) for k, v in data["debs"].items() if k in wanted_debs),
+        *((f"wheel {k}", v) for k, v in data["wheels"].items() if k in wanted_wheels),
         *((f"input {name}", f) for name, f in inputs if f["kind"] == "url"),
     ]
     for what, entry in flat:

@@ -10,8 +10,16 @@ from pathlib import Path
 
 from reproflake import executor, hardware, state
 from reproflake.commands import _noop
-from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
-from reproflake.errors import BuildError, HardwareError, UsageError
+from reproflake.commands._project import (
+    Log,
+    Project,
+    check_steps,
+    generate,
+    labels,
+    load_project,
+    store_items,
+)
+from reproflake.errors import BuildError, HardwareError
 from reproflake.fingerprint import (
     Components,
     environment_components,
@@ -25,12 +33,7 @@ RESULTS = "results"
 
 
 def select(p: Project, steps: Sequence[str]) -> list[str]:
-    unknown = [s for s in steps if s not in p.spec.steps]
-    if unknown:
-        raise UsageError(
-            f"unknown step{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-            hint=f"known steps: {', '.join(sorted(p.spec.steps))}",
-        )
+    check_steps(p.spec, steps)
     return list(steps) if steps else p.graph.order()
 
 
@@ -142,16 +145,16 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     if _noop.answer(start, steps, out):
         return 0
     executor.require_nix()
-    p = load_project(start, log)
+    p = load_project(start, log, steps=steps)
     wanted = select(p, steps)
     generate(p)
-    added = executor.ensure_in_store(store_items(p))
-    for what in added:
-        log(f"added {what} to the Nix store")
-    progress = Progress(log)
     # Ask for what the wanted steps need too, so every output is known and recorded.
     needed = p.graph.upstream(wanted)
     order = [s for s in p.graph.order() if s in needed]
+    added = executor.ensure_in_store(store_items(p, order))
+    for what in added:
+        log(f"added {what} to the Nix store")
+    progress = Progress(log)
     features, host = hardware_features(p, order)
     own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
     before = snapshot(p, order)

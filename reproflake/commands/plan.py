@@ -94,7 +94,7 @@ def _flake_is_current(p: Project) -> bool:
 
 
 def run(start: Path, steps: Sequence[str], *, as_json: bool, log: Log, out: Log) -> int:
-    p = load_project(start, log, write_lock=False)
+    p = load_project(start, log, write_lock=False, steps=steps)
     wanted = set(p.graph.upstream(select(p, steps)))
     plans = [pl for s, pl in compute(p).items() if s in wanted]
     if as_json:

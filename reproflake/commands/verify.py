@@ -21,11 +21,12 @@ VERIFY_ATTRS = "legacyPackages.x86_64-linux.verify."
 
 def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     executor.require_nix()
-    p = load_project(start, log)
+    p = load_project(start, log, steps=steps)
     wanted = select(p, steps)
     generate(p)
-    executor.ensure_in_store(store_items(p))
-    features, _host = hardware_features(p, sorted(p.graph.upstream(wanted)))
+    needed = sorted(p.graph.upstream(wanted))
+    executor.ensure_in_store(store_items(p, needed, seed=True))
+    features, _host = hardware_features(p, needed)
     first = executor.build(p.root, wanted, Progress(log), labels=labels(p), features=features)
     if first.failed:
         raise BuildError(
@@ -35,39 +36,63 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     second = executor.build(
         p.root, wanted, Progress(log), attr_prefix=VERIFY_ATTRS, features=features
     )
-    bad = []
+    bad: list[str] = []
+    unverified: list[str] = []
     for step in wanted:
         a = first.outputs.get(step)
         b = second.outputs.get(step)
-        if step in second.failed or a != b:
+        if step in second.failed or b is None:
+            # A build that did not finish says nothing about the bytes.
+            unverified.append(step)
+            out(f"  {step}: could not verify: the second build failed")
+            for line in second.failed.get(step, second.errors[-10:]):
+                out(f"    | {line}")
+            if step in second.drvs:
+                out(f"    full log: {executor.log_command(second.drvs[step])}")
+        elif a != b:
             bad.append(step)
-            out(f"  {step}: NOT reproducible: first build {a}, second build {b or 'failed'}")
-            if a and b:
-                out(f"    compare them: diff -r {a} {b}")
+            out(f"  {step}: NOT reproducible: first build {a}, second build {b}")
+            out(f"    compare them: diff -r {a} {b}")
         else:
             out(f"  {step}: reproducible (built twice, identical bytes: {a})")
     for env in sorted({p.spec.steps[s].env for s in wanted}):
-        if executor.rebuild_matches(p.root, f"legacyPackages.x86_64-linux.environments.{env}"):
-            out(f"  environment {env}: reproducible (root filesystem rebuilt, identical bytes)")
+        what = f"environment {env}"
+        check = executor.rebuild_matches(p.root, f"legacyPackages.x86_64-linux.environments.{env}")
+        if check.same:
+            out(f"  {what}: reproducible (root filesystem rebuilt, identical bytes)")
+        elif check.differs:
+            bad.append(what)
+            out(f"  {what}: NOT reproducible (its root filesystem differs when rebuilt)")
         else:
-            bad.append(f"environment {env}")
-            out(f"  environment {env}: NOT reproducible (its root filesystem differs when rebuilt)")
+            unverified.append(what)
+            _could_not(out, what, check)
     seed = p.lock.seed
-    if executor.check_seed(p.root):
-        out(
-            f"  seed: .reproflake/seed/busybox is identical to ./bin/busybox in its pinned "
-            f"{seed.package} {seed.version}"
-        )
-    else:
+    check = executor.check_seed(p.root)
+    origin = f"./bin/busybox in its pinned {seed.package} {seed.version}"
+    if check.same:
+        out(f"  seed: .reproflake/seed/busybox is identical to {origin}")
+    elif check.differs:
         bad.append("seed")
-        out(
-            f"  seed: .reproflake/seed/busybox DIFFERS from ./bin/busybox in its pinned "
-            f"{seed.package} {seed.version}"
-        )
+        out(f"  seed: .reproflake/seed/busybox DIFFERS from {origin}")
+    else:
+        unverified.append("seed")
+        _could_not(out, "seed", check)
     if bad:
         raise BuildError(
             f"{len(bad)} step(s) are not bit-for-bit reproducible: {', '.join(bad)}",
             hint="look for timestamps, random seeds, thread counts or unordered output in these steps",
         )
+    if unverified:
+        raise BuildError(
+            f"could not verify {len(unverified)} item(s): {', '.join(unverified)} "
+            "(their rebuild failed; nothing is known about their bytes)",
+            hint="see the output above; fix what stopped the rebuild and run verify again",
+        )
     out(f"verified {len(wanted)} step(s): all reproducible")
     return 0
+
+
+def _could_not(out: Log, what: str, check: executor.Recheck) -> None:
+    out(f"  {what}: could not verify: the rebuild failed")
+    for line in check.detail:
+        out(f"    | {line}")

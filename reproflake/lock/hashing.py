@@ -3,14 +3,24 @@
 A local input is identified by the sha256 of its NAR serialisation, the hash
 Nix uses for ``nix-store --add-fixed --recursive sha256``: the store path then
 follows from the hash and the name alone. Hashing streams (large data files
-never sit in memory) and is cached by (size, mtime, inode) so an unchanged
-multi-gigabyte input is not read again.
+never sit in memory) and is cached so an unchanged multi-gigabyte input is not
+read again.
+
+The cache is keyed as git keys its index: every entry's device, inode, mode,
+size, mtime *and ctime*. A copy tool can restore an mtime; nothing but the
+kernel sets a ctime, so a same-size rewrite with its mtime put back still
+misses. Each entry is sealed with a MAC under a secret kept in the user's own
+cache directory: an entry this machine did not write (a cache committed to a
+repository, an edited file) never answers, so the cache cannot put a wrong hash
+into the lock.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -46,7 +56,13 @@ class _Nar:
         total = 0
         buf = bytearray(CHUNK)
         view = memoryview(buf)
-        with open(path, "rb", buffering=0) as f:
+        # Non-blocking and not through a link: if the file was swapped for a FIFO since
+        # it was looked at, opening must not wait for a writer that never comes.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _Changed(path)
+        with open(fd, "rb", buffering=0) as f:
             while n := f.readinto(buf):
                 self.h.update(view[:n])
                 total += n
@@ -70,7 +86,13 @@ class _Nar:
                 self.strs(")")
             self.strs(")")
         else:
-            raise UsageError(f"{path}: not a regular file, directory or symlink")
+            from reproflake._confine import describe_mode
+
+            raise UsageError(
+                f"{path} is {describe_mode(st.st_mode)}; an input may hold only regular files, "
+                "directories and symbolic links",
+                hint="remove it from the input, or declare the input's files more precisely",
+            )
 
 
 class _Changed(Exception):
@@ -83,7 +105,15 @@ def _signature(path: Path) -> list[list[object]]:
 
     def row(p: str) -> list[object]:
         st = os.lstat(p)
-        return [os.path.relpath(p, path), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino]
+        return [
+            os.path.relpath(p, path),
+            st.st_mode,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            st.st_dev,
+        ]
 
     if path.is_symlink() or not path.is_dir():
         return [row(str(path))]
@@ -121,13 +151,34 @@ def _changed_error(path: Path) -> LockError:
     )
 
 
+def _secret() -> bytes:
+    """This machine's key for sealing cache entries (made once, readable by the user only)."""
+    from reproflake._paths import user_cache_dir
+
+    path = user_cache_dir() / "secret"
+    try:
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data
+    except OSError:
+        pass
+    from reproflake.fsutil import write_atomic
+
+    data = os.urandom(32)
+    # A read-only home: entries sealed with this key simply never match later.
+    with contextlib.suppress(OSError):
+        write_atomic(path, data, mode=0o600)
+    return data
+
+
 @dataclass
 class HashCache:
-    """A JSON file of (signature → hash), kept under .reproflake/cache/."""
+    """A JSON file of (path → signature, hash, seal), kept under .reproflake/cache/."""
 
     file: Path
 
     def __post_init__(self) -> None:
+        self._key = _secret()
         self._entries: dict[str, dict[str, object]] = {}
         self._dirty = False
         try:
@@ -141,12 +192,27 @@ class HashCache:
         key = str(path.resolve())
         sig = hashlib.sha256(json.dumps(_signature(path)).encode()).hexdigest()
         entry = self._entries.get(key)
-        if entry and entry.get("signature") == sig and isinstance(entry.get("narHash"), str):
+        if (
+            isinstance(entry, dict)
+            and entry.get("signature") == sig
+            and isinstance(entry.get("narHash"), str)
+            and hmac.compare_digest(
+                str(entry.get("seal", "")), self._seal(key, sig, entry["narHash"])
+            )
+        ):
             return str(entry["narHash"])
         digest = nar_hash(path)
-        self._entries[key] = {"signature": sig, "narHash": digest}
+        self._entries[key] = {
+            "signature": sig,
+            "narHash": digest,
+            "seal": self._seal(key, sig, digest),
+        }
         self._dirty = True
         return digest
+
+    def _seal(self, key: str, sig: str, digest: object) -> str:
+        message = json.dumps([key, sig, digest]).encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def save(self) -> None:
         if not self._dirty:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reproflake.errors import InvalidLockError, LockError, StaleLockError
-from reproflake.fsutil import write_atomic
+from reproflake.fsutil import project_tmp, write_atomic
 from reproflake.spec import Spec
 
 LOCK_FILE = "reproflake.lock"
@@ -140,9 +140,12 @@ def loads(text: str, path: Path) -> Lock:
     try:
         doc = json.loads(text)
         if doc.get("version") != LOCK_VERSION:
-            raise LockError(
-                f"{path}: lock format version {doc.get('version')!r} is not {LOCK_VERSION}",
-                hint="run `reproflake lock` to write a current lock",
+            shown = json.dumps(doc.get("version"))[:40]
+            raise InvalidLockError(
+                f'{path}: "version": {shown} is not a lock format this reproflake reads '
+                f"(it reads version {LOCK_VERSION})",
+                hint="a newer reproflake may have written it: use that one; or restore the lock "
+                "from version control, or run `reproflake lock --upgrade` to write it anew",
             )
         lock = Lock(
             debian=DebianPin(**{**doc["debian"], "components": tuple(doc["debian"]["components"])}),
@@ -211,7 +214,7 @@ def write(root: Path, lock: Lock) -> bool:
             return False
     except FileNotFoundError:
         pass
-    write_atomic(path, text)
+    write_atomic(path, text, tmp_dir=project_tmp(root))
     return True
 
 

@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from reproflake import _confine
 from reproflake._globs import match_files
+from reproflake._paths import user_cache_dir
 from reproflake.errors import HashMismatchError, LockError, UsageError
 from reproflake.fsutil import write_atomic
 from reproflake.lock import debian as deb_index
@@ -49,10 +51,7 @@ class Context:
 
 
 def cache_dir() -> Path:
-    import os
-
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "reproflake"
+    return user_cache_dir()
 
 
 def hash_cache(root: Path) -> HashCache:
@@ -77,25 +76,29 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
             pinned[name] = _pin_glob(spec, name, item.path, cache)
             continue
         path = spec.root / item.path
+        where = f"{spec.where('inputs', name, 'path')}: inputs.{name}"
         if not path.exists() and not path.is_symlink():
             raise UsageError(
-                f"{spec.where('inputs', name, 'path')}: inputs.{name}: {item.path} does not exist",
+                f"{where}: {item.path} does not exist",
                 hint=f"create {item.path}, or fix the path of input {name!r}",
             )
-        # A link is followed: the data it points to is the input.
-        pinned[name] = LockedInput(
-            kind="local", path=item.path, nar_hash=cache.nar_hash(path.resolve())
-        )
+        # A link is followed (the data it points to is the input), within the project's rule.
+        resolved = _confine.local_path(spec.root, item.path, where)
+        pinned[name] = LockedInput(kind="local", path=item.path, nar_hash=cache.nar_hash(resolved))
     cache.save()
     return pinned
 
 
 def _check_local_url(spec: Spec, name: str, url: str, sha256: str) -> None:
-    """A file:// input is on this machine: check its sha256 now rather than at build time."""
-    import urllib.parse
+    """A file:// input is on this machine: check its sha256 now rather than at build time.
 
-    path = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    Only a file the project may read (inside it, or where this machine's user allowed) is
+    opened, so the hash in the message is never that of a file the user did not ask about."""
+    url_where = f"{spec.where('inputs', name, 'url')}: inputs.{name}.url"
+    path = _confine.file_url(spec.root, url, url_where)
+    assert path is not None
     where = spec.where("inputs", name, "sha256")
+    _confine.regular_file(path, url_where)
     try:
         digest = hashlib.sha256()
         with open(path, "rb") as f:
@@ -121,7 +124,8 @@ def _pin_glob(spec: Spec, name: str, pattern: str, cache: HashCache) -> LockedIn
             f"{spec.where('inputs', name, 'path')}: inputs.{name}: {pattern!r} matches no file",
             hint="fix the pattern (relative to the project directory), or add the files",
         )
-    files = {rel: cache.nar_hash((spec.root / rel).resolve()) for rel in matched}
+    where = f"{spec.where('inputs', name, 'path')}: inputs.{name}"
+    files = {rel: cache.nar_hash(_confine.local_path(spec.root, rel, where)) for rel in matched}
     combined = hashlib.sha256("\n".join(f"{k} {v}" for k, v in files.items()).encode()).digest()
     return LockedInput(
         kind="local",
@@ -205,6 +209,7 @@ def lock(
     source_date_epoch: int | None = None,
 ) -> Lock:
     d = spec.debian
+    _confine_spec_urls(spec)
     pin = DebianPin(d.mirror, d.suite, d.components, d.architecture)
     index_request = python_index_request(spec)
     reuse = old is not None and not upgrade and old.debian == pin
@@ -352,9 +357,45 @@ def _in_spec(spec: Spec, key: tuple[str, ...], exc: LockError) -> UsageError:
     return UsageError(f"{spec.where(*key)}: {'.'.join(key)}: {exc.message}", hint=exc.hint)
 
 
+def _confine_spec_urls(spec: Spec) -> None:
+    """file:// URLs the spec names are read only inside the project or where allowed
+    (checked before anything is resolved or read)."""
+    urls: list[tuple[tuple[str, ...], str]] = [(("debian", "mirror"), spec.debian.mirror)]
+    urls += [(("inputs", n, "url"), i.url) for n, i in sorted(spec.inputs.items()) if i.url]
+    if spec.python_index.index_url:
+        urls.append((("python", "index_url"), spec.python_index.index_url))
+    urls += [(("python", "extra_index_urls"), u) for u in spec.python_index.extra_index_urls]
+    for key, url in urls:
+        _confine.file_url(spec.root, url, f"{spec.where(*key)}: {'.'.join(key)}")
+
+
+# Where a keyring named by an absolute path may be: the system's own keyring directories.
+SYSTEM_KEYRINGS = ("/usr/share/keyrings", "/etc/apt/trusted.gpg.d", "/etc/apt/keyrings")
+
+
+def _keyring(spec: Spec) -> Path:
+    """The spec's keyring: in the project, in the system's keyring directories, or allowed."""
+    name = spec.debian.keyring
+    if name is None:
+        return signature.DEFAULT_KEYRING
+    where = f"{spec.where('debian', 'keyring')}: debian.keyring"
+    if not name.startswith("/"):
+        path = _confine.local_path(spec.root, name, where)
+    else:
+        path = Path(name).resolve()
+        system = any(path.is_relative_to(Path(d).resolve()) for d in SYSTEM_KEYRINGS)
+        if not system and not _confine.is_allowed(path, spec.root):
+            raise UsageError(
+                f"{where}: {name} is outside the project and the system's keyring directories",
+                hint=f"copy the keyring into the project; or {_confine.ALLOW_HINT}",
+            )
+    _confine.regular_file(path, where)
+    return path
+
+
 def _verifier(spec: Spec) -> deb_index.Verify:
     """Checks the suite's signature with the spec's keyring, or Debian's on this machine."""
-    keyring = spec.root / spec.debian.keyring if spec.debian.keyring else signature.DEFAULT_KEYRING
+    keyring = _keyring(spec)
 
     def verify(url: str, data: bytes, detached: bytes | None) -> bytes:
         return signature.verify(url, data, detached, keyring)

@@ -399,21 +399,25 @@ def _absolute_file_url(url: str) -> str:
 
 
 # Where uv says a package has no wheel usable on the target (the requirement, or the name).
+# Every repetition is bounded, and only the start of uv's text is searched: a regular
+# expression over text that echoes the user's requirements must stay linear.
 _NO_WHEEL_PATTERNS = (
-    re.compile(r"Wheels are required for `([^`]+)`"),
-    re.compile(r"(\S+) has no usable wheels"),
-    re.compile(r"(\S+) has no wheels with a matching"),
+    re.compile(r"Wheels are required for `([^`\n]{1,300})`"),
+    re.compile(r"(?<!\S)(\S{1,300}) has no usable wheels"),
+    re.compile(r"(?<!\S)(\S{1,300}) has no wheels with a matching"),
 )
+_SEARCHED_BYTES = 64 * 1024
 
 
 def _uv_failure(exc: CommandError, python_version: str, platform: str) -> LockError:
     """LockError with uv's own explanation, naming the package when it lacks wheels."""
-    lines = [line.rstrip() for line in exc.stderr.strip().splitlines() if line.strip()]
+    stderr = exc.stderr[:_SEARCHED_BYTES]
+    lines = [line.rstrip()[:500] for line in stderr.strip().splitlines() if line.strip()]
     detail = "\n".join("  " + line for line in lines[:40]) or f"  (exit code {exc.returncode})"
     for pattern in _NO_WHEEL_PATTERNS:
-        match = pattern.search(exc.stderr)
+        match = pattern.search(stderr)
         if match:
-            name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", match.group(1))
+            name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}", match.group(1))
             package = name.group(0) if name else match.group(1)
             return LockError(
                 f"Python package {package!r} has no wheel for CPython {python_version} on "

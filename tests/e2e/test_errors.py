@@ -75,8 +75,15 @@ def test_file_url_mismatch_names_both_hashes(project_copy: Path, tmp_path: Path)
     data.write_bytes(os.urandom(1000))
     wrong = "0" * 64
     add_url_input(project_copy, f"file://{data}", wrong)
-    # A local file is checked when locking, with the line of the sha256 to fix.
+    # Outside the project: refused, and nothing about the file is said, until this
+    # machine's user allows the directory.
     run = reproflake("lock", cwd=project_copy, check=False)
+    assert run.returncode == 2
+    assert f"inputs.ref.url: file://{data} is outside the project" in run.stderr
+    assert hashlib.sha256(data.read_bytes()).hexdigest() not in run.output
+    allow = {"REPROFLAKE_READ_OUTSIDE": str(tmp_path)}
+    # A local file is checked when locking, with the line of the sha256 to fix.
+    run = reproflake("lock", cwd=project_copy, check=False, env=allow)
     assert run.returncode == 2
     actual = hashlib.sha256(data.read_bytes()).hexdigest()
     assert f"inputs.ref.sha256: {data} has sha256 {actual}, not {wrong}" in run.stderr
@@ -84,9 +91,9 @@ def test_file_url_mismatch_names_both_hashes(project_copy: Path, tmp_path: Path)
     # Changed after locking: the build checks it again before Nix sees it.
     good = project_copy / "reproflake.toml"
     good.write_text(good.read_text().replace(wrong, actual))
-    reproflake("lock", cwd=project_copy)
+    reproflake("lock", cwd=project_copy, env=allow)
     data.write_bytes(os.urandom(1000))
-    run = reproflake("build", "use_ref", cwd=project_copy, check=False)
+    run = reproflake("build", "use_ref", cwd=project_copy, check=False, env=allow)
     assert run.returncode == 2
     changed = hashlib.sha256(data.read_bytes()).hexdigest()
     assert f"inputs.ref.sha256: {data} has sha256 {changed}, not {actual}" in run.stderr

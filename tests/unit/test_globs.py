@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reproflake._globs import compile_pattern, match_files, match_names
+from reproflake.errors import UsageError
 
 CASES = [
     ("src/*.py", "src/a.py", True),
@@ -54,3 +55,16 @@ def test_links_to_directories_are_not_followed(tmp_path: Path) -> None:
     os.symlink(tmp_path / "elsewhere", tmp_path / "data" / "link")
     os.symlink(tmp_path / "elsewhere" / "b.txt", tmp_path / "data" / "file-link.txt")
     assert match_files(tmp_path, "data/**/*.txt") == ["data/a.txt", "data/file-link.txt"]
+
+
+def test_a_fifo_a_pattern_matches_is_refused_not_read(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("1\n")
+    os.mkfifo(tmp_path / "src" / "b.py")
+    (tmp_path / "src" / "dangling.py").symlink_to("nowhere")
+    with pytest.raises(UsageError, match=r"src/b.py is a FIFO \(named pipe\), not a regular file"):
+        match_files(tmp_path, "src/*.py")
+    with pytest.raises(UsageError, match="FIFO"):
+        match_files(tmp_path, "src/b.py")
+    # A pattern that does not reach it is unaffected, and a dangling link is no file.
+    assert match_files(tmp_path, "src/[ad]*.py") == ["src/a.py"]

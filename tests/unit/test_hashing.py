@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +76,9 @@ def test_unsupported_file_type(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(UsageError) as info:
         nar_hash(tmp_path)
-    assert "not a regular file, directory or symlink" in info.value.message
+    assert (
+        f"{tmp_path / 'fifo'} is a FIFO (named pipe); an input may hold only" in info.value.message
+    )
 
 
 def test_short() -> None:
@@ -224,3 +229,86 @@ def test_cache_save_only_when_dirty_and_survives_garbage(tmp_path: Path) -> None
     cache.nar_hash(target)
     cache.save()
     assert str(target.resolve()) in file.read_text()
+
+
+def test_cache_misses_a_same_size_rewrite_with_its_mtime_restored(tmp_path: Path) -> None:
+    """What rsync --times or cp -p do: new bytes, same size, the old mtime put back."""
+    target = tmp_path / "data.csv"
+    target.write_bytes(b"1,2,3\n")
+    cache = HashCache(tmp_path / "hashes.json")
+    first = cache.nar_hash(target)
+    cache.save()
+    before = target.stat()
+    time.sleep(0.01)  # the ctime must be able to move
+    target.write_bytes(b"4,5,6\n")
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = target.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+    again = HashCache(tmp_path / "hashes.json").nar_hash(target)
+    assert again == nar_hash(target) != first
+
+
+def test_a_tampered_cache_entry_never_answers(tmp_path: Path) -> None:
+    target = tmp_path / "data.csv"
+    target.write_bytes(b"1,2,3\n")
+    file = tmp_path / "hashes.json"
+    cache = HashCache(file)
+    right = cache.nar_hash(target)
+    cache.save()
+    doc = json.loads(file.read_text())
+    wrong = "sha256-" + "B" * 43 + "="
+    doc[str(target.resolve())]["narHash"] = wrong
+    file.write_text(json.dumps(doc))
+    assert HashCache(file).nar_hash(target) == right
+
+
+def test_a_cache_from_another_machine_never_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache committed to a repository: sealed with someone else's secret, it misses
+    even where the path and every stat field match."""
+    target = tmp_path / "data.csv"
+    target.write_bytes(b"1,2,3\n")
+    file = tmp_path / "hashes.json"
+    cache = HashCache(file)
+    right = cache.nar_hash(target)
+    cache.save()
+    doc = json.loads(file.read_text())
+    doc[str(target.resolve())]["narHash"] = "sha256-" + "C" * 43 + "="
+    import hmac as hmac_mod
+
+    entry = doc[str(target.resolve())]
+    message = json.dumps([str(target.resolve()), entry["signature"], entry["narHash"]]).encode()
+    entry["seal"] = hmac_mod.new(b"another machine" * 3, message, "sha256").hexdigest()
+    file.write_text(json.dumps(doc))
+    assert HashCache(file).nar_hash(target) == right
+    # And the secret is this user's alone.
+    secret = Path(os.environ["XDG_CACHE_HOME"]) / "reproflake" / "secret"
+    assert secret.stat().st_mode & 0o077 == 0
+
+
+def test_a_fifo_swapped_in_is_not_opened_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between lstat and open a file may become a FIFO: opening it must not wait forever."""
+    target = tmp_path / "f"
+    target.write_bytes(b"x")
+    real_file = hashing._Nar.file
+
+    def swap(self: Any, path: Path, st: os.stat_result) -> None:
+        path.unlink()  # looked at as a regular file; a FIFO by the time it is opened
+        os.mkfifo(path)
+        real_file(self, path, st)
+
+    monkeypatch.setattr(hashing._Nar, "file", swap)
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(AssertionError("blocked")))
+    signal.alarm(5)
+    try:
+        with pytest.raises(LockError, match="changed while it was being hashed"):
+            nar_hash(target)
+    finally:
+        signal.alarm(0)

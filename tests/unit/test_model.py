@@ -138,7 +138,11 @@ def test_loads_other_version(make_lock: MakeLock, version: object) -> None:
     doc["version"] = version
     with pytest.raises(LockError) as info:
         model.loads(json.dumps(doc), LOCK_PATH)
-    assert info.value.message == f"{LOCK_PATH}: lock format version {version!r} is not 1"
+    assert info.value.exit_code == 2
+    assert info.value.message == (
+        f'{LOCK_PATH}: "version": {json.dumps(version)} is not a lock format this reproflake '
+        "reads (it reads version 1)"
+    )
     assert info.value.hint and "reproflake lock" in info.value.hint
 
 

@@ -406,3 +406,18 @@ def test_impossible_requirement(tmp_path: Path) -> None:
     message = str(info.value)
     assert "uv could not resolve" in message and "numpy==0.0.0-nonexistent" in message
     assert info.value.hint
+
+
+def test_a_huge_error_text_is_read_in_linear_time() -> None:
+    """uv echoes the requirements; an absurd one must not stall the error path."""
+    import signal
+
+    stderr = "error: Because " + "a" * 1_000_000 + " has no usable wheel\n" + "b" * 500_000
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(AssertionError("too slow")))
+    signal.alarm(10)
+    try:
+        err = pylock._uv_failure(uv_error(stderr), "3.11", "p")
+    finally:
+        signal.alarm(0)
+    assert "could not resolve" in err.message
+    assert len(err.message) < 30_000

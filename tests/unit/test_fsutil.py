@@ -1,0 +1,80 @@
+"""Atomic writes leave nothing behind where git would see it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reproflake import fsutil, nixgen
+from reproflake.lock import model
+from reproflake.lock.model import Lock
+from reproflake.spec import Spec, parse
+
+
+def test_a_project_file_is_written_through_its_ignored_scratch_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    real = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        seen.append(src)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    fsutil.write_atomic(tmp_path / "reproflake.lock", "{}", tmp_dir=fsutil.project_tmp(tmp_path))
+    assert (tmp_path / "reproflake.lock").read_text() == "{}"
+    assert Path(seen[0]).parent == tmp_path / ".reproflake/cache/tmp"
+    assert f".reproflake.lock.{os.getpid()}." in seen[0]
+    # Ignored in git whatever the project's own .gitignore says.
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".reproflake/cache/tmp/.reproflake.lock.1.x.tmp").write_text("left over")
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert status.splitlines() == ["?? reproflake.lock"]
+
+
+def test_the_lock_and_generated_files_are_written_through_the_scratch_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_lock: Callable[[Spec], Lock]
+) -> None:
+    sources: list[str] = []
+    real = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        sources.append(src)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    text = (
+        '[project]\nname = "p"\n[debian]\nmirror = "http://m.invalid/debian"\n'
+        'suite = "bookworm"\n[environments.e]\ndebian = []\n'
+        '[steps.s]\nenv = "e"\nrun = "true"\noutputs = ["o"]\n'
+    )
+    spec = parse(text, tmp_path / "reproflake.toml")
+    model.write(tmp_path, make_lock(spec))
+    nixgen.write(tmp_path, {"flake.nix": (b"{}", 0o644), ".reproflake/build.json": (b"{}", 0o644)})
+    assert sources and all(Path(s).parent == tmp_path / fsutil.PROJECT_TMP for s in sources)
+
+
+def test_leftovers_of_killed_runs_are_swept(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tmp = fsutil.project_tmp(tmp_path)
+    left = [
+        tmp_path / f".reproflake.lock.{dead.pid}.abc123.tmp",
+        tmp_path / ".reproflake" / f".build.json.{dead.pid}.k_9x.tmp",
+        tmp / f".reproflake.lock.{dead.pid}.zz.tmp",
+    ]
+    live = tmp / f".reproflake.lock.{os.getpid()}.zz.tmp"  # a run still writing
+    mine = tmp_path / ".notes.tmp"  # not ours: no pid in its name
+    for path in [*left, live, mine]:
+        path.write_text("x")
+    fsutil.sweep_temporaries(tmp_path)
+    assert [p for p in left if p.exists()] == []
+    assert live.exists() and mine.exists()
