@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -41,7 +40,36 @@ def _guard(fn: Callable[[], int]) -> None:
         click.secho(f"error: cannot use{where}: {exc.strerror or exc}", fg="red", err=True)
         click.echo("  hint: check that the project directory is writable and not full", err=True)
         sys.exit(1)
+    except Exception as exc:  # a bug: its own exit code, the traceback in a log, not on screen
+        log = _crash_log()
+        click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
+        click.echo(
+            f"  hint: this is a bug in reproflake; the details are in {log}"
+            if log
+            else "  hint: this is a bug in reproflake; run again with -v for the details",
+            err=True,
+        )
+        sys.exit(INTERNAL_ERROR)
     sys.exit(code)
+
+
+# Exit code of an unexpected error (BSD's EX_SOFTWARE): not 1, which means a step failed.
+INTERNAL_ERROR = 70
+
+
+def _crash_log() -> str | None:
+    """Write the current exception's traceback to the user's cache; its path, or None."""
+    import traceback
+
+    from reproflake._paths import user_cache_dir
+
+    path = user_cache_dir() / "crash.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"reproflake {__version__}\n{traceback.format_exc()}")
+    except OSError:
+        return None
+    return str(path)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,7 +200,3 @@ def diff(directory: Path, rev_a: str | None, rev_b: str | None, as_json: bool) -
     from reproflake.commands import diff as cmd
 
     _guard(lambda: cmd.run(directory, rev_a, rev_b, as_json=as_json, log=_log, out=_out))
-
-
-def entry(*args: Any) -> None:  # pragma: no cover - console script shim
-    main(*args)

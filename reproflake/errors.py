@@ -69,7 +69,3 @@ class BuildError(NixError):
 
 class HardwareError(ReproflakeError):
     """A step's hardware constraints cannot be met here."""
-
-
-class ArtifactError(ReproflakeError):
-    """Writing an OCI image or release tarball failed."""

@@ -151,13 +151,9 @@ def _content_hash(item: StoreItem) -> str:
         from reproflake.lock.hashing import nar_hash
 
         return nar_hash(item.local)
-    import hashlib
+    from reproflake.fsutil import sha256_file
 
-    h = hashlib.sha256()
-    with open(item.local, "rb") as f:
-        while chunk := f.read(4 << 20):
-            h.update(chunk)
-    return "sha256-" + base64.b64encode(h.digest()).decode()
+    return "sha256-" + base64.b64encode(sha256_file(item.local).digest()).decode()
 
 
 def add_indirect_root(link: Path) -> None:

@@ -15,19 +15,16 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from reproflake.fsutil import sha256_file
 from reproflake.lock.model import Lock
-from reproflake.nixgen import Facts, library
+from reproflake.nixgen import Facts, library, step_data
 from reproflake.spec import Spec
 
 Components = dict[str, str]
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path).hexdigest()
 
 
 def _digest(value: object) -> str:
@@ -39,6 +36,22 @@ def library_digest() -> str:
     return _digest({k: hashlib.sha256(v).hexdigest() for k, v in library().items()})
 
 
+# How each attribute of a step's derivation (nixgen.StepData, what build.json tells Nix)
+# enters its fingerprint. Every key of StepData has an entry: a test fails when one side
+# gains an attribute the other lacks.
+STEP_KEYS: dict[str, str] = {
+    "env": "the environment's name, and its root through environment-pins",
+    "run": "verbatim",
+    "sourceFiles": "one component per file, with its sha256",
+    "inputs": "one component per input (per matched file for a glob), with its pin",
+    "needs": "added by the planner: the needed steps' content-addressed outputs",
+    "outputs": "the list as JSON",
+    "variables": "one component per variable",
+    "systemFeatures": "follows from hardware (each constraint is one feature)",
+    "hardware": "the constraints as canonical JSON",
+}
+
+
 def own_components(
     spec: Spec,
     lock: Lock,
@@ -48,27 +61,29 @@ def own_components(
 ) -> Components:
     """Everything a step's derivation depends on except the outputs of the steps it needs.
 
-    ``source_hash`` reads a project file's sha256 (default: from the working tree;
+    Derived from the very entry Nix reads for the step (nixgen.step_data), plus what the
+    library adds for every step (the environment, SOURCE_DATE_EPOCH, the library, the
+    seed). ``source_hash`` reads a project file's sha256 (default: from the working tree;
     `diff` passes one that reads a git revision).
     """
     if source_hash is None:
         source_hash = lambda rel: _sha256_file(spec.root / rel)  # noqa: E731
-    s = spec.steps[step]
+    d = step_data(spec, facts, step)
     comps: Components = {
-        "run": s.run,
-        "outputs": json.dumps(list(s.outputs)),
-        "environment": s.env,
+        "run": d["run"],
+        "outputs": json.dumps(d["outputs"]),
+        "environment": d["env"],
         "source-date-epoch": str(lock.source_date_epoch),
-        "openblas-coretype": spec.environments[s.env].openblas_coretype,
+        "openblas-coretype": spec.environments[d["env"]].openblas_coretype,
         "reproflake-library": library_digest(),
         "seed": lock.seed.nar_hash,
     }
     # The environment's pins enter as one digest (a record per step stays small); the
     # pins themselves are kept once per environment, to say which package changed.
-    comps["environment-pins"] = environment_digest(lock, s.env)
-    for rel in facts.sources.get(step, ()):
+    comps["environment-pins"] = environment_digest(lock, d["env"])
+    for rel in d["sourceFiles"]:
         comps[f"source:{rel}"] = source_hash(rel)
-    for name in s.inputs:
+    for name in d["inputs"]:
         pinned = lock.inputs[name]
         item = spec.inputs[name]
         if pinned.files is not None:
@@ -77,9 +92,9 @@ def own_components(
                 comps[f"input:{name}:{rel}"] = f"{digest} at {rel}"
         else:
             comps[f"input:{name}"] = f"{pinned.nar_hash or pinned.sha256} at {item.mount_path}"
-    if s.hardware is not None:
-        comps["hardware"] = json.dumps(s.hardware.as_dict(), sort_keys=True)
-    for var, value in s.variables.items():
+    if d["hardware"]:
+        comps["hardware"] = d["hardware"]
+    for var, value in d["variables"].items():
         comps[f"variable:{var}"] = value
     return comps
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -134,3 +135,12 @@ def read_cache(path: Path, kind: type[T]) -> T | None:
     ):
         return None
     return value if isinstance(value, kind) else None
+
+
+def sha256_file(path: Path, chunk: int = 4 << 20) -> hashlib._Hash:
+    """A file's sha256, streamed (large data never sits in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TypedDict
 
 from reproflake._paths import data_dir
 from reproflake.fsutil import project_tmp, write_if_changed
@@ -53,54 +53,118 @@ def library() -> dict[str, bytes]:
     return {name: (base / name).read_bytes() for name in LIB_FILES}
 
 
-def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
-    """The JSON the Nix library reads (.reproflake/build.json)."""
-    inputs: dict[str, Any] = {}
-    for name, item in sorted(spec.inputs.items()):
-        pinned = lock.inputs[name]
-        if item.is_url:
-            assert item.url is not None
-            entries: list[dict[str, Any]] = [
-                {
-                    "kind": "url",
-                    "path": item.mount_path,
-                    "url": item.url,
-                    "sha256": item.sha256,
-                    "storeName": store_name(item.url.rstrip("/").rsplit("/", 1)[-1] or name),
-                }
-            ]
-        else:
-            assert item.path is not None
-            hashes = (
-                dict(pinned.files) if pinned.files is not None else {item.path: pinned.nar_hash}
-            )
-            entries = [
-                {
-                    "kind": "external" if rel in facts.external else "tracked",
-                    "path": rel,
-                    "narHash": digest,
-                    "storeName": store_name(PurePosixPath(rel).name),
-                }
-                for rel, digest in sorted(hashes.items())
-            ]
-        inputs[name] = {"files": entries}
-    steps = {}
-    for name, step in sorted(spec.steps.items()):
-        files = facts.sources.get(name, ())
-        steps[name] = {
-            "env": step.env,
-            "run": step.run,
-            "sourceFiles": list(files),
-            "inputs": sorted(step.inputs),
-            "needs": sorted(step.needs),
-            "outputs": list(step.outputs),
-            "variables": dict(sorted(step.variables.items())),
-            "systemFeatures": list(step.hardware.features()) if step.hardware else [],
-            "hardware": (
-                json.dumps(step.hardware.as_dict(), sort_keys=True) if step.hardware else ""
-            ),
+class StepData(TypedDict):
+    """One step as the Nix library reads it (build.json's ``steps.NAME``).
+
+    This is the single description of a step's derivation: `plan`'s fingerprint
+    (fingerprint.own_components) is derived from the same entry, key by key, so an
+    attribute cannot reach Nix without reaching the prediction of what Nix rebuilds."""
+
+    env: str
+    run: str
+    sourceFiles: list[str]
+    inputs: list[str]
+    needs: list[str]
+    outputs: list[str]
+    variables: dict[str, str]
+    systemFeatures: list[str]
+    hardware: str  # the declared constraints as canonical JSON, "" for none
+
+
+class InputFile(TypedDict, total=False):
+    kind: str  # "url", "tracked" (in the flake's source) or "external" (added by us)
+    path: str
+    url: str
+    sha256: str
+    narHash: str
+    storeName: str
+
+
+class InputData(TypedDict):
+    files: list[InputFile]
+
+
+class PinnedFile(TypedDict):
+    name: str
+    url: str
+    sha256: str
+
+
+class EnvironmentData(TypedDict):
+    debs: list[str]
+    wheels: list[str]
+    python: str
+    openblasCoretype: str
+
+
+class SeedData(TypedDict):
+    narHash: str
+    deb: str
+    member: str
+
+
+class BuildData(TypedDict):
+    """The whole of build.json: everything the static Nix library is told."""
+
+    _comment: str
+    version: int
+    system: str
+    sourceDateEpoch: int
+    seed: SeedData
+    debs: dict[str, PinnedFile]
+    wheels: dict[str, PinnedFile]
+    environments: dict[str, EnvironmentData]
+    inputs: dict[str, InputData]
+    steps: dict[str, StepData]
+
+
+def step_data(spec: Spec, facts: Facts, name: str) -> StepData:
+    step = spec.steps[name]
+    return {
+        "env": step.env,
+        "run": step.run,
+        "sourceFiles": list(facts.sources.get(name, ())),
+        "inputs": sorted(step.inputs),
+        "needs": sorted(step.needs),
+        "outputs": list(step.outputs),
+        "variables": dict(sorted(step.variables.items())),
+        "systemFeatures": list(step.hardware.features()) if step.hardware else [],
+        "hardware": json.dumps(step.hardware.as_dict(), sort_keys=True) if step.hardware else "",
+    }
+
+
+def input_data(spec: Spec, lock: Lock, facts: Facts, name: str) -> InputData:
+    item = spec.inputs[name]
+    pinned = lock.inputs[name]
+    if item.is_url:
+        assert item.url is not None and item.sha256 is not None
+        url_file: InputFile = {
+            "kind": "url",
+            "path": item.mount_path,
+            "url": item.url,
+            "sha256": item.sha256,
+            "storeName": store_name(item.url.rstrip("/").rsplit("/", 1)[-1] or name),
         }
-    environments = {
+        return {"files": [url_file]}
+    assert item.path is not None
+    hashes = dict(pinned.files) if pinned.files is not None else {item.path: pinned.nar_hash}
+    files: list[InputFile] = []
+    for rel, digest in sorted(hashes.items()):
+        assert digest is not None
+        files.append(
+            {
+                "kind": "external" if rel in facts.external else "tracked",
+                "path": rel,
+                "narHash": digest,
+                "storeName": store_name(PurePosixPath(rel).name),
+            }
+        )
+    return {"files": files}
+
+
+def build_data(spec: Spec, lock: Lock, facts: Facts) -> BuildData:
+    """The JSON the Nix library reads (.reproflake/build.json)."""
+    environments: dict[str, EnvironmentData] = {
         name: {
             "debs": list(env.debs),
             "wheels": list(env.wheels),
@@ -122,13 +186,13 @@ def build_data(spec: Spec, lock: Lock, facts: Facts) -> dict[str, Any]:
             k: {"name": k, "url": w.url, "sha256": w.sha256} for k, w in sorted(lock.wheels.items())
         },
         "environments": environments,
-        "inputs": inputs,
-        "steps": steps,
+        "inputs": {name: input_data(spec, lock, facts, name) for name in sorted(spec.inputs)},
+        "steps": {name: step_data(spec, facts, name) for name in sorted(spec.steps)},
     }
 
 
 def render(
-    spec: Spec, lock: Lock, facts: Facts, seed: bytes, *, data: dict[str, Any] | None = None
+    spec: Spec, lock: Lock, facts: Facts, seed: bytes, *, data: BuildData | None = None
 ) -> dict[str, tuple[bytes, int]]:
     """Every generated file: relative path → (bytes, mode). ``data``: build_data's result,
     when the caller has it already."""

@@ -32,10 +32,6 @@ def load_all(root: Path) -> tuple[dict[str, Built], dict[str, Mapping[str, str]]
         return {}, {}
 
 
-def load(root: Path) -> dict[str, Built]:
-    return load_all(root)[0]
-
-
 def save(
     root: Path, steps: Mapping[str, Built], environments: Mapping[str, Mapping[str, str]]
 ) -> None:

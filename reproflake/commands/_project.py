@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reproflake import _confine, executor, graph, nixgen, project
 from reproflake.errors import HashMismatchError, InvalidLockError, StaleLockError, UsageError
@@ -32,7 +32,7 @@ class Project:
         return self.spec.root
 
     @functools.cached_property
-    def data(self) -> dict[str, Any]:
+    def data(self) -> nixgen.BuildData:
         """The generated flake's data (build.json), computed once per command."""
         return nixgen.build_data(self.spec, self.lock, self.facts)
 
@@ -164,18 +164,18 @@ def store_items(
                     + (f" ({f['path']})" if p.spec.inputs[name].is_glob else ""),
                 )
             )
+    # Pinned flat files: (what, store name, url, sha256).
     flat = [
-        *((f"Debian package {k}", v) for k, v in data["debs"].items() if k in wanted_debs),
-        *((f"wheel {k}", v) for k, v in data["wheels"].items() if k in wanted_wheels),
-        *((f"input {name}", f) for name, f in inputs if f["kind"] == "url"),
-    ]
-    for what, entry in flat:
-        url = entry["url"]
+        *((f"Debian package {k}", k, v["url"], v["sha256"]) for k, v in data["debs"].items()
+          if k in wanted_debs),
+        *((f"wheel {k}", k, v["url"], v["sha256"]) for k, v in data["wheels"].items()
+          if k in wanted_wheels),
+        *((f"input {name}", f["storeName"], f["url"], f["sha256"]) for name, f in inputs
+          if f["kind"] == "url"),
+    ]  # fmt: skip
+    for what, name, url, sha256 in flat:
         if url.startswith("file://"):
-            import base64
-
-            sri = "sha256-" + base64.b64encode(bytes.fromhex(entry["sha256"])).decode()
-            name = entry.get("name") or entry["storeName"]
+            sri = "sha256-" + base64.b64encode(bytes.fromhex(sha256)).decode()
             local = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
             items.append(executor.StoreItem(local, name, sri, False, what))
     return items

@@ -18,7 +18,7 @@ from reproflake import _confine
 from reproflake._globs import match_files
 from reproflake._paths import user_cache_dir
 from reproflake.errors import HashMismatchError, LockError, UsageError
-from reproflake.fsutil import write_atomic
+from reproflake.fsutil import sha256_file, write_atomic
 from reproflake.lock import debian as deb_index
 from reproflake.lock import python as py
 from reproflake.lock import signature
@@ -100,10 +100,7 @@ def _check_local_url(spec: Spec, name: str, url: str, sha256: str) -> None:
     where = spec.where("inputs", name, "sha256")
     _confine.regular_file(path, url_where)
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(4 << 20):
-                digest.update(chunk)
+        digest = sha256_file(path)
     except OSError as exc:
         raise UsageError(
             f"{spec.where('inputs', name, 'url')}: inputs.{name}.url: cannot read {path}: "
@@ -143,15 +140,6 @@ def _python_version(debs: list[deb_index.DebPackage]) -> str:
         if m := re.fullmatch(r"python(3\.\d+)-minimal", pkg.name):
             return m.group(1)
     return ""
-
-
-def _glibc_version(debs: list[deb_index.DebPackage]) -> str:
-    for pkg in debs:
-        if pkg.name == "libc6":
-            m = re.match(r"(?:\d+:)?(\d+\.\d+)", pkg.version)
-            if m:
-                return m.group(1)
-    raise LockError("the environment has no libc6; cannot tell which wheels fit")
 
 
 def _locked(pkg: deb_index.DebPackage, mirror: str) -> LockedDeb:

@@ -205,3 +205,23 @@ def test_corrupt_lock(outcomes: dict[str, Outcome]) -> None:
     assert_clean_error(result)
     assert "not a valid reproflake lock" in result.stderr
     assert_nothing_generated(result.root)
+
+
+def test_a_bug_exits_with_its_own_code_and_a_log(tmp_path: Path) -> None:
+    """An unexpected exception is not a failed step (1) nor bad input (2)."""
+    code = (
+        "import sys; from reproflake import cli\n"
+        "def boom(*a, **k): raise RuntimeError('a bug')\n"
+        "import reproflake.commands.graph as g; g.run = boom\n"
+        "sys.argv = ['reproflake', 'graph']; cli.main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert proc.returncode == 70
+    assert proc.stderr.startswith("internal error: RuntimeError: a bug\n")
+    assert "Traceback" not in proc.stderr
+    log = tmp_path / "cache" / "reproflake" / "crash.log"
+    assert "RuntimeError: a bug" in log.read_text()

@@ -1,0 +1,123 @@
+"""One description of each step: what Nix reads and what `plan` fingerprints agree."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import get_type_hints
+
+import pytest
+
+from reproflake import nixgen
+from reproflake._paths import data_dir
+from reproflake.fingerprint import STEP_KEYS, own_components
+from reproflake.lock.model import Lock
+from reproflake.spec import Hardware, Spec, parse
+
+TEXT = """
+[project]
+name = "p"
+source_date_epoch = 1700000000
+[debian]
+mirror = "http://m.invalid/debian"
+suite = "bookworm"
+[environments.e]
+debian = []
+[environments.f]
+debian = ["python3"]
+[inputs.raw]
+path = "data/raw.csv"
+[inputs.other]
+path = "data/other.csv"
+[steps.up]
+env = "e"
+run = "true"
+outputs = ["u"]
+[steps.s]
+env = "e"
+run = "echo hi > $OUT/o"
+sources = ["src/a.py"]
+inputs = ["raw"]
+needs = ["up"]
+outputs = ["o"]
+variables = { SEED = "1" }
+hardware = { cpu_features = ["avx2"] }
+"""
+
+FACTS = nixgen.Facts(sources={"s": ("src/a.py",)}, external=frozenset())
+
+
+@pytest.fixture
+def base(make_lock: Callable[[Spec], Lock]) -> tuple[Spec, Lock]:
+    spec = parse(TEXT, Path("/p/reproflake.toml"))
+    return spec, make_lock(spec)
+
+
+def test_every_attribute_nix_reads_is_fingerprinted_and_used() -> None:
+    keys = set(get_type_hints(nixgen.StepData))
+    assert keys == set(STEP_KEYS)
+    library = (data_dir("nix") / "default.nix").read_text()
+    used = set(re.findall(r"\bs\.([A-Za-z]+)", library))
+    assert keys <= used, keys - used
+
+
+# Each attribute changed on its own: (what to change, how).
+EDITS: dict[str, Callable[[Spec], Spec]] = {
+    "env": lambda sp: _step(sp, env="f"),
+    "run": lambda sp: _step(sp, run="echo other > $OUT/o"),
+    "inputs": lambda sp: _step(sp, inputs=("other",)),
+    "outputs": lambda sp: _step(sp, outputs=("o", "p")),
+    "variables": lambda sp: _step(sp, variables={"SEED": "2"}),
+    "hardware": lambda sp: _step(sp, hardware=Hardware(cpu_features=("avx512f",))),
+}
+
+
+def _step(spec: Spec, **changes: object) -> Spec:
+    steps = dict(spec.steps)
+    steps["s"] = dataclasses.replace(steps["s"], **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(spec, steps=steps)
+
+
+def _hash(_rel: str) -> str:
+    return "0" * 64
+
+
+@pytest.mark.parametrize("key", sorted(EDITS))
+def test_an_attribute_changes_the_derivation_and_the_fingerprint_together(
+    base: tuple[Spec, Lock], key: str
+) -> None:
+    spec, lock = base
+    edited = EDITS[key](spec)
+    before = nixgen.step_data(spec, FACTS, "s")
+    after = nixgen.step_data(edited, FACTS, "s")
+    assert before[key] != after[key]  # type: ignore[literal-required]
+    assert own_components(spec, lock, FACTS, "s", _hash) != own_components(
+        edited, lock, FACTS, "s", _hash
+    )
+
+
+def test_source_files_change_both(base: tuple[Spec, Lock]) -> None:
+    spec, lock = base
+    other = nixgen.Facts(sources={"s": ("src/a.py", "src/b.py")}, external=frozenset())
+    assert nixgen.step_data(spec, FACTS, "s") != nixgen.step_data(spec, other, "s")
+    assert own_components(spec, lock, FACTS, "s", _hash) != own_components(
+        spec, lock, other, "s", _hash
+    )
+
+
+BUILD_JSON_SHA256 = "fe3a411de34254ccdffc1bfcb6063f05982b2817b9a3c05b06cf4ecebba0fac4"
+
+
+def test_build_json_bytes_are_pinned(base: tuple[Spec, Lock]) -> None:
+    """The exact bytes Nix reads for a fixture spec: any change here changes every store
+    path of every user's project, so it must be deliberate (update the digest)."""
+    spec, lock = base
+    data = nixgen.build_data(spec, lock, FACTS)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    rendered = nixgen.render(spec, lock, FACTS, b"seed")[".reproflake/build.json"][0]
+    assert rendered == text.encode()
+    assert hashlib.sha256(rendered).hexdigest() == BUILD_JSON_SHA256, text
