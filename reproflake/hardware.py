@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -126,3 +126,37 @@ def remote_builders_configured() -> bool:
         except OSError:
             return False
     return any(line.strip() and not line.lstrip().startswith("#") for line in value.splitlines())
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Which declared features this machine advertises to Nix, and which steps no machine
+    can build (their hardware is missing here and Nix has no remote builders)."""
+
+    host: HostProfile
+    offered: tuple[str, ...]
+    unbuildable: Mapping[str, tuple[str, ...]]  # step → the features nobody offers
+
+    def why(self, step: str) -> str:
+        """The one wording of a refusal, shared by `build` and `plan`."""
+        return (
+            f"needs {', '.join(self.unbuildable[step])}; this machine has "
+            f"{self.host.describe()}, and Nix has no remote builders"
+        )
+
+
+GATE_HINT = (
+    "build them on a machine that has this hardware, or add a Nix remote builder that "
+    "advertises these system features (nix.conf: builders)"
+)
+
+
+def gate(required: Mapping[str, Iterable[str]], host: HostProfile | None = None) -> Gate:
+    """The hardware gate for steps and the features each requires (probed once)."""
+    host = host or probe()
+    required = {s: tuple(fs) for s, fs in required.items()}
+    offered = tuple(sorted({f for fs in required.values() for f in fs if host.offers(f)}))
+    missing = {s: tuple(host.missing(fs)) for s, fs in required.items() if host.missing(fs)}
+    if missing and remote_builders_configured():
+        missing = {}  # a builder may offer them: Nix decides, and says so if none does
+    return Gate(host, offered, dict(sorted(missing.items())))

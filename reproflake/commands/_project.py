@@ -13,7 +13,8 @@ from pathlib import Path
 from reproflake import _confine, executor, graph, nixgen, project
 from reproflake.errors import HashMismatchError, InvalidLockError, StaleLockError, UsageError
 from reproflake.fsutil import sweep_temporaries
-from reproflake.lock import model, pin
+from reproflake.lock import inputs as input_pins
+from reproflake.lock import model
 from reproflake.lock.hashing import nar_hash, short
 from reproflake.spec import SPEC_FILE, Spec, find_spec, load
 
@@ -67,7 +68,7 @@ def load_project(
             + "\n".join(f"  {line}" for line in stale),
             hint="run `reproflake lock` to update it",
         )
-    inputs = pin.pin_inputs(spec, pin.hash_cache(spec.root))
+    inputs = input_pins.pin_inputs(spec, input_pins.hash_cache(spec.root))
     for name in sorted(inputs):
         old = lock.inputs[name].nar_hash
         new = inputs[name].nar_hash
@@ -92,7 +93,11 @@ def seed_bytes(root: Path, lock: model.Lock) -> bytes:
     except OSError:
         pass
     deb = lock.debs[lock.seed.deb]
-    data = pin.seed_binary(deb, pin.cache_dir()).read_bytes()
+    from reproflake.lock import (
+        pin,  # the resolver's module: only when the seed must be re-extracted
+    )
+
+    data = pin.seed_binary(deb, input_pins.cache_dir()).read_bytes()
     got = hashlib.sha256(data).hexdigest()
     if got != lock.seed.sha256:
         raise HashMismatchError(

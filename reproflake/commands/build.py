@@ -74,23 +74,15 @@ class Progress:
 
 def hardware_features(p: Project, steps: Sequence[str]) -> tuple[list[str], HostProfile]:
     """Probe this machine; the declared features it offers; a clear error for what no one can."""
-    host = hardware.probe()
-    required = {
-        s: p.spec.steps[s].hardware.features()  # type: ignore[union-attr]
-        for s in steps
-        if p.spec.steps[s].hardware is not None
-    }
-    offered = sorted({f for fs in required.values() for f in fs if host.offers(f)})
-    missing = {s: host.missing(fs) for s, fs in required.items() if host.missing(fs)}
-    if missing and not hardware.remote_builders_configured():
-        needs = "; ".join(f"{s} needs {', '.join(fs)}" for s, fs in sorted(missing.items()))
+    required = {s: p.spec.steps[s].hardware for s in steps}
+    g = hardware.gate({s: h.features() for s, h in required.items() if h is not None})
+    if g.unbuildable:
         raise HardwareError(
-            f"no machine can build these steps: {needs}. This machine has: {host.describe()}, "
-            "and Nix has no remote builders",
-            hint="build them on a machine that has this hardware, or add a Nix remote builder "
-            "that advertises these system features (nix.conf: builders)",
+            "no machine can build these steps: "
+            + "; ".join(f"{s} {g.why(s)}" for s in g.unbuildable),
+            hint=hardware.GATE_HINT,
         )
-    return offered, host
+    return list(g.offered), g.host
 
 
 def provenance(p: Project, host: HostProfile, outputs: dict[str, str], built: list[str]) -> None:

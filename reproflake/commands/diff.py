@@ -8,7 +8,7 @@ from pathlib import Path
 from reproflake import project, revdiff
 from reproflake.commands._project import Log, load_spec
 from reproflake.errors import UsageError
-from reproflake.lock import pin
+from reproflake.lock import inputs as input_pins
 
 
 def run(
@@ -25,7 +25,7 @@ def run(
     if rev_b is None:
         b = revdiff.snapshot_worktree(spec.root)
         # Data outside git changes without any commit: hash it as it is now (cached).
-        current = pin.pin_inputs(b.spec, pin.hash_cache(spec.root))
+        current = input_pins.pin_inputs(b.spec, input_pins.hash_cache(spec.root))
     else:
         b = revdiff.snapshot_rev(repo, spec.root, rev_b)
         current = None

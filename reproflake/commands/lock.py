@@ -7,6 +7,7 @@ from pathlib import Path
 from reproflake import project
 from reproflake.commands._project import Log, generate, load_project, load_spec
 from reproflake.errors import StaleLockError
+from reproflake.lock import inputs as input_pins
 from reproflake.lock import model, pin
 
 
@@ -19,7 +20,7 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
                 f"{spec.root / model.LOCK_FILE} does not exist", hint="run `reproflake lock`"
             )
         stale = model.stale_entries(spec, old)
-        inputs = pin.pin_inputs(spec, pin.hash_cache(spec.root))
+        inputs = input_pins.pin_inputs(spec, input_pins.hash_cache(spec.root))
         for name in sorted(inputs):
             if (
                 name in old.inputs
@@ -34,7 +35,7 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
             )
         log("lock is up to date")
         return 0
-    ctx = pin.Context(root=spec.root, cache_dir=pin.cache_dir(), log=log)
+    ctx = pin.Context(root=spec.root, cache_dir=input_pins.cache_dir(), log=log)
     new = pin.lock(
         spec, old, ctx=ctx, upgrade=upgrade, source_date_epoch=project.last_commit_time(spec.root)
     )

@@ -65,21 +65,18 @@ def compute(p: Project) -> dict[str, planner.StepPlan]:
 
 
 def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planner.StepPlan]:
-    """Steps to build whose hardware no machine offers: `build` would refuse them."""
+    """Steps to build whose hardware no machine offers: `build` would refuse them, in the
+    same words (one gate, hardware.gate)."""
     needing = {
-        s: p.spec.steps[s].hardware.features()  # type: ignore[union-attr]
+        s: hw.features()
         for s, pl in plans.items()
-        if pl.status != planner.BUILT and p.spec.steps[s].hardware is not None
+        if pl.status != planner.BUILT and (hw := p.spec.steps[s].hardware) is not None
     }
     if not needing:
         return plans
-    host = hardware.probe()
-    missing = {s: host.missing(fs) for s, fs in needing.items() if host.missing(fs)}
-    if not missing or hardware.remote_builders_configured():
-        return plans
-    for step, features in missing.items():
-        why = f"needs {', '.join(features)}; this machine has {host.describe()}, no remote builder"
-        plans[step] = planner.StepPlan(step, planner.BLOCKED, (why,))
+    g = hardware.gate(needing)
+    for step in g.unbuildable:
+        plans[step] = planner.StepPlan(step, planner.BLOCKED, (g.why(step),))
     return plans
 
 

@@ -17,9 +17,32 @@ from pathlib import Path
 import pytest
 
 NIX = shutil.which("nix")
+# Without Nix a developer may run the unit tests alone; in CI a missing Nix is a failure,
+# never a silent skip.
 needs_nix = pytest.mark.skipif(
     NIX is None and not os.environ.get("CI"), reason="Nix is not installed"
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory is end-to-end (`pytest -m "not e2e"` runs the rest)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """reproflake's caches (indexes, seeds, hashes' secret, crash log) for this session
+    only: a test never reads what another run, or the user, left behind."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if saved is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
 
 
 @dataclass
@@ -99,6 +122,8 @@ def raw_nix_build(flake: Path, attr: str) -> str:
 def python_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The `python` template, locked and built once for the session."""
     if NIX is None:
+        if os.environ.get("CI"):
+            pytest.fail("Nix is not installed, and CI must run the end-to-end tests")
         pytest.skip("Nix is not installed")
     root = tmp_path_factory.mktemp("e2e") / "demo"
     reproflake("init", "--template", "python", str(root), cwd=root.parent)
