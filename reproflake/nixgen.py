@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TypedDict
 
@@ -45,6 +45,8 @@ class Facts:
 
     sources: Mapping[str, tuple[str, ...]]  # step → the files its globs matched, sorted
     external: frozenset[str]  # input files git ignores (large data: added to the store directly)
+    # pattern → the files it matched, as this command saw them (sources and glob inputs)
+    globs: Mapping[str, list[str]] = field(default_factory=dict)
 
 
 def library() -> dict[str, bytes]:

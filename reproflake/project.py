@@ -50,13 +50,25 @@ def last_commit_time(root: Path) -> int | None:
     return int(commit.commit_time)
 
 
-def expand_sources(spec: Spec) -> dict[str, tuple[str, ...]]:
+Globs = dict[str, list[str]]
+
+
+def match_globs(spec: Spec) -> Globs:
+    """Every source pattern and glob input matched once per command; later stages (facts,
+    input pinning, the no-op stamp) take their files from here instead of walking again."""
+    patterns = {pattern for step in spec.steps.values() for pattern in step.sources}
+    patterns |= {i.path for i in spec.inputs.values() if i.is_glob and i.path is not None}
+    return {pattern: match_files(spec.root, pattern) for pattern in sorted(patterns)}
+
+
+def expand_sources(spec: Spec, globs: Globs | None = None) -> dict[str, tuple[str, ...]]:
     """Each step's source patterns → the sorted files they match (each must match one)."""
+    globs = globs if globs is not None else match_globs(spec)
     result = {}
     for name, step in spec.steps.items():
         files: set[str] = set()
         for pattern in step.sources:
-            matched = match_files(spec.root, pattern)
+            matched = globs[pattern]
             if not matched:
                 hint = (
                     "fix the path or glob (relative to the project directory), or create the file"
@@ -85,19 +97,20 @@ def _check_names(spec: Spec, key: tuple[str, ...], paths: Iterable[str]) -> None
             )
 
 
-def input_files(spec: Spec) -> dict[str, list[str]]:
+def input_files(spec: Spec, globs: Globs) -> dict[str, list[str]]:
     """Each local input's files: its path, or what its pattern matches."""
     return {
-        name: match_files(spec.root, item.path) if item.is_glob else [item.path]
+        name: globs[item.path] if item.is_glob else [item.path]
         for name, item in spec.inputs.items()
         if item.path is not None and not item.is_url
     }
 
 
-def facts(spec: Spec) -> Facts:
+def facts(spec: Spec, globs: Globs | None = None) -> Facts:
     """What nixgen needs: sources, and which input files reproflake adds to the store itself."""
     repo = repository(spec.root)
-    sources = expand_sources(spec)
+    globs = globs if globs is not None else match_globs(spec)
+    sources = expand_sources(spec, globs)
     if repo is not None:
         for name, files in sources.items():
             for rel in files:
@@ -110,11 +123,11 @@ def facts(spec: Spec) -> Facts:
                     )
     external = {
         rel
-        for paths in input_files(spec).values()
+        for paths in input_files(spec, globs).values()
         for rel in paths
         if _added_directly(repo, spec.root, rel)
     }
-    return Facts(sources=sources, external=frozenset(external))
+    return Facts(sources=sources, external=frozenset(external), globs=globs)
 
 
 def _added_directly(repo: pygit2.Repository | None, root: Path, rel: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +79,19 @@ def _globs(root: Path, patterns: Iterable[str]) -> dict[str, list[str]]:
     return {p: match_files(root, p) for p in sorted(set(patterns))}
 
 
-def snapshot(root: Path, patterns: Iterable[str], paths: Iterable[str]) -> dict[str, Any]:
+def snapshot(
+    root: Path,
+    patterns: Iterable[str],
+    paths: Iterable[str],
+    globs: Mapping[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """Everything a build reads, taken *before* Nix reads it: an edit made while the
-    build runs then differs from the stamp, and the next build asks Nix again."""
-    globs = _globs(root, patterns)
+    build runs then differs from the stamp, and the next build asks Nix again.
+    ``globs``: what the command already matched (each pattern is walked once)."""
+    known = globs or {}
+    globs = {
+        p: list(known[p]) if p in known else match_files(root, p) for p in sorted(set(patterns))
+    }
     files = {f for rel in [*paths, *GENERATED] for f in _walk(root, rel)}
     files.update(m for matches in globs.values() for m in matches)
     return {

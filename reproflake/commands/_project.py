@@ -57,10 +57,21 @@ def check_steps(spec: Spec, steps: Sequence[str]) -> None:
 def load_project(
     start: Path, log: Log, *, write_lock: bool = True, steps: Sequence[str] = ()
 ) -> Project:
-    """Spec, lock (local input hashes refreshed) and the facts nixgen needs."""
+    """The stages every building command starts with, in order: the spec and its graph,
+    the steps asked for, the lock (which must match the spec), the globs matched once,
+    the local inputs' hashes refreshed (and written to the lock when ``write_lock``:
+    `build` and `verify` keep it current, `plan` and `graph` only read), the facts."""
     spec, dag = load_spec(start)
     check_steps(spec, steps)
     lock = model.require(spec.root)
+    check_fresh(spec, lock)
+    globs = project.match_globs(spec)
+    lock = refresh_inputs(spec, lock, globs, log, write=write_lock)
+    return Project(spec, lock, dag, project.facts(spec, globs))
+
+
+def check_fresh(spec: Spec, lock: model.Lock) -> None:
+    """The lock pins what the spec asks for (nothing to resolve again)."""
     stale = model.stale_entries(spec, lock)
     if stale:
         raise StaleLockError(
@@ -68,18 +79,25 @@ def load_project(
             + "\n".join(f"  {line}" for line in stale),
             hint="run `reproflake lock` to update it",
         )
-    inputs = input_pins.pin_inputs(spec, input_pins.hash_cache(spec.root))
+
+
+def refresh_inputs(
+    spec: Spec, lock: model.Lock, globs: project.Globs, log: Log, *, write: bool
+) -> model.Lock:
+    """The lock with local inputs hashed as they are now; written back when ``write``."""
+    inputs = input_pins.pin_inputs(spec, input_pins.hash_cache(spec.root), globs)
     for name in sorted(inputs):
         old = lock.inputs[name].nar_hash
         new = inputs[name].nar_hash
         if old != new and old is not None and new is not None:
-            done = "lock updated" if write_lock else "`reproflake build` updates the lock"
+            done = "lock updated" if write else "`reproflake build` updates the lock"
             log(f"input {name} changed ({short(old)}… → {short(new)}…); {done}")
-    if inputs != dict(lock.inputs):
-        lock = lock.with_inputs(inputs)
-        if write_lock:
-            model.write(spec.root, lock)
-    return Project(spec, lock, dag, project.facts(spec))
+    if inputs == dict(lock.inputs):
+        return lock
+    lock = lock.with_inputs(inputs)
+    if write:
+        model.write(spec.root, lock)
+    return lock
 
 
 def seed_bytes(root: Path, lock: model.Lock) -> bytes:

@@ -115,7 +115,8 @@ def snapshot(p: Project, order: Sequence[str]) -> dict[str, object]:
         if item.path is not None and not item.is_url:
             (patterns if item.is_glob else paths).append(item.path)
     paths += [".reproflake/lib"]
-    return _noop.snapshot(p.root, patterns, paths)
+    # The globs as this command matched them: what the build reads is what is recorded.
+    return _noop.snapshot(p.root, patterns, paths, globs=p.facts.globs)
 
 
 def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> None:

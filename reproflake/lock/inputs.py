@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from reproflake import _confine
@@ -31,7 +32,9 @@ def hash_cache(root: Path) -> HashCache:
 # --------------------------------------------------------------------------- local inputs
 
 
-def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
+def pin_inputs(
+    spec: Spec, cache: HashCache, globs: Mapping[str, list[str]] | None = None
+) -> dict[str, LockedInput]:
     """Hash local inputs (cached) and record URL inputs; cheap, run on every build."""
     pinned = {}
     for name, item in spec.inputs.items():
@@ -43,7 +46,8 @@ def pin_inputs(spec: Spec, cache: HashCache) -> dict[str, LockedInput]:
             continue
         assert item.path is not None
         if item.is_glob:
-            pinned[name] = _pin_glob(spec, name, item.path, cache)
+            matched = globs.get(item.path) if globs is not None else None
+            pinned[name] = _pin_glob(spec, name, item.path, cache, matched)
             continue
         path = spec.root / item.path
         where = f"{spec.where('inputs', name, 'path')}: inputs.{name}"
@@ -84,8 +88,11 @@ def _check_local_url(spec: Spec, name: str, url: str, sha256: str) -> None:
         )
 
 
-def _pin_glob(spec: Spec, name: str, pattern: str, cache: HashCache) -> LockedInput:
-    matched = match_files(spec.root, pattern)
+def _pin_glob(
+    spec: Spec, name: str, pattern: str, cache: HashCache, matched: list[str] | None
+) -> LockedInput:
+    if matched is None:
+        matched = match_files(spec.root, pattern)
     if not matched:
         raise UsageError(
             f"{spec.where('inputs', name, 'path')}: inputs.{name}: {pattern!r} matches no file",
