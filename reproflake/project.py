@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pygit2
 
-from reproflake import _confine
+from reproflake import _confine, _proc
 from reproflake._globs import match_files
 from reproflake.errors import SpecError, UsageError
 from reproflake.nixgen import Facts
@@ -156,36 +156,36 @@ def _added_directly(repo: pygit2.Repository | None, root: Path, rel: str) -> boo
 
 
 def stage(root: Path, paths: Iterable[str]) -> None:
-    """Add ``paths`` to git's index so the flake sees them (a no-op outside git)."""
+    """Make ``paths`` visible to the flake without staging their content (a no-op outside git).
+
+    Nix reads a dirty tree's tracked files from the working tree, so a file git already
+    tracks needs nothing, and a new one only an intent-to-add entry (`git add -N`): the
+    user's index keeps what they staged, `git diff --cached` shows nothing of ours, and
+    `git checkout -- FILE` still undoes an edit."""
     repo = repository(root)
     if repo is None:
         return
     index = repo.index
-    changed = False
+    new: list[str] = []
     for rel in sorted(set(paths)):
         full = root / rel
         if full.is_dir() and not full.is_symlink():
             for current, dirs, names in os.walk(full):
                 dirs.sort()
                 for n in sorted(names):
-                    sub = Path(current, n).relative_to(root).as_posix()
-                    changed |= _add(repo, index, in_repo(repo, root, sub))
-        elif full.exists() or full.is_symlink():
-            changed |= _add(repo, index, in_repo(repo, root, rel))
-    if changed:
+                    sub = in_repo(repo, root, Path(current, n).relative_to(root).as_posix())
+                    if sub not in index:
+                        new.append(sub)
+        elif (full.exists() or full.is_symlink()) and in_repo(repo, root, rel) not in index:
+            new.append(in_repo(repo, root, rel))
+    for i in range(0, len(new), 1000):  # long lists in chunks: one command line each
         try:
-            index.write()
-        except pygit2.GitError as exc:
+            _proc.run(
+                ["git", "--literal-pathspecs", "-C", repo.workdir, "add", "--intent-to-add",
+                 "--", *new[i : i + 1000]]
+            )  # fmt: skip
+        except _proc.CommandError as exc:
             raise UsageError(
-                f"cannot update git's index in {repo.workdir}: {exc}",
+                f"cannot tell git about new files in {repo.workdir}: {exc.stderr.strip()}",
                 hint="another git command may be running (or left .git/index.lock behind)",
             ) from None
-
-
-def _add(repo: pygit2.Repository, index: pygit2.Index, rel: str) -> bool:
-    entry = index[rel] if rel in index else None  # noqa: SIM401 - pygit2.Index has no get()
-    blob = pygit2.hashfile(str(Path(repo.workdir) / rel))
-    if entry is not None and entry.id == blob:
-        return False
-    index.add(rel)
-    return True
