@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pygit2
 
+from reproflake import project
 from reproflake.errors import UsageError
 from reproflake.lock import aptconfig
 from reproflake.spec import NAME_RE, PLACEHOLDER, SPEC_FILE, placeholders
@@ -73,11 +74,25 @@ def complete(spec_path: Path) -> list[str]:
 
     write_atomic(spec_path, fill(text, name=project_name(root), mirror=mirror, suite=suite))
     done = [f"filled the template's placeholders in {SPEC_FILE} (Debian {suite} from {mirror})"]
-    if (root / GITIGNORE).is_file() and not (root / ".gitignore").exists():
-        (root / GITIGNORE).rename(root / ".gitignore")
-        done.append(f"renamed {GITIGNORE} to .gitignore")
     if pygit2.discover_repository(str(root)) is None:
         # The flake only sees what git tracks: a project lives in a repository.
         pygit2.init_repository(str(root))
         done.append("created a git repository")
+    if (root / GITIGNORE).is_file() and not (root / ".gitignore").exists():
+        (root / GITIGNORE).rename(root / ".gitignore")
+        _renamed_in_index(root, GITIGNORE, ".gitignore")
+        done.append(f"renamed {GITIGNORE} to .gitignore")
     return done
+
+
+def _renamed_in_index(root: Path, old: str, new: str) -> None:
+    """`nix flake init` in a repository adds the files it copies to git's index: follow
+    the rename there too, so git does not report the template's name as deleted."""
+    repo = project.repository(root)
+    if repo is None:
+        return
+    index = repo.index
+    if project.in_repo(repo, root, old) in index:
+        index.remove(project.in_repo(repo, root, old))
+        index.add(project.in_repo(repo, root, new))
+        index.write()

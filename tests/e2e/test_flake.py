@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import needs_nix, reproflake
+from conftest import git, needs_nix, reproflake
 
 pytestmark = [needs_nix, pytest.mark.e2e]
 
@@ -70,6 +70,8 @@ def test_nix_flake_init_then_lock_and_build(
 ) -> None:
     root = tmp_path / "study"
     root.mkdir()
+    if template == "minimal":  # inside a repository, where Nix adds what it copies to git
+        git("init", "-q", cwd=tmp_path)
     nix("flake", "init", "-t", f"git+file://{REPO}#{template}", cwd=root)
     assert "{{mirror}}" in (root / "reproflake.toml").read_text()  # copied verbatim
 
@@ -81,6 +83,7 @@ def test_nix_flake_init_then_lock_and_build(
     locked = reproflake("lock", cwd=root)
     assert "filled the template's placeholders" in locked.stderr
     assert (root / ".gitignore").is_file() and not (root / "gitignore").exists()
+    assert "gitignore" not in git("status", "--short", "--", "gitignore", cwd=root)
     built = reproflake("build", cwd=root)
     assert " 0 failed" in built.stdout
     if template == "minimal":

@@ -193,8 +193,8 @@ def test_complete_finishes_a_copied_template(
     done = templates.complete(root / "reproflake.toml")
     assert done == [
         f"filled the template's placeholders in reproflake.toml (Debian trixie from {MIRROR})",
-        "renamed gitignore to .gitignore",
         "created a git repository",
+        "renamed gitignore to .gitignore",
     ]
     s = spec.load(root / "reproflake.toml")
     assert (s.name, s.debian.mirror, s.debian.suite) == ("copied", MIRROR, "trixie")
@@ -204,6 +204,24 @@ def test_complete_finishes_a_copied_template(
     before = (root / "reproflake.toml").read_bytes()
     assert templates.complete(root / "reproflake.toml") == []
     assert (root / "reproflake.toml").read_bytes() == before
+
+
+def test_complete_follows_the_rename_in_gits_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nix flake init` inside a repository adds the copied files to git's index."""
+    monkeypatch.setattr(
+        aptconfig, "default_source", lambda: aptconfig.AptSource(MIRROR, "bookworm", ("main",))
+    )
+    root = _copied_verbatim(tmp_path, "minimal")
+    repo = pygit2.init_repository(str(tmp_path))
+    repo.index.add("copied/gitignore")
+    repo.index.add("copied/reproflake.toml")
+    repo.index.write()
+    templates.complete(root / "reproflake.toml")
+    index = pygit2.Repository(str(tmp_path)).index
+    assert "copied/.gitignore" in index and "copied/gitignore" not in index
+    assert not (tmp_path / "copied" / ".git").exists()  # the enclosing repository is used
 
 
 def test_complete_is_what_init_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
