@@ -16,6 +16,7 @@ import pygit2
 
 from reproflake import project
 from reproflake.errors import UsageError
+from reproflake.fsutil import write_atomic
 from reproflake.lock import aptconfig
 from reproflake.spec import NAME_RE, PLACEHOLDER, SPEC_FILE, placeholders
 
@@ -70,8 +71,6 @@ def complete(spec_path: Path) -> list[str]:
             hint='write them into reproflake.toml, e.g. mirror = "http://<your mirror>/debian" '
             'and suite = "bookworm", then run `reproflake lock` again',
         ) from exc
-    from reproflake.fsutil import write_atomic
-
     write_atomic(spec_path, fill(text, name=project_name(root), mirror=mirror, suite=suite))
     done = [f"filled the template's placeholders in {SPEC_FILE} (Debian {suite} from {mirror})"]
     if pygit2.discover_repository(str(root)) is None:
