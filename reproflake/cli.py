@@ -93,8 +93,19 @@ def main(ctx: click.Context, directory: Path, verbose: bool) -> None:
 @click.option("--list", "list_", is_flag=True, help="List the templates and exit.")
 @click.option("--debian-mirror", help="Debian mirror URL (default: this machine's apt sources).")
 @click.option("--suite", help="Debian suite, e.g. bookworm (default: this machine's).")
+@click.option("--library", type=click.Choice(["vendored", "input"]), default="vendored",
+              show_default=True, help="Where the flake takes reproflake's Nix library from: "
+              "a copy in the project, or reproflake's flake as an input.")  # fmt: skip
+@click.option("--library-url", help="With --library input: the URL of reproflake's flake "
+              "(default: this reproflake's source checkout).")  # fmt: skip
 def init(
-    directory: Path, template: str, list_: bool, debian_mirror: str | None, suite: str | None
+    directory: Path,
+    template: str,
+    list_: bool,
+    debian_mirror: str | None,
+    suite: str | None,
+    library: str,
+    library_url: str | None,
 ) -> None:
     """Create a new project from a template."""
     from reproflake.commands import init as cmd
@@ -104,7 +115,8 @@ def init(
             for name in cmd.template_names():
                 _out(name)
             return 0
-        files = cmd.run(directory, template, debian_mirror, suite)
+        url = cmd.library_url(library, library_url)
+        files = cmd.run(directory, template, debian_mirror, suite, url)
         _log(f"created {len(files)} files in {directory} from template {template!r}")
         import shlex
 

@@ -448,3 +448,21 @@ def check_seed(root: Path) -> Recheck:
 def log_command(drv: str) -> str:
     """The command that shows a build's whole log (Nix 2.8 wants the feature flag)."""
     return f"nix --extra-experimental-features 'nix-command ca-derivations' --option substituters '' log {drv}"
+
+
+def lock_flake(root: Path, *, update: Sequence[str] = ()) -> None:
+    """Pin the flake's inputs in flake.lock (reproflake's library, when it comes from a
+    flake input); ``update``: inputs to pin afresh rather than keep."""
+    require_nix()
+    check_flake_path(root)
+    args = ["flake", "lock"]
+    for name in update:
+        args += ["--update-input", name]
+    result = _nix(args, cwd=root, check=False)
+    if result.returncode != 0:
+        lines = [line for line in _strip_ansi(result.stderr).splitlines() if line.strip()]
+        raise NixError(
+            "nix flake lock failed:\n" + "\n".join(f"  {line}" for line in lines[-15:]),
+            hint="check [nix] library in reproflake.toml: Nix must be able to fetch that flake "
+            "from this machine",
+        )

@@ -206,6 +206,8 @@ class Spec:
     inputs: Mapping[str, Input]
     steps: Mapping[str, Step]
     source_date_epoch: int | None = None
+    # [nix] library: the flake URL of reproflake's Nix library; None: the vendored copy.
+    nix_library: str | None = None
     text: str = field(default="", compare=False, repr=False)
 
     @property
@@ -522,7 +524,32 @@ def parse_toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+# A placeholder counts only as a whole value (`mirror = {{mirror}}`), so text such as
+# "{{name}}" inside a step's command is the user's, never substituted.
+PLACEHOLDER = re.compile(
+    r'^(?P<key>[ \t]*(?:name|mirror|suite)[ \t]*=[ \t]*)"?\{\{(?P<what>name|mirror|suite)\}\}"?'
+    r"(?P<rest>[ \t]*(?:#.*)?)$",
+    re.MULTILINE,
+)
+
+
+def placeholders(text: str) -> list[tuple[int, str]]:
+    """The unfilled placeholders in a spec's text: (line, which)."""
+    return [
+        (text.count("\n", 0, m.start()) + 1, m.group("what")) for m in PLACEHOLDER.finditer(text)
+    ]
+
+
 def parse(text: str, path: Path) -> Spec:
+    unfilled = placeholders(text)
+    if unfilled:
+        line, what = unfilled[0]
+        raise SpecError(
+            f"{path}:{line}: {{{{{what}}}}} is a template placeholder: this project was copied "
+            "from a template (nix flake init) and is not finished",
+            hint="run `reproflake lock`: it fills name, mirror and suite as `reproflake init` "
+            "does (from this machine's apt sources); or write the values yourself",
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -538,7 +565,7 @@ def parse(text: str, path: Path) -> Spec:
 
 
 def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
-    c.only(raw, (), {"project", "debian", "python", "environments", "inputs", "steps"})
+    c.only(raw, (), {"project", "debian", "python", "environments", "inputs", "steps", "nix"})
     project = c.table(raw.get("project"), ("project",), 'add a [project] table with name = "..."')
     c.only(project, ("project",), {"name", "source_date_epoch", "description"})
     if "description" in project:
@@ -561,6 +588,7 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
     environments = _environments(raw.get("environments"), c)
     inputs = _inputs(raw.get("inputs", {}), c)
     steps = _steps(raw.get("steps"), c, environments, inputs)
+    nix_library = _nix_library(raw.get("nix", {}), c)
     return Spec(
         path=path,
         name=name,
@@ -570,8 +598,46 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
         inputs=inputs,
         steps=steps,
         source_date_epoch=sde,
+        nix_library=nix_library,
         text=c.text,
     )
+
+
+# Flake URL types that name their source directly. An indirect reference ("reproflake",
+# "flake:reproflake") is looked up in Nix's global registry, which means the network.
+FLAKE_URL_RE = re.compile(
+    r"(path:/|git\+file:///|git\+(https?|ssh)://|(tarball\+)?(https?|file)://|"
+    r"(github|gitlab|sourcehut):)[A-Za-z0-9._~%/:@+=,!*?&;-]*"
+)
+
+
+def flake_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the flake input for reproflake's library; None if it can."""
+    if FLAKE_URL_RE.fullmatch(url):
+        return None
+    if re.fullmatch(r"(flake:)?[A-Za-z][A-Za-z0-9_-]*(/[^:]*)?", url):
+        return "is an indirect flake reference: Nix would look it up in its global registry"
+    return (
+        "is not an absolute flake URL of a type Nix fetches directly, written with plain "
+        "URL characters (percent-encode others)"
+    )
+
+
+def _nix_library(raw: Any, c: _Checker) -> str | None:
+    key = ("nix",)
+    table = c.table(raw, key, '[nix] holds library = "vendored" or a flake URL')
+    c.only(table, key, {"library"})
+    fix = (
+        'library = "vendored" (the copy in .reproflake/lib, the default), or the URL of '
+        'reproflake\'s flake, e.g. "git+file:///home/me/src/reproflake" or "path:/opt/reproflake"'
+    )
+    library = c.string(table.get("library", "vendored"), key + ("library",), fix)
+    if library == "vendored":
+        return None
+    problem = flake_url_problem(library)
+    if problem:
+        raise c.fail(key + ("library",), f"{_show(library)} {problem}", fix)
+    return library
 
 
 def _debian(raw: Any, c: _Checker) -> DebianConfig:

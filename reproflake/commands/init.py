@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import pygit2
 
-from reproflake._paths import data_dir, unusable_in_flake_path
+from reproflake import templates
+from reproflake._paths import PACKAGE, data_dir, unusable_in_flake_path
 from reproflake.errors import UsageError
 from reproflake.fsutil import write_atomic
-from reproflake.lock import aptconfig
-from reproflake.spec import NAME_RE, SPEC_FILE
+from reproflake.spec import SPEC_FILE, flake_url_problem
 
 
 def templates_root() -> Path:
@@ -48,7 +47,42 @@ def _clashes(target: Path, rels: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def run(target: Path, template: str, mirror: str | None, suite: str | None) -> list[str]:
+def library_url(choice: str, url: str | None) -> str | None:
+    """Where a new project's flake takes reproflake's Nix library from: None for the
+    vendored copy; for ``input``, ``url`` or else this reproflake's own checkout."""
+    if choice == "vendored":
+        if url is not None:
+            raise UsageError("--library-url needs --library input")
+        return None
+    if url is None:
+        checkout = PACKAGE.parent
+        if (
+            not (checkout / "flake.nix").is_file()
+            or pygit2.discover_repository(str(checkout)) is None
+        ):
+            raise UsageError(
+                "this reproflake is installed without its source, so it has no flake to name",
+                hint="pass --library-url with the URL of reproflake's flake "
+                "(e.g. git+file:///path/to/reproflake)",
+            )
+        url = f"git+file://{checkout}"
+    problem = flake_url_problem(url)
+    if problem:
+        raise UsageError(
+            f"--library-url: {url!r} {problem}",
+            hint="use path:/absolute/dir, git+file:///absolute/dir or another direct flake URL",
+        )
+    return url
+
+
+def run(
+    target: Path,
+    template: str,
+    mirror: str | None,
+    suite: str | None,
+    library: str | None = None,
+) -> list[str]:
+    """``library``: the flake URL of reproflake's Nix library ([nix] library); None: vendored."""
     bad = unusable_in_flake_path(target)
     if bad:
         raise UsageError(
@@ -61,24 +95,13 @@ def run(target: Path, template: str, mirror: str | None, suite: str | None) -> l
         raise UsageError(
             f"unknown template {template!r}", hint=f"expected one of: {', '.join(names)}"
         )
-    if mirror is None or suite is None:
-        source = aptconfig.default_source()
-        if source is None:
-            raise UsageError(
-                "cannot find a Debian mirror in this machine's apt sources",
-                hint="pass --debian-mirror URL and --suite NAME (for example --suite bookworm)",
-            )
-        mirror = mirror or source.mirror
-        suite = suite or source.suite
-    name = target.resolve().name
-    if not NAME_RE.match(name):
-        name = "pipeline"
+    mirror, suite = templates.host_source(mirror, suite)
     files = _files(templates_root() / template)
-    spec = files[SPEC_FILE].decode()
-    # One pass, so a value that itself contains "{{suite}}" is never substituted again;
-    # json.dumps writes a valid TOML basic string, so user text never breaks the file.
-    values = {"name": name, "mirror": json.dumps(mirror), "suite": json.dumps(suite)}
-    spec = re.sub(r"\{\{(name|mirror|suite)\}\}", lambda m: values[m.group(1)], spec)
+    spec = templates.fill(
+        files[SPEC_FILE].decode(), name=templates.project_name(target), mirror=mirror, suite=suite
+    )
+    if library is not None:
+        spec += f"\n# reproflake's Nix library, from its flake.\n[nix]\nlibrary = {json.dumps(library)}\n"
     files[SPEC_FILE] = spec.encode()
 
     clashes = _clashes(target, files)

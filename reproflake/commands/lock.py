@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproflake import project
+from reproflake import executor, project, templates
 from reproflake.commands._project import Log, generate, load_project, load_spec
 from reproflake.errors import StaleLockError
 from reproflake.lock import inputs as input_pins
 from reproflake.lock import model, pin
+from reproflake.spec import find_spec
 
 
 def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
+    if not check:  # a project copied verbatim from a template (nix flake init -t) is finished here
+        for line in templates.complete(find_spec(start)):
+            log(line)
     spec, _graph = load_spec(start)
     old = model.read(spec.root)
     if check:
@@ -56,4 +60,7 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
     written = generate(load_project(spec.root, log))
     if written:
         log(f"regenerated {', '.join(written)}")
+    if spec.nix_library is not None:
+        executor.lock_flake(spec.root, update=["reproflake"] if upgrade else [])
+        log("pinned reproflake's Nix library in flake.lock")
     return 0
