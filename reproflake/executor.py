@@ -448,3 +448,15 @@ def check_seed(root: Path) -> Recheck:
 def log_command(drv: str) -> str:
     """The command that shows a build's whole log (Nix 2.8 wants the feature flag)."""
     return f"nix --extra-experimental-features 'nix-command ca-derivations' --option substituters '' log {drv}"
+
+
+def build_paths(root: Path, attrs: Sequence[str]) -> dict[str, str]:
+    """Build flake attributes (environments, fetched files): derivation name → output path."""
+    if not attrs:
+        return {}
+    check_flake_path(root)
+    result = _nix(["build", *[f".#{a}" for a in attrs], "--no-link", "--json"], cwd=root)
+    return {
+        _drv_name(e.get("drvPath", "")): e["outputs"]["out"]
+        for e in json.loads(result.stdout or "[]")
+    }
