@@ -222,10 +222,17 @@ def image(
     directory: Path, name: str, fmt: str, compression: str, output: Path | None, push: str | None
 ) -> None:
     """Export a step as a deterministic OCI image (see [images.NAME] in reproflake.toml)."""
-    from reproflake.commands import image as cmd
+    from reproflake.commands import _image_stamp
 
-    _guard(
-        lambda: cmd.run(
+    def go() -> int:
+        # Nothing changed since the last export: answer before importing the heavy parts.
+        hit = None if push else _image_stamp.check(directory, name, fmt, compression, output)
+        if hit is not None:
+            _out(f"{hit[0].dest}: {hit[1]} (unchanged)")
+            return 0
+        from reproflake.commands import image as cmd
+
+        return cmd.run(
             directory,
             name,
             fmt=fmt,
@@ -235,4 +242,5 @@ def image(
             log=_log,
             out=_out,
         )
-    )
+
+    _guard(go)

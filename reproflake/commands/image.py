@@ -16,45 +16,25 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reproflake import executor, hardware, project
 from reproflake._paths import user_cache_dir
 from reproflake.artifacts import layers as layering
 from reproflake.artifacts import oci, provenance
+from reproflake.commands import _image_stamp as _stamp
 from reproflake.commands import _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.errors import BuildError, HardwareError, UsageError
-from reproflake.fsutil import write_atomic
 from reproflake.spec import SPEC_FILE, Image
 from reproflake.spec import Spec as SpecType
 
-FORMATS = ("oci-dir", "oci-archive")
-STAMP = Path(".reproflake/cache/images.json")
 TAG = "latest"
 MANIFEST_MEDIA = oci.MANIFEST
 PROVENANCE = "dev.reproflake.provenance"  # on an archive's image: its referrer's digest
 LABEL = "dev.reproflake."
 ENV_ATTR = "legacyPackages.x86_64-linux.environments."
 DEB_ATTR = "legacyPackages.x86_64-linux.debs."
-
-
-@dataclass(frozen=True)
-class Request:
-    name: str
-    fmt: str
-    compression: str
-    dest: Path
-
-    @property
-    def key(self) -> str:
-        return f"{self.name} {self.fmt} {self.compression} {self.dest}"
-
-
-def default_output(root: Path, name: str, fmt: str) -> Path:
-    return root / "results" / (f"{name}.oci" if fmt == "oci-dir" else f"{name}.oci.tar")
 
 
 def run(
@@ -68,25 +48,22 @@ def run(
     log: Log,
     out: Log,
 ) -> int:
-    root = _project_root(start)
-    if root is not None:
-        req = Request(name, fmt, compression, _dest(root, name, fmt, output))
-        digest = _unchanged(root, req)
-        if digest is not None:
-            out(f"{req.dest}: {digest} (unchanged)")
-            if push:
-                _push(req, push, log)
-            return 0
+    hit = _stamp.check(start, name, fmt, compression, output)
+    if hit is not None:
+        out(f"{hit[0].dest}: {hit[1]} (unchanged)")
+        if push:
+            _push(hit[0], push, log)
+        return 0
     executor.require_nix()
     p = load_project(start, log)
     image = _image(p.spec, name)
-    req = Request(name, fmt, compression, _dest(p.root, name, fmt, output))
+    req = _stamp.Request(name, fmt, compression, _stamp.destination(p.root, name, fmt, output))
     generate(p)
     order = [s for s in p.graph.order() if s in p.graph.upstream([image.step])]
     before = _noop.snapshot(p.root, *_watched(p, order))
     outputs = _build(p, order, log)
     manifest, referrer = _export(p, image, req, outputs, log)
-    _remember(p.root, req, before, outputs, manifest)
+    _stamp.remember(p.root, req, before, outputs, manifest.digest)
     out(f"{req.dest}: {manifest.digest}")
     out(f"  provenance: {referrer.digest} (subject {manifest.digest})")
     if push:
@@ -95,17 +72,6 @@ def run(
 
 
 # --------------------------------------------------------------------------- stages
-
-
-def _project_root(start: Path) -> Path | None:
-    here = start.resolve()
-    return next((d for d in (here, *here.parents) if (d / SPEC_FILE).is_file()), None)
-
-
-def _dest(root: Path, name: str, fmt: str, output: Path | None) -> Path:
-    if output is None:
-        return default_output(root, name, fmt)
-    return output if output.is_absolute() else Path.cwd() / output
 
 
 def _image(spec: SpecType, name: str) -> Image:
@@ -284,7 +250,7 @@ def _metadata(
 
 
 def _export(
-    p: Project, image: Image, req: Request, outputs: dict[str, str], log: Log
+    p: Project, image: Image, req: _stamp.Request, outputs: dict[str, str], log: Log
 ) -> tuple[oci.Descriptor, oci.Descriptor]:
     step = p.spec.steps[image.step]
     env_root, owner_of = _environment(p, step.env)
@@ -380,66 +346,10 @@ def _watched(p: Project, order: Sequence[str]) -> tuple[list[str], list[str]]:
     return patterns, paths
 
 
-def _target(dest: Path) -> list[Any]:
-    """The written image as the file system sees it (a changed byte changes a stat)."""
-    files = [dest]
-    if dest.is_dir():
-        files = [dest / "index.json", dest / "oci-layout"]
-        blobs = dest / "blobs" / "sha256"
-        files += sorted(blobs.iterdir()) if blobs.is_dir() else []
-    rows = []
-    for f in files:
-        try:
-            st = os.stat(f)
-        except OSError:
-            return []
-        rows.append([str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
-    return rows
-
-
-def _load_stamp(root: Path) -> dict[str, Any]:
-    try:
-        stamp = json.loads((root / STAMP).read_text())
-        if stamp.get("tool") == _noop.tool() and isinstance(stamp.get("exports"), dict):
-            return dict(stamp)
-    except (OSError, ValueError):
-        pass
-    return {"tool": _noop.tool(), "exports": {}}
-
-
-def _remember(
-    root: Path,
-    req: Request,
-    before: dict[str, Any],
-    outputs: dict[str, str],
-    manifest: oci.Descriptor,
-) -> None:
-    stamp = _load_stamp(root)
-    stamp["exports"][req.key] = {
-        "snapshot": before,
-        "outputs": outputs,
-        "target": _target(req.dest),
-        "manifest": manifest.digest,
-    }
-    write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
-
-
-def _unchanged(root: Path, req: Request) -> str | None:
-    """The manifest digest of the last export of ``req`` if nothing it read has changed."""
-    entry = _load_stamp(root)["exports"].get(req.key)
-    if not entry or not entry["target"] or _target(req.dest) != entry["target"]:
-        return None
-    if not _noop.holds(root, entry["snapshot"]):
-        return None
-    if not all(os.path.exists(path) for path in entry["outputs"].values()):
-        return None
-    return str(entry["manifest"])
-
-
 # --------------------------------------------------------------------------- pushing
 
 
-def _push(req: Request, ref: str, log: Log) -> None:
+def _push(req: _stamp.Request, ref: str, log: Log) -> None:
     """The image by skopeo; then its provenance referrer, under the referrers tag schema's
     tag (``sha256-<manifest hex>``: an index of the image's referrers), since registries
     without the referrers API find referrers there."""
@@ -469,7 +379,7 @@ def _push(req: Request, ref: str, log: Log) -> None:
     log(f"pushed {req.dest} to {target} (provenance under tag {tag})")
 
 
-def _exported(req: Request) -> tuple[str, oci.Descriptor]:
+def _exported(req: _stamp.Request) -> tuple[str, oci.Descriptor]:
     """The image manifest's digest and its referrer's descriptor, read from the export."""
     import tarfile
 
