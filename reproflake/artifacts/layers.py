@@ -52,7 +52,8 @@ def walk(top: Path, prefix: str) -> list[Entry]:
         elif os.path.isdir(full):
             result.append(Entry(rel, "dir"))
         elif os.path.isfile(full):
-            result.append(Entry(rel, "file", source=full, executable=os.access(full, os.X_OK)))
+            executable = bool(os.stat(full).st_mode & 0o111)  # any x bit, whoever runs this
+            result.append(Entry(rel, "file", source=full, executable=executable))
         # sockets, FIFOs and devices cannot be in a Nix store path: nothing to do
 
     if not top.is_dir() or top.is_symlink():

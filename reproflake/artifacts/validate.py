@@ -152,8 +152,12 @@ def _check_manifest(
         if blob is None:
             continue
         h = hashlib.sha256()
-        with open(blob, "rb") as f:
-            for block in _layer_reader(layer["mediaType"])(f):
-                h.update(block)
+        try:
+            with open(blob, "rb") as f:
+                for block in _layer_reader(layer["mediaType"])(f):
+                    h.update(block)
+        except Exception as exc:  # noqa: BLE001 - any decoder's error means a corrupt layer
+            problems.append(f"{layer['digest']}: cannot decompress: {exc}")
+            continue
         if "sha256:" + h.hexdigest() != diff_id:
             problems.append(f"{layer['digest']}: uncompressed bytes do not match diff_id {diff_id}")
