@@ -156,7 +156,7 @@ def _check_manifest(
             with open(blob, "rb") as f:
                 for block in _layer_reader(layer["mediaType"])(f):
                     h.update(block)
-        except Exception as exc:  # noqa: BLE001 - any decoder's error means a corrupt layer
+        except Exception as exc:  # any decoder's error means a corrupt layer
             problems.append(f"{layer['digest']}: cannot decompress: {exc}")
             continue
         if "sha256:" + h.hexdigest() != diff_id:

@@ -130,10 +130,15 @@ def _environment(p: Project, env: str) -> tuple[Path, dict[str, str]]:
     built = executor.build_paths(p.root, attrs)
     root = Path(built[f"reproflake-env-{env}"])
     cache = user_cache_dir() / "deb-paths"
-    packages: list[tuple[str, list[str]]] = [
-        (p.lock.debs[key].package, layering.deb_paths(Path(path), p.lock.debs[key].sha256, cache))
-        for key, path in debs.items()  # in the order rootfs.sh unpacks them
-    ]
+
+    def listing(item: tuple[str, str]) -> tuple[str, list[str]]:
+        key, path = item
+        deb = p.lock.debs[key]
+        return deb.package, layering.deb_paths(Path(path), deb.sha256, cache)
+
+    # In the order rootfs.sh unpacks them; read in parallel (lzma releases the GIL).
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        packages = list(pool.map(listing, debs.items()))
     python = locked.python_version
     if python:
         site = f"usr/local/lib/python{python}/dist-packages"
