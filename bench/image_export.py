@@ -65,7 +65,7 @@ def main() -> None:
         first = sh(rf(f"image report -o {work}/first"), root, {"XDG_CACHE_HOME": str(cache)})
         for compression, peer in (("gzip", "gzip -6"), ("zstd", "zstd -3 -T0")):
             a, b = [], []
-            for i in range(args.runs):
+            for _ in range(args.runs):
                 # No layer blobs cached: every layer is written and compressed again. (The
                 # packages' file lists, read once per .deb ever, stay cached.)
                 shutil.rmtree(cache / "reproflake" / "oci", ignore_errors=True)
