@@ -212,3 +212,47 @@ def diff(directory: Path, rev_a: str | None, rev_b: str | None, as_json: bool) -
     from reproflake.commands import diff as cmd
 
     _guard(lambda: cmd.run(directory, rev_a, rev_b, as_json=as_json, log=_log, out=_out))
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--format", "fmt", type=click.Choice(["oci-dir", "oci-archive"]), default="oci-dir",
+    show_default=True, help="An OCI layout directory, or the same as one tar file.",
+)  # fmt: skip
+@click.option(
+    "--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip",
+    show_default=True, help="How layers are compressed.",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path),
+    help="Where to write it (default: results/NAME.oci, or results/NAME.oci.tar).",
+)  # fmt: skip
+@click.option("--push", "push", metavar="REF", help="Then copy it to a registry (via skopeo).")
+@click.pass_obj
+def image(
+    directory: Path, name: str, fmt: str, compression: str, output: Path | None, push: str | None
+) -> None:
+    """Export a step as a deterministic OCI image (see [images.NAME] in reproflake.toml)."""
+    from reproflake.commands import _image_stamp
+
+    def go() -> int:
+        # Nothing changed since the last export: answer before importing the heavy parts.
+        hit = None if push else _image_stamp.check(directory, name, fmt, compression, output)
+        if hit is not None:
+            _out(f"{hit[0].dest}: {hit[1]} (unchanged)")
+            return 0
+        from reproflake.commands import image as cmd
+
+        return cmd.run(
+            directory,
+            name,
+            fmt=fmt,
+            compression=compression,
+            output=output,
+            push=push,
+            log=_log,
+            out=_out,
+        )
+
+    _guard(go)

@@ -466,3 +466,15 @@ def lock_flake(root: Path, *, update: Sequence[str] = ()) -> None:
             hint="check [nix] library in reproflake.toml: Nix must be able to fetch that flake "
             "from this machine",
         )
+
+
+def build_paths(root: Path, attrs: Sequence[str]) -> dict[str, str]:
+    """Build flake attributes (environments, fetched files): derivation name → output path."""
+    if not attrs:
+        return {}
+    check_flake_path(root)
+    result = _nix(["build", *[f".#{a}" for a in attrs], "--no-link", "--json"], cwd=root)
+    return {
+        _drv_name(e.get("drvPath", "")): e["outputs"]["out"]
+        for e in json.loads(result.stdout or "[]")
+    }

@@ -197,6 +197,25 @@ GPU_VENDORS = ("nvidia",)
 
 
 @dataclass(frozen=True)
+class Image:
+    """An OCI image of one step: its environment, its working directory and its outputs."""
+
+    name: str
+    step: str
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str = "/work"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    outputs: str = ""  # where the step's outputs go in the image; "" is WORKDIR/results/STEP
+    workspace: bool = True  # the step's sources, inputs and needed outputs under workdir
+
+    @property
+    def outputs_path(self) -> str:
+        return self.outputs or f"{self.workdir.rstrip('/')}/results/{self.step}"
+
+
+@dataclass(frozen=True)
 class Spec:
     path: Path
     name: str
@@ -209,6 +228,7 @@ class Spec:
     # [nix] library: the flake URL of reproflake's Nix library; None: the vendored copy.
     nix_library: str | None = None
     text: str = field(default="", compare=False, repr=False)
+    images: Mapping[str, Image] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -565,7 +585,9 @@ def parse(text: str, path: Path) -> Spec:
 
 
 def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
-    c.only(raw, (), {"project", "debian", "python", "environments", "inputs", "steps", "nix"})
+    c.only(
+        raw, (), {"project", "debian", "python", "environments", "inputs", "steps", "nix", "images"}
+    )
     project = c.table(raw.get("project"), ("project",), 'add a [project] table with name = "..."')
     c.only(project, ("project",), {"name", "source_date_epoch", "description"})
     if "description" in project:
@@ -589,6 +611,7 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
     inputs = _inputs(raw.get("inputs", {}), c)
     steps = _steps(raw.get("steps"), c, environments, inputs)
     nix_library = _nix_library(raw.get("nix", {}), c)
+    images = _images(raw.get("images", {}), c, steps)
     return Spec(
         path=path,
         name=name,
@@ -600,6 +623,7 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
         source_date_epoch=sde,
         nix_library=nix_library,
         text=c.text,
+        images=images,
     )
 
 
@@ -924,7 +948,9 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
     )
 
 
-def _variables(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
+def _variables(
+    raw: Any, key: tuple[str, ...], c: _Checker, *, reserved: frozenset[str] = RESERVED_VARS
+) -> dict[str, str]:
     table = c.table(raw, key, 'e.g. variables = { SEED = "42" }')
     result = {}
     for var in sorted(table):
@@ -932,11 +958,11 @@ def _variables(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
             raise c.fail(
                 key + (var,), f"{_show(var)} is not a variable name", "use [A-Za-z_][A-Za-z0-9_]*"
             )
-        if var in RESERVED_VARS:
+        if var in reserved:
             raise c.fail(
                 key + (var,),
                 f"{var} is fixed by reproflake for reproducibility",
-                f"reserved: {', '.join(sorted(RESERVED_VARS))}; pick another name",
+                f"reserved: {', '.join(sorted(reserved))}; pick another name",
             )
         value = table[var]
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -946,4 +972,95 @@ def _variables(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
         text = str(value)
         c.text_value(text, key + (var,), MAX_VARIABLE_BYTES)
         result[var] = text
+    return result
+
+
+# Labels reproflake itself writes from the build's facts; a spec may not claim them.
+RESERVED_LABEL_PREFIX = "dev.reproflake."
+RESERVED_LABELS = frozenset(
+    {"org.opencontainers.image.revision", "org.opencontainers.image.created"}
+)
+LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+
+
+def _images(raw: Any, c: _Checker, steps: Mapping[str, Step]) -> dict[str, Image]:
+    fix = 'add [images.NAME] with step = "STEP" and entrypoint = ["python3", "serve.py"]'
+    table = c.table(raw, ("images",), fix)
+    result = {}
+    for name in sorted(table):
+        key = ("images", name)
+        c.name(name, key, "image")
+        image = c.table(table[name], key, fix)
+        c.only(
+            image,
+            key,
+            {"step", "entrypoint", "cmd", "env", "workdir", "labels", "outputs", "workspace"},
+        )
+        step = c.string(image.get("step"), key + ("step",), f"one of: {', '.join(sorted(steps))}")
+        if step not in steps:
+            raise c.fail(
+                key + ("step",),
+                f"unknown step {_show(step)}",
+                f"expected one of: {', '.join(sorted(steps))}" + _suggest(step, steps.keys()),
+            )
+        entrypoint = _argv(image.get("entrypoint", []), key + ("entrypoint",), c)
+        cmd = _argv(image.get("cmd", []), key + ("cmd",), c)
+        env = _variables(image.get("env", {}), key + ("env",), c, reserved=frozenset())
+        workdir = _abspath(image.get("workdir", "/work"), key + ("workdir",), c)
+        outputs = _abspath(image["outputs"], key + ("outputs",), c) if "outputs" in image else ""
+        labels = _labels(image.get("labels", {}), key + ("labels",), c)
+        workspace = c.boolean(
+            image.get("workspace", True),
+            key + ("workspace",),
+            "workspace = false leaves the step's sources, inputs and needed outputs out",
+        )
+        result[name] = Image(name, step, entrypoint, cmd, env, workdir, labels, outputs, workspace)
+    return result
+
+
+def _argv(raw: Any, key: tuple[str, ...], c: _Checker) -> tuple[str, ...]:
+    """A command as a list of arguments (repeats and empty arguments are allowed)."""
+    fix = 'a list of arguments, e.g. ["python3", "src/serve.py"]'
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise c.fail(key, f"expected a list of strings, got {_kind(raw)}", fix)
+    for arg in raw:
+        c.text_value(arg, key, MAX_VARIABLE_BYTES)
+    if len(raw) > 1000:
+        raise c.fail(key, f"lists {len(raw)} arguments; at most 1000", "put them in a script")
+    return tuple(raw)
+
+
+def _abspath(raw: Any, key: tuple[str, ...], c: _Checker) -> str:
+    fix = 'an absolute path inside the image, e.g. "/work"'
+    text = c.string(raw, key, fix)
+    p = PurePosixPath(text)
+    if (
+        not text.startswith("/")
+        or ".." in p.parts
+        or "//" in text
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+        or "\\" in text
+    ):
+        raise c.fail(key, f"{_show(text)} is not a plain absolute path", fix)
+    return str(p)
+
+
+def _labels(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
+    table = c.table(raw, key, 'e.g. labels = { "org.opencontainers.image.licenses" = "MIT" }')
+    result = {}
+    for label in sorted(table):
+        if not LABEL_KEY_RE.match(label):
+            raise c.fail(
+                key + (label,),
+                f"{_show(label)} is not a label key",
+                "use reverse-DNS keys of letters, digits, '.', '-', '_' and '/'",
+            )
+        if label.startswith(RESERVED_LABEL_PREFIX) or label in RESERVED_LABELS:
+            raise c.fail(
+                key + (label,),
+                f"{label} is written by reproflake from the build itself",
+                f"remove it; reproflake sets {', '.join(sorted(RESERVED_LABELS))} and "
+                f"{RESERVED_LABEL_PREFIX}*",
+            )
+        result[label] = c.string(table[label], key + (label,), "a string", empty_ok=True)
     return result

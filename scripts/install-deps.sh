@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what reproflake needs on Debian 12 (as root): Nix from Debian's nix-bin,
-# git and Graphviz, and reproflake with its Python dependencies in ./.venv.
+# git, Graphviz, the OCI tools (skopeo, umoci, podman, runc, docker-registry), and reproflake with its Python dependencies in ./.venv.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,10 @@ command -v dot >/dev/null || need+=(graphviz)
 command -v gpgv >/dev/null || need+=(gpgv)
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 command -v python3 >/dev/null || need+=(python3)
+# OCI clients the image tests check reproflake's images with (and skopeo for --push).
+for tool in skopeo umoci podman runc docker-registry; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
 # Debian's own python3 needs python3-venv for `python3 -m venv` to work.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then

@@ -126,18 +126,24 @@ def _load(root: Path) -> dict[str, Any]:
     return {"tool": tool, "requests": {}}
 
 
+def holds(root: Path, snap: dict[str, Any]) -> bool:
+    """Whether a :func:`snapshot` taken earlier still describes the project."""
+    if snap["spec"] != _digest(root / SPEC) or snap["lock"] != _digest(root / "reproflake.lock"):
+        return False
+    if _globs(root, snap["globs"]) != snap["globs"]:
+        return False
+    return all(_stat(root, rel) == st for rel, st in snap["files"].items())
+
+
+def tool() -> str:
+    """reproflake's own identity (version and code): a stamp from another one is void."""
+    return _tool()
+
+
 def check(root: Path, request: Sequence[str]) -> dict[str, Any] | None:
     """The last build of ``request`` if it still holds, else None."""
     entry = _load(root)["requests"].get(_key(request))
-    if not entry:
-        return None
-    if entry["spec"] != _digest(root / "reproflake.toml") or entry["lock"] != _digest(
-        root / "reproflake.lock"
-    ):
-        return None
-    if _globs(root, entry["globs"]) != entry["globs"]:
-        return None
-    if any(_stat(root, rel) != st for rel, st in entry["files"].items()):
+    if not entry or not holds(root, entry):
         return None
     for step, path in entry["outputs"].items():
         link = root / "results" / step

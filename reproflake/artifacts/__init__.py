@@ -1,0 +1,1 @@
+"""Artifacts built from a project's environments and step outputs (OCI images)."""

@@ -1,0 +1,106 @@
+"""The no-op export, answered without Nix when nothing the last export read has changed.
+
+After an export, a stamp records what it read (the build's snapshot of spec, lock,
+sources, inputs and library, plus git's record of the commit and the origin), the
+store paths it took outputs from, and the stat of every file it wrote. If all of that
+still holds, the image on disk is the one an export would write again. Light on
+purpose: no spec parsing, no Nix, no git library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reproflake.commands import _noop
+from reproflake.fsutil import write_atomic
+
+STAMP = Path(".reproflake/cache/images.json")
+SPEC = "reproflake.toml"
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    fmt: str
+    compression: str
+    dest: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.name} {self.fmt} {self.compression} {self.dest}"
+
+
+def destination(root: Path, name: str, fmt: str, output: Path | None) -> Path:
+    """``-o``, or results/NAME.oci (a directory) / results/NAME.oci.tar (an archive)."""
+    if output is None:
+        return root / "results" / (f"{name}.oci" if fmt == "oci-dir" else f"{name}.oci.tar")
+    return output if output.is_absolute() else Path.cwd() / output
+
+
+def _target(dest: Path) -> list[Any]:
+    """The written image as the file system sees it (a rewritten file changes its stat)."""
+    files = [dest]
+    if dest.is_dir():
+        files = [dest / "index.json", dest / "oci-layout"]
+        blobs = dest / "blobs" / "sha256"
+        files += sorted(blobs.iterdir()) if blobs.is_dir() else []
+    rows = []
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            return []
+        rows.append([str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
+    return rows
+
+
+def _load(root: Path) -> dict[str, Any]:
+    tool = _noop.tool()
+    try:
+        stamp = json.loads((root / STAMP).read_text())
+        if stamp.get("tool") == tool and isinstance(stamp.get("exports"), dict):
+            return dict(stamp)
+    except (OSError, ValueError):
+        pass
+    return {"tool": tool, "exports": {}}
+
+
+def remember(
+    root: Path, req: Request, before: dict[str, Any], outputs: dict[str, str], manifest: str
+) -> None:
+    stamp = _load(root)
+    stamp["exports"][req.key] = {
+        "snapshot": before,
+        "outputs": outputs,
+        "target": _target(req.dest),
+        "manifest": manifest,
+    }
+    write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
+
+
+def _still(root: Path, req: Request) -> str | None:
+    entry = _load(root)["exports"].get(req.key)
+    if not entry or not entry["target"] or _target(req.dest) != entry["target"]:
+        return None
+    if not _noop.holds(root, entry["snapshot"]):
+        return None
+    if not all(os.path.exists(path) for path in entry["outputs"].values()):
+        return None
+    return str(entry["manifest"])
+
+
+def check(
+    start: Path, name: str, fmt: str, compression: str, output: Path | None
+) -> tuple[Request, str] | None:
+    """The request and its image's manifest digest, if its last export still holds."""
+    here = start.resolve()
+    root = next((d for d in (here, *here.parents) if (d / SPEC).is_file()), None)
+    if root is None:
+        return None
+    req = Request(name, fmt, compression, destination(root, name, fmt, output))
+    digest = _still(root, req)
+    return None if digest is None else (req, digest)
