@@ -66,6 +66,7 @@ CHECKED = [
     "steps.s.hardware.gpu",
     "steps.s.hardware.cuda",
     "steps.s.hardware.cpu_features[]",
+    "images.i.step",
 ]
 # Fields whose value is the user's own text or file names: refused, or passed on as is.
 DATA = [
@@ -76,6 +77,11 @@ DATA = [
     "steps.s.sources[]",
     "steps.s.outputs[]",
     "steps.s.variables.V",
+    "images.i.entrypoint[]",
+    "images.i.cmd[]",
+    "images.i.workdir",
+    "images.i.env.E",
+    "images.i.labels.L",
 ]
 
 
@@ -110,6 +116,9 @@ def spec_text(field: str | None = None, payload: str = "") -> str:
         },
         "steps.s.variables": {"V": '"v"'},
         "steps.s.hardware": {"cpu_features": '["avx2"]'},
+        "images.i": {"step": '"s"', "entrypoint": '["python3"]', "cmd": "[]", "workdir": '"/w"'},
+        "images.i.env": {"E": '"e"'},
+        "images.i.labels": {"L": '"l"'},
     }
     if field is not None:
         table, _, key = field.removesuffix("[]").rpartition(".")
@@ -216,10 +225,25 @@ def test_a_data_field_refuses_or_passes_text_on_unchanged(
         got = parsed.inputs["raw"].path
     elif field == "debian.keyring":
         got = parsed.debian.keyring
+    elif field.startswith("images."):
+        image = parsed.images["i"]
+        got = {
+            "images.i.entrypoint[]": lambda: image.entrypoint[0],
+            "images.i.cmd[]": lambda: image.cmd[0],
+            "images.i.workdir": lambda: image.workdir,
+            "images.i.env.E": lambda: image.env["E"],
+            "images.i.labels.L": lambda: image.labels["L"],
+        }[field]()
     else:
         assert field == "project.description"
         return  # free text nobody reads
-    paths = ("steps.s.outputs[]", "steps.s.sources[]", "inputs.raw.path", "debian.keyring")
+    paths = (
+        "steps.s.outputs[]",
+        "steps.s.sources[]",
+        "inputs.raw.path",
+        "debian.keyring",
+        "images.i.workdir",
+    )
     if field in paths:
         value = str(PurePosixPath(value))  # a path is normalised as documented: a//b is a/b
     assert got == value
@@ -227,7 +251,9 @@ def test_a_data_field_refuses_or_passes_text_on_unchanged(
     facts = nixgen.Facts(sources={"s": step.sources}, external=frozenset())
     data = nixgen.build_data(parsed, lock, facts)
     encoded = json.dumps(data, sort_keys=True)
-    if field != "debian.keyring":  # read by the lock only, never by Nix
+    # The keyring is read by the lock only; an image's settings go into its OCI config
+    # (JSON written by reproflake), never to Nix.
+    if field != "debian.keyring" and not field.startswith("images."):
         assert json.dumps(value) in encoded
     # Nothing the user wrote is in the Nix source: the library is static.
     for name, content in nixgen.library().items():
