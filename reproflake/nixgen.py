@@ -36,7 +36,7 @@ FLAKE_NIX = f"""# {HEADER}
 # `nix build` from writing one on the user's first run.
 FLAKE_LOCK = json.dumps({"nodes": {"root": {}}, "root": "root", "version": 7}, indent=2) + "\n"
 
-LIB_FILES = ("default.nix", "link-all.sh", "rootfs.sh", "seed-check.sh", "step.sh")
+LIB_FILES = ("configure.sh", "default.nix", "link-all.sh", "rootfs.sh", "seed-check.sh", "step.sh")
 
 
 @dataclass(frozen=True)
