@@ -196,9 +196,13 @@ run)
   # The Essential set and what it depends on first, as debootstrap and apt do: other
   # packages' scripts use it without declaring it (awk, for one, is an alternative that
   # mawk's postinst makes). perl-base is Essential and works before it is configured.
-  essential="$(perl -e "$essential_closure" /var/lib/dpkg/status)"
+  essential=""
+  if [ -x /usr/bin/perl ]; then
+    essential="$(perl -e "$essential_closure" /var/lib/dpkg/status)"
+  fi
+  : >/tmp/configure.log
   # shellcheck disable=SC2086 # one argument per package name
-  if ! dpkg --configure $essential >/tmp/configure.log 2>&1 ||
+  if { [ -n "$essential" ] && ! dpkg --configure $essential >>/tmp/configure.log 2>&1; } ||
     ! dpkg --configure -a >>/tmp/configure.log 2>&1; then
     cat /tmp/configure.log >&2
     failed="$(sed -n '/^Errors were encountered while processing:/,$ { /^ /p }' /tmp/configure.log | tr -d ' ' | tr '\n' ' ')"
