@@ -25,7 +25,7 @@ PDF_STAMP = "D:20231114221320"
 
 TOOLS = '''
 [environments.tools]
-debian = ["texlive-xetex", "python3-matplotlib", "r-base-core", "r-cran-ggplot2",
+debian = ["texlive-xetex", "texlive-fonts-recommended", "python3-matplotlib", "r-base-core", "r-cran-ggplot2",
           "graphviz", "imagemagick", "ca-certificates", "poppler-utils"]
 
 [steps.latex]
