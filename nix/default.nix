@@ -51,6 +51,8 @@ let
     debs = map (k: debs.${k}) env.debs;
     wheels = map (k: wheels.${k}) env.wheels;
     pythonVersion = env.python;
+    configureScript = ./configure.sh;
+    sourceDateEpoch = toString data.sourceDateEpoch;
   });
 
   # An input file enters the store by content. Tracked files come from the flake's

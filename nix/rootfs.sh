@@ -6,40 +6,37 @@ export PATH="$NIX_BUILD_TOP/.bin"
 set -f
 
 mkdir -p "$out"
-# Packages are unpacked, not configured: maintainer scripts do not run. What they
-# would do that software most often needs is redone below: the alternatives their
-# postinst registers, and the dynamic linker's cache.
-alternatives="$NIX_BUILD_TOP/alternatives"
-: >"$alternatives"
+# Packages are unpacked (their control files kept for dpkg's database), then
+# configured by their own maintainer scripts (configure.sh) when dpkg is among them.
+control="$NIX_BUILD_TOP/control"
+# Merged /usr, as debootstrap lays it out for bookworm and later (usr-is-merged checks it).
+for dir in bin sbin lib lib64; do
+  mkdir -p "$out/usr/$dir"
+  ln -s "usr/$dir" "$out/$dir"
+done
+i=0
 for deb in $debs; do
-  dpkg-deb -x "$deb" "$out"
-  rm -rf "$NIX_BUILD_TOP/control"
-  dpkg-deb -e "$deb" "$NIX_BUILD_TOP/control"
-  if [ -f "$NIX_BUILD_TOP/control/postinst" ]; then
-    # "update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK NAME PATH]...",
-    # possibly continued over lines; entries that use shell variables are skipped.
-    awk '
-      { line = line $0 }
-      /\\$/ { sub(/\\$/, " ", line); next }
-      { if (line ~ /update-alternatives[ \t]+--install/ && line !~ /\$/) {
-          n = split(line, w, /[ \t]+/)
-          for (i = 1; i <= n; i++) if (w[i] == "--install") break
-          if (i + 4 <= n) {
-            print w[i+4], w[i+2], w[i+1], w[i+3]
-            for (j = i + 5; j + 3 <= n; j++) if (w[j] == "--slave") print w[i+4], w[j+2], w[j+1], w[j+3]
-          }
-        }
-        line = "" }' "$NIX_BUILD_TOP/control/postinst" >>"$alternatives"
-  fi
+  i=$((i + 1))
+  mkdir -p "$control/$i"
+  dpkg-deb -e "$deb" "$control/$i"
+  # Through tar, which keeps the packages' file times as dpkg does (busybox's dpkg-deb
+  # stamps the clock; byte-compiled Python records its source's time).
+  member="$(ar -t "$deb" | grep '^data\.tar')"
+  case "$member" in
+  data.tar.xz) unpack=-J ;;
+  data.tar.gz) unpack=-z ;;
+  data.tar.bz2) unpack=-j ;;
+  data.tar) unpack= ;;
+  *) echo "reproflake: $deb: cannot unpack '$member' (expected data.tar with xz, gzip, bzip2 or no compression)" >&2; exit 1 ;;
+  esac
+  ar -p "$deb" "$member" | tar -x -v $unpack -f - -C "$out" >"$control/$i/.files"
 done
-# For each alternative name the highest priority wins, as in `update-alternatives --auto`.
-sort -k2,2 -k1,1nr "$alternatives" | awk '!seen[$2]++ { print $3, $4 }' | while read -r link target; do
-  if [ -e "$out$target" ] && [ ! -e "$out$link" ]; then
-    mkdir -p "$out$(dirname "$link")"
-    ln -s "$target" "$out$link"
-  fi
-done
-if [ -x "$out/sbin/ldconfig" ]; then
+if [ -x "$out/usr/bin/dpkg" ]; then
+  sh -e "$configureScript" register
+  unshare -r -m "$busybox" sh -e "$configureScript" chroot
+  sh -e "$configureScript" normalise
+elif [ -x "$out/sbin/ldconfig" ]; then
+  # Without dpkg nothing is configured; the dynamic linker's cache is still useful.
   # Debian's ldconfig is static: it runs here and writes the cache for the new root.
   "$out/sbin/ldconfig" -r "$out" -X
   # Its auxiliary cache records inodes and times: not reproducible, and only a speed-up.

@@ -68,7 +68,8 @@ status=0
 chroot "$root" /usr/bin/env -i -C /work \
   PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin \
   HOME=/tmp/home TMPDIR=/tmp TZ=UTC LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-  SOURCE_DATE_EPOCH="$sourceDateEpoch" PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 \
+  SOURCE_DATE_EPOCH="$sourceDateEpoch" FORCE_SOURCE_DATE=1 \
+  PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0 \
   OPENBLAS_CORETYPE="$openblasCoretype" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
   MKL_NUM_THREADS=1 OUT="/work/results/$stepName" REPROFLAKE_STEP="$stepName" \
   "$@" /bin/sh -ec "$stepRun" || status=$?
@@ -76,6 +77,13 @@ if [ "$status" -ne 0 ]; then
   echo "reproflake: step '$stepName' failed: its command exited with status $status" >&2
   exit "$status"
 fi
+
+# PDF writers that take their dates from the clock (R's pdf(), for one) get
+# SOURCE_DATE_EPOCH instead, as Debian's strip-nondeterminism does: the same number of
+# digits, so the PDF's cross-reference offsets still hold.
+stamp="$(date -u -d "@$sourceDateEpoch" +%Y%m%d%H%M%S)"
+find "$out" -type f -name '*.pdf' -exec \
+  sed -i -E "s#(/(Creation|Mod)Date ?\(D:)[0-9]{14}#\1$stamp#g" {} +
 
 missing=0
 IFS='

@@ -61,7 +61,15 @@ def flake_nix(library: str | None) -> str:
 """ + _OUTPUTS.format(lib="reproflake.lib")
 
 
-LIB_FILES = ("default.nix", "lib.nix", "link-all.sh", "rootfs.sh", "seed-check.sh", "step.sh")
+LIB_FILES = (
+    "configure.sh",
+    "default.nix",
+    "lib.nix",
+    "link-all.sh",
+    "rootfs.sh",
+    "seed-check.sh",
+    "step.sh",
+)
 
 
 @dataclass(frozen=True)

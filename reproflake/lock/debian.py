@@ -30,7 +30,7 @@ from reproflake.lock import debver
 
 DEFAULT_TIMEOUT = 60.0
 # Bump when DebPackage changes: a cached parsed index of another shape is not reused.
-PARSED_FORMAT = "2"
+PARSED_FORMAT = "3"
 _MIRROR_HINT = (
     "check the Debian mirror and suite in reproflake.toml and that the mirror is reachable"
 )
@@ -70,6 +70,9 @@ class DebPackage:
     # dataclass hashable and printable; parse_group() turns it into Relations.
     depends: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    # Conflicts and Breaks together, one relation each: dpkg refuses to configure a
+    # package beside either, so a closure never holds both sides.
+    conflicts: tuple[str, ...] = ()
     # Essential packages are never declared as dependencies: every Debian system has them.
     essential: bool = False
 
@@ -154,6 +157,7 @@ _RELATION_RE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_relation(text: str) -> Relation:
     m = _RELATION_RE.match(text)
     if m is None:
@@ -195,6 +199,8 @@ def _package_from_stanza(stanza: Mapping[str, str]) -> DebPackage:
         sha256=stanza["sha256"].lower(),
         depends=depends,
         provides=_split_field(stanza.get("provides", "")),
+        conflicts=_split_field(stanza.get("conflicts", ""))
+        + _split_field(stanza.get("breaks", "")),
         essential=stanza.get("essential", "").strip().lower() == "yes",
     )
 
@@ -518,15 +524,47 @@ def _satisfied(
     )
 
 
+def _hits(rel: Relation, pkg: DebPackage) -> bool:
+    """Whether ``pkg`` is what the Conflicts/Breaks relation ``rel`` names (itself or a Provides)."""
+    if rel.name == pkg.name:
+        return _version_ok(pkg.version, rel)
+    for entry in pkg.provides:
+        provided = parse_relation(entry)
+        # A package never conflicts with itself through what it provides.
+        if provided.name == rel.name and (rel.op is None or _version_ok(provided.version, rel)):
+            return True
+    return False
+
+
+def _clash(pkg: DebPackage, selected: Mapping[str, DebPackage]) -> tuple[DebPackage, str] | None:
+    """A selected package that ``pkg`` conflicts with or breaks, or that does so to it."""
+    for other in selected.values():
+        if other.name == pkg.name:
+            continue
+        for text in pkg.conflicts:
+            if _hits(parse_relation(text), other):
+                return other, f"{pkg.name} conflicts with {text}"
+        for text in other.conflicts:
+            if _hits(parse_relation(text), pkg):
+                return other, f"{other.name} conflicts with {text}"
+    return None
+
+
 def _choose(
     index: PackageIndex, selected: Mapping[str, DebPackage], rel: Relation, arch: str
 ) -> DebPackage | None:
-    """Best new package for ``rel``: the real package first, then a provider."""
+    """Best new package for ``rel``: the real package first, then a provider; never one
+    that conflicts with (or breaks, or is broken by) a package already selected."""
     if not _arch_matches(rel, arch):
         return None
     # A name already selected at another version cannot be installed twice.
     for pkg in index.candidates(rel.name):  # highest version first
-        if _usable(pkg, arch) and _version_ok(pkg.version, rel) and rel.name not in selected:
+        if (
+            _usable(pkg, arch)
+            and _version_ok(pkg.version, rel)
+            and rel.name not in selected
+            and _clash(pkg, selected) is None
+        ):
             return pkg
     # Providers are sorted by (name, highest version): the first usable one is
     # the lexicographically smallest name, which keeps the choice deterministic.
@@ -535,6 +573,7 @@ def _choose(
             _usable(p.package, arch)
             and _version_ok(p.version, rel)
             and p.package.name not in selected
+            and _clash(p.package, selected) is None
         ):
             return p.package
     return None
@@ -581,10 +620,11 @@ def _root_unsatisfiable(index: PackageIndex, spec: str, rel: Relation, arch: str
 def resolve_closure(index: PackageIndex, roots: Sequence[str], arch: str) -> list[DebPackage]:
     """The packages ``roots`` need over Pre-Depends and Depends, sorted by name.
 
-    Recommends and Suggests are ignored, as are Conflicts and Breaks: the closure
-    is unpacked into a Nix store path, not installed by dpkg. One version per
-    name; the first choice made (breadth-first, in root order) sticks, which
-    makes the result a deterministic function of the index and the roots.
+    Recommends and Suggests are ignored. A candidate that conflicts with or breaks a
+    package already chosen (or is broken by one) is passed over for the next
+    alternative, as apt does; with none left, the error names both chains. One
+    version per name; the first choice made (breadth-first, in root order) sticks,
+    which makes the result a deterministic function of the index and the roots.
     """
     selected: dict[str, DebPackage] = {}
     # name → (parent package or None for a root, the relation text that chose it)
@@ -604,6 +644,22 @@ def resolve_closure(index: PackageIndex, roots: Sequence[str], arch: str) -> lis
             continue  # e.g. the same root listed twice
         pkg = _choose(index, selected, rel, arch)
         if pkg is None:
+            clash = next(
+                (
+                    (c, found)
+                    for c in index.candidates(rel.name)
+                    if _usable(c, arch) and _version_ok(c.version, rel)
+                    for found in [_clash(c, selected)]
+                    if found is not None
+                ),
+                None,
+            )
+            if clash is not None:
+                other, why = clash[1]
+                raise LockError(
+                    f"cannot install {spec!r} beside {' → '.join(_chain(reason, other.name))}: {why}",
+                    hint="remove one of the two from the environment's debian list",
+                )
             if rel.name in selected:
                 raise LockError(
                     f"conflicting root requests for {rel.name!r}: {spec!r} and "
@@ -613,18 +669,29 @@ def resolve_closure(index: PackageIndex, roots: Sequence[str], arch: str) -> lis
             raise _root_unsatisfiable(index, spec, rel, arch)
         select(pkg, None, spec)
 
-    while queue:
-        pkg = queue.popleft()
-        for group_text in pkg.depends:
+    # As apt does, a choice among alternatives waits until every plain dependency known
+    # so far is chosen: an alternative that something else needs anyway then wins.
+    deferred: deque[tuple[DebPackage, str]] = deque()
+    while queue or deferred:
+        from_queue = bool(queue)
+        if queue:
+            pkg = queue.popleft()
+            pending = [(pkg, text) for text in pkg.depends]
+        else:
+            pending = [deferred.popleft()]
+        for parent, group_text in pending:
             group = parse_group(group_text)
             if any(_satisfied(index, selected, rel, arch) for rel in group):
+                continue
+            if len(group) > 1 and from_queue:
+                deferred.append((parent, group_text))
                 continue
             choice = next(
                 (c for c in (_choose(index, selected, rel, arch) for rel in group) if c), None
             )
             if choice is None:
-                raise _unsatisfiable(selected, reason, pkg, group_text, group, arch)
-            select(choice, pkg.name, group_text)
+                raise _unsatisfiable(index, selected, reason, parent, group_text, group, arch)
+            select(choice, parent.name, group_text)
     return [selected[name] for name in sorted(selected)]
 
 
@@ -640,6 +707,7 @@ def _chain(reason: Mapping[str, tuple[str | None, str]], name: str) -> list[str]
 
 
 def _unsatisfiable(
+    index: PackageIndex,
     selected: Mapping[str, DebPackage],
     reason: Mapping[str, tuple[str | None, str]],
     pkg: DebPackage,
@@ -653,6 +721,17 @@ def _unsatisfiable(
         for rel in group
         if rel.name in selected
     ]
+    for rel in group:
+        for candidate in index.candidates(rel.name):
+            found = _clash(candidate, selected) if rel.name not in selected else None
+            if (
+                found is not None
+                and _usable(candidate, arch)
+                and _version_ok(candidate.version, rel)
+            ):
+                other, why = found
+                clashes.append(f"{why} (chosen by {' → '.join(_chain(reason, other.name))})")
+                break
     detail = f" ({'; '.join(clashes)})" if clashes else ""
     return LockError(
         f"cannot satisfy {path} for {arch}{detail}",

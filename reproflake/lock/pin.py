@@ -158,6 +158,9 @@ def lock(
                 # (which would pull in perl) where a package asks for either.
                 if get_index().get("usr-is-merged") is not None:
                     roots.append("usr-is-merged")
+                # The fixed clock the maintainer scripts see while the root is configured.
+                if get_index().get("libfaketime") is not None:
+                    roots.append("libfaketime")
             try:
                 closure = deb_index.resolve_closure(get_index(), sorted(set(roots)), d.architecture)
             except LockError as exc:

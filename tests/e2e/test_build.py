@@ -151,6 +151,8 @@ def test_environment_is_fixed(project_copy: Path) -> None:
     )
     assert env["TZ"] == "UTC"
     assert env["PYTHONHASHSEED"] == "0"
+    assert env["FORCE_SOURCE_DATE"] == "1"
+    assert env["PERL_HASH_SEED"] == env["PERL_PERTURB_KEYS"] == "0"
     assert env["LC_ALL"] == "C.UTF-8"
     assert env["OPENBLAS_NUM_THREADS"] == "1"
     assert env["GREETING"] == 'hello; $(rm -rf /) "quoted"'

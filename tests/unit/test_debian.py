@@ -445,3 +445,47 @@ def test_fetch_index_network_error(tmp_path: Path) -> None:
 def test_parse_release_requires_sha256() -> None:
     with pytest.raises(LockError, match="no SHA256"):
         parse_release("Origin: Test\nMD5Sum:\n abc 1 main/binary-amd64/Packages\n")
+
+
+def _stanzas(*entries: str) -> PackageIndex:
+    return parse_packages(
+        "\n".join(
+            f"{entry}\nArchitecture: amd64\nFilename: pool/{i}.deb\nSize: 1\nSHA256: {'0' * 64}\n"
+            for i, entry in enumerate(entries)
+        )
+    )
+
+
+CONFLICTING = _stanzas(
+    "Package: app\nVersion: 1\nDepends: old, mta",
+    "Package: old\nVersion: 1",
+    "Package: a-mta\nVersion: 1\nProvides: mta\nConflicts: old",
+    "Package: b-mta\nVersion: 1\nProvides: mta (= 2)\nBreaks: old (<< 1)",
+    "Package: strict\nVersion: 1\nDepends: mta (>= 2)",
+    "Package: picky\nVersion: 1\nDepends: a-mta",
+)
+
+
+def test_a_conflicting_alternative_is_passed_over() -> None:
+    # a-mta is the first provider by name, but it conflicts with old, chosen first.
+    assert names(resolve_closure(CONFLICTING, ["app"], "amd64")) == ["app", "b-mta", "old"]
+
+
+def test_versioned_provides_satisfy_versioned_depends() -> None:
+    assert names(resolve_closure(CONFLICTING, ["strict"], "amd64")) == ["b-mta", "strict"]
+
+
+def test_an_unavoidable_conflict_names_both_chains() -> None:
+    with pytest.raises(LockError) as err:
+        resolve_closure(CONFLICTING, ["app", "picky"], "amd64")
+    assert err.value.message == (
+        "cannot satisfy picky → Depends: a-mta for amd64 "
+        "(a-mta conflicts with old (chosen by app → old))"
+    )
+
+
+def test_conflicting_roots_are_refused() -> None:
+    with pytest.raises(
+        LockError, match=r"cannot install 'a-mta' beside old: a-mta conflicts with old"
+    ):
+        resolve_closure(CONFLICTING, ["old", "a-mta"], "amd64")

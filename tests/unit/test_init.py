@@ -34,7 +34,7 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 def test_list_templates() -> None:
     result = init("--list")
     assert result.exit_code == 0
-    assert result.stdout.split() == ["minimal", "python"]
+    assert result.stdout.split() == ["minimal", "paper", "python"]
 
 
 def test_init_python_project(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_unknown_template(tmp_path: Path) -> None:
     result = init(str(target), "-t", "pyhton", "--debian-mirror", MIRROR, "--suite", "bookworm")
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: unknown template 'pyhton'\n  hint: expected one of: minimal, python\n"
+        "error: unknown template 'pyhton'\n  hint: expected one of: minimal, paper, python\n"
     )
     assert not target.exists()
 

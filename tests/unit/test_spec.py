@@ -389,7 +389,7 @@ def test_reserved_variable() -> None:
         f"{PATH}:{line_of(text, 'variables =')}: steps.prepare.variables.HOME: "
         "HOME is fixed by reproflake for reproducibility"
     )
-    assert err.hint and err.hint.startswith("reserved: HOME, LANG, ")
+    assert err.hint and err.hint.startswith("reserved: FORCE_SOURCE_DATE, HOME, LANG, ")
 
 
 @pytest.mark.parametrize("name", ["PATH", "OUT", "SOURCE_DATE_EPOCH", "PYTHONHASHSEED", "TZ"])
