@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reproflake.lock import aptconfig, debian
-from reproflake.lock.pin import cache_dir
+from reproflake.lock.inputs import cache_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
 
