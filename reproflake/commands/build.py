@@ -138,7 +138,7 @@ def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> N
     state.save(p.root, built, environments)
 
 
-def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
+def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | None = None) -> int:
     if _noop.answer(start, steps, out):
         return 0
     executor.require_nix()
@@ -155,7 +155,9 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     features, host = hardware_features(p, order)
     own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
     before = snapshot(p, order)
-    outcome = executor.build(p.root, order, progress, labels=labels(p), features=features)
+    outcome = executor.build(
+        p.root, order, progress, labels=labels(p), features=features, jobs=jobs
+    )
     record(p, own, outcome.outputs)
     if progress.fetched:
         log(f"fetched {progress.fetched} pinned file(s)")
