@@ -81,6 +81,7 @@ SCENARIOS = {
         edit('suite = "bookworm"', 'suite = "trixie"'), ("build", "hello"), lock="good"
     ),
     "corrupt-lock": Scenario(GOOD, ("build",), lock="garbage"),
+    "zero-jobs": Scenario(GOOD, ("build", "-j", "0"), lock="good"),
 }
 
 
@@ -202,4 +203,12 @@ def test_corrupt_lock(outcomes: dict[str, Outcome]) -> None:
     assert result.returncode != 0
     assert_clean_error(result)
     assert "not a valid reproflake lock" in result.stderr
+    assert_nothing_generated(result.root)
+
+
+def test_jobs_must_be_at_least_one(outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["zero-jobs"]
+    assert result.returncode == 2
+    assert "Invalid value for '-j' / '--jobs': 0 is not in the range x>=1." in result.stderr
+    assert "Traceback" not in result.stderr
     assert_nothing_generated(result.root)
