@@ -5,49 +5,24 @@
 # store, /dev, /proc, the step's inputs and its output bind-mounted. Attributes
 # arrive as variables; the user's command is passed as one argument to /bin/sh,
 # never pasted into this script.
+#
+# Only the step's working directory (/work) and /tmp are on disk, in the build
+# directory. The root's skeleton (mount points, top-level links) is made on a
+# small in-memory file system: making and removing those directories on disk in
+# every step cost more than the step itself.
 root="$NIX_BUILD_TOP/root"
-work="$root/work"
+work="$NIX_BUILD_TOP/work"
+scratch="$NIX_BUILD_TOP/scratch"
 fstab="$NIX_BUILD_TOP/fstab"
-
-# One line of the mount table the inner part mounts with a single `mount -a`
-# (a mount command per directory was a fork and exec each). Fields escape
-# backslash, space and tab as fstab does.
-mount_entry() {
-  src="${1//\\/\\134}"; src="${src// /\\040}"; src="${src//	/\\011}"
-  dst="${2//\\/\\134}"; dst="${dst// /\\040}"; dst="${dst//	/\\011}"
-  printf '%s %s none %s 0 0\n' "$src" "$dst" "$3" >>"$fstab"
-}
 
 if [ "$1" != inner ]; then
   export PATH="$applets"
-  # The root's top-level links are copied; its directories become mount points
-  # (all made by one mkdir, and listed in the mount table).
-  : >"$fstab"
-  set -- "$root/dev" "$root/proc" "$root/tmp" "$root/nix/store" "$work" \
-    "$NIX_BUILD_TOP/scratch/home/.config/matplotlib"
-  for entry in "$rootfs"/* "$rootfs"/.[!.]*; do
-    name="${entry##*/}"
-    if [ -L "$entry" ]; then
-      cp -P "$entry" "$root/$name"
-    elif [ -d "$entry" ]; then
-      set -- "$@" "$root/$name"
-      case "$name" in
-        .*|dev|proc|tmp) ;; # hidden ones stay empty; dev, proc and tmp are mounted below
-        *) mount_entry "$entry" "$root/$name" rbind ;;
-      esac
-    fi
-  done
   set -f
-  mkdir -p "$@"
-  mount_entry /dev "$root/dev" rbind
-  mount_entry /proc "$root/proc" rbind
-  mount_entry /nix/store "$root/nix/store" rbind
-  mount_entry "$NIX_BUILD_TOP/scratch" "$root/tmp" rbind
-  mount_entry "$out" "$work/results/$stepName" bind
+  mkdir -p "$root" "$work/results/$stepName" "$scratch/home/.config/matplotlib" "$out"
   # Plotting defaults that keep figures bit-for-bit: matplotlib otherwise draws random
   # SVG ids. A matplotlibrc in the step's working directory still takes precedence.
   printf '%s\n' 'backend: Agg' 'svg.hashsalt: reproflake' \
-    >"$NIX_BUILD_TOP/scratch/home/.config/matplotlib/matplotlibrc"
+    >"$scratch/home/.config/matplotlib/matplotlibrc"
   tab='	'
   # Sources are copied (scripts see ordinary, writable files), data is linked.
   while IFS="$tab" read -r rel target; do
@@ -66,11 +41,44 @@ EOF
   done <<EOF
 $inputLinks$needLinks
 EOF
-  mkdir -p "$out" "$work/results/$stepName"
   exec unshare -r -m "$busybox" sh -e "$0" inner
 fi
 
+# One line of the mount table mounted below with a single `mount -a` (a mount
+# command per directory was a fork and exec each). Fields escape backslash, space
+# and tab as fstab does.
+mount_entry() {
+  src="${1//\\/\\134}"; src="${src// /\\040}"; src="${src//	/\\011}"
+  dst="${2//\\/\\134}"; dst="${dst// /\\040}"; dst="${dst//	/\\011}"
+  printf '%s %s none %s 0 0\n' "$src" "$dst" "$3" >>"$fstab"
+}
+
+# Bounded: a step writes its files in /work, $OUT and /tmp, all on disk.
+mount -t tmpfs -o size=64m,mode=755 reproflake-root "$root"
+: >"$fstab"
+# The root's top-level links are copied; its directories become mount points
+# (all made by one mkdir; hidden ones stay empty, as dev, proc and tmp get theirs below).
+set -- "$root/dev" "$root/proc" "$root/tmp" "$root/nix/store" "$root/work"
+for entry in "$rootfs"/* "$rootfs"/.[!.]*; do
+  name="${entry##*/}"
+  if [ -L "$entry" ]; then
+    cp -P "$entry" "$root/$name"
+  elif [ -d "$entry" ]; then
+    set -- "$@" "$root/$name"
+    case "$name" in
+      .*|dev|proc|tmp) ;;
+      *) mount_entry "$entry" "$root/$name" rbind ;;
+    esac
+  fi
+done
 set -f
+mkdir -p "$@"
+mount_entry /dev "$root/dev" rbind
+mount_entry /proc "$root/proc" rbind
+mount_entry /nix/store "$root/nix/store" rbind
+mount_entry "$scratch" "$root/tmp" rbind
+mount_entry "$work" "$root/work" rbind
+mount_entry "$out" "$root/work/results/$stepName" bind
 mount -a -T "$fstab"
 
 # The step's own variables (names are checked by reproflake: [A-Za-z_][A-Za-z0-9_]*).
