@@ -175,7 +175,8 @@ class BuildOutcome:
     outputs: dict[str, str] = field(default_factory=dict)  # step → store path
     built: list[str] = field(default_factory=list)  # steps Nix actually ran
     failed: dict[str, list[str]] = field(default_factory=dict)  # step → last log lines
-    drvs: dict[str, str] = field(default_factory=dict)  # step → .drv path
+    drvs: dict[str, str] = field(default_factory=dict)  # step → .drv path that ran (for its log)
+    derivations: dict[str, str] = field(default_factory=dict)  # step → .drv path as evaluated
     errors: list[str] = field(default_factory=list)  # Nix's own error lines
 
 
@@ -322,7 +323,7 @@ def build(
     built in several commands. ``jobs`` steps are built at once (default: one per core)."""
     require_nix()
     drvs = derivations(root, which)
-    outcome = BuildOutcome()
+    outcome = BuildOutcome(derivations={s: drvs[s] for s in steps})
     reader = _LogReader(on_event, outcome)
     extra = sorted(set(features))
     options = ["--max-jobs", str(jobs or default_jobs())]

@@ -139,8 +139,6 @@ def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> N
 
 
 def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | None = None) -> int:
-    if _noop.answer(start, steps, out):
-        return 0
     executor.require_nix()
     p = load_project(start, log)
     wanted = select(p, steps)
@@ -186,7 +184,8 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | No
         if step in outcome.outputs:
             out(f"  {RESULTS}/{step} -> {outcome.outputs[step]}")
     if not outcome.failed and not skipped:
-        _noop.record(p.root, steps, before, order, {s: outcome.outputs[s] for s in order})
+        outputs = {s: outcome.outputs[s] for s in order}
+        _noop.record(p.root, steps, before, order, outputs, outcome.derivations)
     if outcome.failed or skipped:
         raise BuildError(
             f"{len(outcome.failed)} step(s) failed: {', '.join(sorted(outcome.failed))}",
