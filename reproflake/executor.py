@@ -435,20 +435,23 @@ def _raise_for_infrastructure(
         )
 
 
-def known_outputs(root: Path, steps: Sequence[str]) -> dict[str, str | None]:
+def known_outputs(
+    root: Path, steps: Sequence[str], drvs: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
     """What Nix already has for these steps as the flake stands (a dry run: nothing builds).
 
-    A step's output path when Nix has built it with exactly these inputs, else None."""
+    A step's output path when Nix has built it with exactly these inputs, else None.
+    ``drvs`` are the steps' derivations (from :func:`derivations`), if known already."""
     if not steps:
         return {}
-    result = _nix(
-        ["build", *[f".#{s}" for s in steps], "--dry-run", "--json"], cwd=root, check=False
-    )
+    drvs = drvs if drvs is not None else derivations(root)
+    step_of = {drvs[s]: s for s in steps}
+    result = _nix(["build", *step_of, "--dry-run", "--json"], cwd=root, check=False)
     if result.returncode != 0:
         return {}
     found: dict[str, str | None] = {}
     for entry in json.loads(result.stdout or "[]"):
-        step = _step_of(entry.get("drvPath", ""))
+        step = step_of.get(entry.get("drvPath", ""))
         if step is not None:
             found[step] = (entry.get("outputs") or {}).get("out")
     return found

@@ -169,3 +169,22 @@ def test_build_evaluates_once_and_realises_derivations(
     assert build[build.index("--max-jobs") + 1] == "3"
     assert [a for a in build if a.endswith(".drv")] == [drvs["a"], drvs["b"]]
     assert not any(a.startswith(".#") for a in build)
+
+
+def test_known_outputs_asks_by_derivation(monkeypatch: pytest.MonkeyPatch) -> None:
+    drvs = {s: f"/nix/store/{s * 32}-reproflake-step-{s}.drv" for s in "ab"}
+    seen: list[list[str]] = []
+
+    def dry_run(argv: list[str], **_kw: object) -> executor._proc.Result:
+        seen.append(list(argv))
+        known = [{"drvPath": drvs["a"], "outputs": {"out": "/nix/store/x-a"}},
+                 {"drvPath": drvs["b"], "outputs": {}}]  # fmt: skip
+        return executor._proc.Result(0, json.dumps(known), "")
+
+    monkeypatch.setattr(executor, "require_nix", lambda: "nix")
+    monkeypatch.setattr(executor._proc, "run", dry_run)
+    from pathlib import Path
+
+    found = executor.known_outputs(Path("/tmp"), ["a", "b"], drvs)
+    assert found == {"a": "/nix/store/x-a", "b": None}
+    assert seen[0][-5:] == ["build", drvs["a"], drvs["b"], "--dry-run", "--json"]
