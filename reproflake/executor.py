@@ -229,7 +229,7 @@ class _LogReader:
                 self.on_event("start", step, 0.0)
             elif (env := _env_of(drv)) is not None:
                 self.on_event("env-start", env, 0.0)
-            else:
+            elif not _drv_name(drv).startswith("reproflake-"):  # not a helper (the applets)
                 self.on_event("fetch", _drv_name(drv), 0.0)
         elif action == "stop" and msg.get("id") in self.active:
             # Nix stops a content-addressed step's activity only when its dependents are

@@ -188,3 +188,12 @@ def test_known_outputs_asks_by_derivation(monkeypatch: pytest.MonkeyPatch) -> No
     found = executor.known_outputs(Path("/tmp"), ["a", "b"], drvs)
     assert found == {"a": "/nix/store/x-a", "b": None}
     assert seen[0][-5:] == ["build", drvs["a"], drvs["b"], "--dry-run", "--json"]
+
+
+def test_log_reader_counts_fetches_not_helpers() -> None:
+    def start(name: str, id_: int) -> str:
+        drv = "/nix/store/" + "e" * 32 + f"-{name}.drv"
+        return "@nix " + json.dumps({"action": "start", "id": id_, "type": 105, "fields": [drv]})
+
+    outcome = feed([start("reproflake-applets", 1), start("python3_3.11.2-1_amd64.deb", 2)])
+    assert outcome.errors == ["fetch:python3_3.11.2-1_amd64.deb"]
