@@ -24,6 +24,8 @@ from reproflake.errors import HashMismatchError, NixError
 
 FEATURES = "nix-command flakes ca-derivations"
 STEP_PREFIX = "reproflake-step-"
+# reproflake's own derivations that are neither steps, environments nor fetched files.
+HELPERS = frozenset({"reproflake-applets", "reproflake-all", "reproflake-seed-check"})
 INSTALL_HINT = (
     "install Nix (on Debian: apt-get install nix-bin), then run the command again; see README.md"
 )
@@ -229,7 +231,7 @@ class _LogReader:
                 self.on_event("start", step, 0.0)
             elif (env := _env_of(drv)) is not None:
                 self.on_event("env-start", env, 0.0)
-            elif not _drv_name(drv).startswith("reproflake-"):  # not a helper (the applets)
+            elif _drv_name(drv) not in HELPERS:
                 self.on_event("fetch", _drv_name(drv), 0.0)
         elif action == "stop" and msg.get("id") in self.active:
             # Nix stops a content-addressed step's activity only when its dependents are
