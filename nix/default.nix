@@ -19,6 +19,16 @@ let
   };
   busybox = "${seed}/busybox";
 
+  # Busybox's applets as a directory of links, made once: the builders put it on PATH
+  # instead of running `busybox --install` each (hundreds of links made and removed per
+  # build were most of a trivial step's time).
+  applets = derivation {
+    name = "reproflake-applets";
+    inherit system busybox;
+    builder = busybox;
+    args = [ "sh" "-ec" "\"$busybox\" mkdir \"$out\"; \"$busybox\" --install -s \"$out\"" ];
+  };
+
   # A file pinned by its flat sha256 (Debian's own hash for .debs, the index's for wheels).
   # file:// mirrors are read at evaluation time: the sandboxed fetcher cannot see the host's
   # files. Both ways give the same content-addressed store path.
@@ -45,7 +55,7 @@ let
   # A root filesystem per environment: the unpacked .debs plus the wheels.
   environments = forAttrs data.environments (name: env: derivation {
     name = "reproflake-env-${name}";
-    inherit system busybox;
+    inherit system busybox applets;
     builder = busybox;
     args = [ "sh" "-e" ./rootfs.sh ];
     debs = map (k: debs.${k}) env.debs;
@@ -89,7 +99,7 @@ let
   stepDrv = extra: name: s:
     derivation ({
       name = "reproflake-step-${name}";
-      inherit system busybox;
+      inherit system busybox applets;
       builder = busybox;
       args = [ "sh" "-e" ./step.sh ];
       stepName = name;
@@ -121,7 +131,7 @@ let
   # Re-extracts the seed from its pinned .deb with the seed itself: both must agree.
   seedCheck = derivation {
     name = "reproflake-seed-check";
-    inherit system busybox;
+    inherit system busybox applets;
     builder = busybox;
     args = [ "sh" "-e" ./seed-check.sh ];
     deb = debs.${data.seed.deb};
@@ -130,7 +140,7 @@ let
 
   all = derivation {
     name = "reproflake-all";
-    inherit system busybox;
+    inherit system busybox applets;
     builder = busybox;
     args = [ "sh" "-e" ./link-all.sh ];
     links = lines (map (n: "${n}\t${steps.${n}}") (attrNames steps));
@@ -139,5 +149,13 @@ in
 {
   packages.${system} = steps // { default = all; };
   checks.${system} = { seed = seedCheck; };
-  legacyPackages.${system} = { inherit environments inputs debs wheels verify; };
+  legacyPackages.${system} = {
+    inherit environments inputs debs wheels verify;
+    # Every step's .drv path from one evaluation: `reproflake build` realises these
+    # rather than naming each step (Nix 2.8 reads the flake again for every name).
+    drvPaths = {
+      steps = builtins.mapAttrs (_: d: d.drvPath) steps;
+      verify = builtins.mapAttrs (_: d: d.drvPath) verify;
+    };
+  };
 }

@@ -8,7 +8,8 @@
 # must be `dataVersion`. The result is a flake's outputs:
 #   packages.<system>       one content-addressed derivation per step, and `default` (all steps)
 #   checks.<system>.seed    the bootstrap seed re-extracted from its pinned .deb
-#   legacyPackages.<system> environments, inputs, debs, wheels, verify (each step rebuilt apart)
+#   legacyPackages.<system> environments, inputs, debs, wheels, verify (each step rebuilt apart),
+#                           drvPaths.{steps,verify} (every step's .drv path, one evaluation)
 #
 # Generated projects import this file from their vendored copy (.reproflake/lib/) or take it
 # from reproflake's flake (`inputs.reproflake.lib`); both give the same derivations.

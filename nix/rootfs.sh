@@ -1,8 +1,6 @@
 # Assembles an environment's root filesystem from pinned .debs and wheels.
 # Run by the busybox seed inside Nix's sandbox; attributes arrive as variables.
-export PATH="$NIX_BUILD_TOP/.bin"
-"$busybox" mkdir -p "$PATH"
-"$busybox" --install -s "$PATH"
+export PATH="$applets"
 set -f
 
 mkdir -p "$out"

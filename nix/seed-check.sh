@@ -1,8 +1,6 @@
 # Re-extracts the busybox seed from its pinned .deb, using the seed itself,
 # and checks both are the same bytes.
-export PATH="$NIX_BUILD_TOP/.bin"
-"$busybox" mkdir -p "$PATH"
-"$busybox" --install -s "$PATH"
+export PATH="$applets"
 cd "$NIX_BUILD_TOP"
 dpkg-deb -x "$deb" extracted
 if ! cmp "extracted/$member" "$busybox"; then

@@ -5,57 +5,81 @@
 # store, /dev, /proc, the step's inputs and its output bind-mounted. Attributes
 # arrive as variables; the user's command is passed as one argument to /bin/sh,
 # never pasted into this script.
+#
+# Only the step's working directory (/work) and /tmp are on disk, in the build
+# directory. The root's skeleton (mount points, top-level links) is made on a
+# small in-memory file system: making and removing those directories on disk in
+# every step cost more than the step itself.
 root="$NIX_BUILD_TOP/root"
-work="$root/work"
+work="$NIX_BUILD_TOP/work"
+scratch="$NIX_BUILD_TOP/scratch"
+fstab="$NIX_BUILD_TOP/fstab"
 
 if [ "$1" != inner ]; then
-  export PATH="$NIX_BUILD_TOP/.bin"
-  "$busybox" mkdir -p "$PATH"
-  "$busybox" --install -s "$PATH"
-  mkdir -p "$root"
-  for entry in "$rootfs"/* "$rootfs"/.[!.]*; do
-    [ -e "$entry" ] || [ -L "$entry" ] || continue
-    name="${entry##*/}"
-    if [ -L "$entry" ]; then
-      cp -P "$entry" "$root/$name"
-    elif [ -d "$entry" ]; then
-      mkdir -p "$root/$name"
-    fi
-  done
+  export PATH="$applets"
   set -f
-  mkdir -p "$root/dev" "$root/proc" "$root/tmp" "$root/nix/store" "$work" "$NIX_BUILD_TOP/scratch"
-  tab="$(printf '\t')"
+  mkdir -p "$root" "$work/results/$stepName" "$scratch/home/.config/matplotlib" "$out"
+  # Plotting defaults that keep figures bit-for-bit: matplotlib otherwise draws random
+  # SVG ids. A matplotlibrc in the step's working directory still takes precedence.
+  printf '%s\n' 'backend: Agg' 'svg.hashsalt: reproflake' \
+    >"$scratch/home/.config/matplotlib/matplotlibrc"
+  tab='	'
   # Sources are copied (scripts see ordinary, writable files), data is linked.
-  printf '%s' "$sourceCopies" | while IFS="$tab" read -r rel target; do
-    mkdir -p "$work/$(dirname "$rel")"
+  while IFS="$tab" read -r rel target; do
+    [ -n "$rel" ] || continue
+    case "$rel" in */*) mkdir -p "$work/${rel%/*}" ;; esac
     cp "$target" "$work/$rel"
     chmod u+w "$work/$rel"
-  done
-  printf '%s' "$inputLinks$needLinks" | while IFS="$tab" read -r rel target; do
-    mkdir -p "$work/$(dirname "$rel")"
-    rm -rf "$work/$rel"
+  done <<EOF
+$sourceCopies
+EOF
+  while IFS="$tab" read -r rel target; do
+    [ -n "$rel" ] || continue
+    case "$rel" in */*) mkdir -p "$work/${rel%/*}" ;; esac
+    if [ -e "$work/$rel" ] || [ -L "$work/$rel" ]; then rm -rf "$work/$rel"; fi
     ln -s "$target" "$work/$rel"
-  done
-  mkdir -p "$out" "$work/results/$stepName"
+  done <<EOF
+$inputLinks$needLinks
+EOF
   exec unshare -r -m "$busybox" sh -e "$0" inner
 fi
 
-for entry in "$rootfs"/*; do
+# One line of the mount table mounted below with a single `mount -a` (a mount
+# command per directory was a fork and exec each). Fields escape backslash, space
+# and tab as fstab does.
+mount_entry() {
+  src="${1//\\/\\134}"; src="${src// /\\040}"; src="${src//	/\\011}"
+  dst="${2//\\/\\134}"; dst="${dst// /\\040}"; dst="${dst//	/\\011}"
+  printf '%s %s none %s 0 0\n' "$src" "$dst" "$3" >>"$fstab"
+}
+
+# Bounded: a step writes its files in /work, $OUT and /tmp, all on disk.
+mount -t tmpfs -o size=64m,mode=755 reproflake-root "$root"
+: >"$fstab"
+# The root's top-level links are copied; its directories become mount points
+# (all made by one mkdir; hidden ones stay empty, as dev, proc and tmp get theirs below).
+set -- "$root/dev" "$root/proc" "$root/tmp" "$root/nix/store" "$root/work"
+for entry in "$rootfs"/* "$rootfs"/.[!.]*; do
   name="${entry##*/}"
-  if [ -d "$entry" ] && [ ! -L "$entry" ] && [ "$name" != tmp ]; then
-    mount --rbind "$entry" "$root/$name"
+  if [ -L "$entry" ]; then
+    cp -P "$entry" "$root/$name"
+  elif [ -d "$entry" ]; then
+    set -- "$@" "$root/$name"
+    case "$name" in
+      .*|dev|proc|tmp) ;;
+      *) mount_entry "$entry" "$root/$name" rbind ;;
+    esac
   fi
 done
-mount --rbind /dev "$root/dev"
-mount --rbind /proc "$root/proc"
-mount --rbind /nix/store "$root/nix/store"
-mount --rbind "$NIX_BUILD_TOP/scratch" "$root/tmp"
 set -f
-mount --bind "$out" "$work/results/$stepName"
-mkdir -p "$root/tmp/home/.config/matplotlib"
-# Plotting defaults that keep figures bit-for-bit: matplotlib otherwise draws random
-# SVG ids. A matplotlibrc in the step's working directory still takes precedence.
-printf '%s\n' 'backend: Agg' 'svg.hashsalt: reproflake' >"$root/tmp/home/.config/matplotlib/matplotlibrc"
+mkdir -p "$@"
+mount_entry /dev "$root/dev" rbind
+mount_entry /proc "$root/proc" rbind
+mount_entry /nix/store "$root/nix/store" rbind
+mount_entry "$scratch" "$root/tmp" rbind
+mount_entry "$work" "$root/work" rbind
+mount_entry "$out" "$root/work/results/$stepName" bind
+mount -a -T "$fstab"
 
 # The step's own variables (names are checked by reproflake: [A-Za-z_][A-Za-z0-9_]*).
 set --

@@ -147,10 +147,18 @@ def lock(directory: Path, check: bool, upgrade: bool) -> None:
     _guard(go)
 
 
+def _jobs_option(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+        help="Build up to N steps at once (Nix's max-jobs; default: one per CPU core).",
+    )(fn)  # fmt: skip
+
+
 @main.command()
 @click.argument("steps", nargs=-1)
+@_jobs_option
 @click.pass_obj
-def build(directory: Path, steps: tuple[str, ...]) -> None:
+def build(directory: Path, steps: tuple[str, ...], jobs: int | None) -> None:
     """Build steps (default: all) in Nix's sandbox."""
     from reproflake.commands import _noop
 
@@ -160,19 +168,20 @@ def build(directory: Path, steps: tuple[str, ...]) -> None:
             return 0
         from reproflake.commands import build as cmd
 
-        return cmd.run(directory, steps, log=_log, out=_out)
+        return cmd.run(directory, steps, log=_log, out=_out, jobs=jobs)
 
     _guard(go)
 
 
 @main.command()
 @click.argument("steps", nargs=-1)
+@_jobs_option
 @click.pass_obj
-def verify(directory: Path, steps: tuple[str, ...]) -> None:
+def verify(directory: Path, steps: tuple[str, ...], jobs: int | None) -> None:
     """Rebuild steps and check each gives identical bytes."""
     from reproflake.commands import verify as cmd
 
-    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out))
+    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out, jobs=jobs))
 
 
 @main.command()

@@ -24,6 +24,8 @@ from reproflake.errors import HashMismatchError, NixError
 
 FEATURES = "nix-command flakes ca-derivations"
 STEP_PREFIX = "reproflake-step-"
+# reproflake's own derivations that are neither steps, environments nor fetched files.
+HELPERS = frozenset({"reproflake-applets", "reproflake-all", "reproflake-seed-check"})
 INSTALL_HINT = (
     "install Nix (on Debian: apt-get install nix-bin), then run the command again; see README.md"
 )
@@ -178,7 +180,8 @@ class BuildOutcome:
     outputs: dict[str, str] = field(default_factory=dict)  # step → store path
     built: list[str] = field(default_factory=list)  # steps Nix actually ran
     failed: dict[str, list[str]] = field(default_factory=dict)  # step → last log lines
-    drvs: dict[str, str] = field(default_factory=dict)  # step → .drv path
+    drvs: dict[str, str] = field(default_factory=dict)  # step → .drv path that ran (for its log)
+    derivations: dict[str, str] = field(default_factory=dict)  # step → .drv path as evaluated
     errors: list[str] = field(default_factory=list)  # Nix's own error lines
 
 
@@ -231,7 +234,7 @@ class _LogReader:
                 self.on_event("start", step, 0.0)
             elif (env := _env_of(drv)) is not None:
                 self.on_event("env-start", env, 0.0)
-            else:
+            elif _drv_name(drv) not in HELPERS:
                 self.on_event("fetch", _drv_name(drv), 0.0)
         elif action == "stop" and msg.get("id") in self.active:
             # Nix stops a content-addressed step's activity only when its dependents are
@@ -264,29 +267,75 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
-# Flakes are named relative to the project (`.#step`, run in it): an absolute path with a
-# space or a '#' in it is not a valid flake reference.
+STEPS = "steps"  # the flake's steps
+VERIFY = "verify"  # the same steps, built a second time independently (`reproflake verify`)
+# Far below the kernel's 2 MiB for arguments and environment: a list of derivations longer
+# than this is built by several `nix build` commands, one after another.
+ARGV_BYTES = 1 << 20
+
+
+def default_jobs() -> int:
+    """How many steps Nix builds at once unless told: one per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def derivations(root: Path, which: str = STEPS) -> dict[str, str]:
+    """Every step's .drv path, from one evaluation of the flake.
+
+    Nix 2.8 reads the flake anew (and starts git) for every `.#name` on a command line:
+    about 12 ms per step, against milliseconds for all of them evaluated at once."""
+    check_flake_path(root)
+    attr = f".#legacyPackages.x86_64-linux.drvPaths.{which}"
+    result = _nix(["eval", "--json", attr], cwd=root, check=False)
+    if result.returncode != 0:
+        raise NixError(
+            "Nix cannot evaluate the flake:\n" + _strip_ansi(result.stderr.strip())[-3000:],
+            hint="run `reproflake lock` to regenerate it; if it persists, report it with this output",
+        )
+    found = json.loads(result.stdout)
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def _chunks(paths: Sequence[str]) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for path in paths:
+        if chunks[-1] and size + len(path) + 1 > ARGV_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(path)
+        size += len(path) + 1
+    return chunks
+
+
 def build(
     root: Path,
     steps: Sequence[str],
     on_event: Event,
     *,
-    attr_prefix: str = "",
+    which: str = STEPS,
     labels: Mapping[str, str] | None = None,
     features: Iterable[str] = (),
+    jobs: int | None = None,
     tail_lines: int = 25,
 ) -> BuildOutcome:
-    """Build ``steps`` of the flake in ``root``; never raises for a failing step."""
+    """Build ``steps`` of the flake in ``root``; never raises for a failing step.
+
+    ``steps`` come in build order (needs first): a list too long for one command line is
+    built in several commands. ``jobs`` steps are built at once (default: one per core)."""
     require_nix()
-    check_flake_path(root)
-    outcome = BuildOutcome()
+    drvs = derivations(root, which)
+    outcome = BuildOutcome(derivations={s: drvs[s] for s in steps})
     reader = _LogReader(on_event, outcome)
     extra = sorted(set(features))
-    feature_options = ["--option", "extra-system-features", " ".join(extra)] if extra else []
-    argv = [
-        "nix", *nix_options(), *feature_options, "build", *[f".#{attr_prefix}{s}" for s in steps],
-        "--no-link", "--json", "--keep-going", "--log-format", "internal-json",
-    ]  # fmt: skip
+    options = ["--max-jobs", str(jobs or default_jobs())]
+    if extra:
+        options += ["--option", "extra-system-features", " ".join(extra)]
+    step_of = {drvs[s]: s for s in steps}
+    wanted = [drvs[s] for s in steps]
     stop_ticks = threading.Event()
 
     def ticker() -> None:
@@ -295,16 +344,21 @@ def build(
                 on_event("tick", step, seconds)
 
     threading.Thread(target=ticker, daemon=True).start()
+    failed_commands = False
     try:
-        proc = _proc.stream(argv, reader.feed, cwd=root)
+        for chunk in _chunks(wanted):
+            argv = [
+                "nix", *nix_options(), *options, "build", *chunk,
+                "--no-link", "--json", "--keep-going", "--log-format", "internal-json",
+            ]  # fmt: skip
+            proc = _proc.stream(argv, reader.feed, cwd=root)
+            if proc.returncode == 0:
+                _read_outputs(proc.stdout, step_of, outcome)
+            else:
+                failed_commands = True
     finally:
         stop_ticks.set()
-    stdout = proc.stdout
-    if proc.returncode == 0:
-        for entry in json.loads(stdout or "[]"):
-            step = _step_of(entry.get("drvPath", ""))
-            if step is not None:
-                outcome.outputs[step] = entry["outputs"]["out"]
+    if not failed_commands:
         return outcome
 
     blocked = set()
@@ -316,29 +370,25 @@ def build(
         if m and (step := _step_of(m.group(1))) is not None:
             blocked.add(step)
     _raise_for_infrastructure(outcome, labels or {}, reader.logs)
-    # The steps that neither failed nor wait on a failure are built: ask Nix again
-    # (cheap, nothing to build) for their output paths.
-    ok = [s for s in steps if s not in outcome.failed and s not in blocked]
-    if ok:
-        result = _nix(
-            [
-                *feature_options,
-                "build",
-                *[f".#{attr_prefix}{s}" for s in ok],
-                "--no-link",
-                "--json",
-            ],
-            cwd=root,
-            check=False,
-        )
+    # A failed `nix build --json` prints no outputs: ask Nix again for the steps that
+    # neither failed nor wait on a failure (cheap: built already, nothing to evaluate).
+    ok = [drvs[s] for s in steps if s not in outcome.failed and s not in blocked]
+    ok = [d for d in ok if step_of[d] not in outcome.outputs]
+    for chunk in _chunks(ok) if ok else []:
+        result = _nix([*options, "build", *chunk, "--no-link", "--json"], cwd=root, check=False)
         if result.returncode == 0:
-            for entry in json.loads(result.stdout or "[]"):
-                step = _step_of(entry.get("drvPath", ""))
-                if step is not None:
-                    outcome.outputs[step] = entry["outputs"]["out"]
+            _read_outputs(result.stdout, step_of, outcome)
     if not outcome.failed and not outcome.outputs:
         raise NixError("nix build failed:\n" + "\n".join(outcome.errors[-20:]))
     return outcome
+
+
+def _read_outputs(stdout: str, step_of: Mapping[str, str], outcome: BuildOutcome) -> None:
+    """Each built derivation's output path, from `nix build --json`."""
+    for entry in json.loads(stdout or "[]"):
+        step = step_of.get(entry.get("drvPath", ""))
+        if step is not None:
+            outcome.outputs[step] = entry["outputs"]["out"]
 
 
 def _drv_name(drv: str) -> str:
@@ -390,20 +440,23 @@ def _raise_for_infrastructure(
         )
 
 
-def known_outputs(root: Path, steps: Sequence[str]) -> dict[str, str | None]:
+def known_outputs(
+    root: Path, steps: Sequence[str], drvs: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
     """What Nix already has for these steps as the flake stands (a dry run: nothing builds).
 
-    A step's output path when Nix has built it with exactly these inputs, else None."""
+    A step's output path when Nix has built it with exactly these inputs, else None.
+    ``drvs`` are the steps' derivations (from :func:`derivations`), if known already."""
     if not steps:
         return {}
-    result = _nix(
-        ["build", *[f".#{s}" for s in steps], "--dry-run", "--json"], cwd=root, check=False
-    )
+    drvs = drvs if drvs is not None else derivations(root)
+    step_of = {drvs[s]: s for s in steps}
+    result = _nix(["build", *step_of, "--dry-run", "--json"], cwd=root, check=False)
     if result.returncode != 0:
         return {}
     found: dict[str, str | None] = {}
     for entry in json.loads(result.stdout or "[]"):
-        step = _step_of(entry.get("drvPath", ""))
+        step = step_of.get(entry.get("drvPath", ""))
         if step is not None:
             found[step] = (entry.get("outputs") or {}).get("out")
     return found

@@ -105,7 +105,14 @@ def symlink_atomic(link: Path, target: str) -> None:
             f"{link} exists and is not a link reproflake made",
             hint="move it out of the way; reproflake links each step's result there",
         )
-    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        if os.readlink(link) == target:
+            return  # already right: a rename costs milliseconds on some file systems
+    else:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.symlink(target, link)  # a new link appears whole: no rename needed
+            return
     tmp = link.parent / f".{link.name}.tmp-{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()

@@ -1,11 +1,19 @@
-"""The no-op build, answered without Nix when nothing that feeds it has changed.
+"""The no-op build, answered without the full path when nothing that feeds it has changed.
 
 After a successful build, a stamp records everything its result depends on:
 the spec's and the lock's bytes, what each source glob matched, the stat of
-every source, input and generated file, the reproflake library, and the
-outputs. If all of it is unchanged and the outputs are still in the store,
-Nix would build nothing, so we need not ask it. Anything else takes the full
-path, where Nix decides. Deliberately light: no spec parsing, no Nix, no git.
+every source, input and generated file (and the sha256 of each file up to
+DIGEST_LIMIT), the reproflake library, the derivations built and their outputs.
+
+- All of it unchanged and the outputs still in the store: Nix would build
+  nothing, so we need not ask it.
+- Only times changed (a `touch`, a `git checkout` of the same bytes): every such
+  file still has its size, mode and sha256, so the flake evaluates to the same
+  derivations. Nix is asked to realise exactly those (store paths, no evaluation)
+  and must answer with the same outputs; then the stamp takes the new times.
+- Anything else takes the full path, where the flake is regenerated and Nix decides.
+
+Deliberately light: no spec parsing, no git, and Nix only in the second case.
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ from reproflake.fsutil import write_atomic
 STAMP = Path(".reproflake/cache/stamp.json")
 SPEC = "reproflake.toml"
 GENERATED = ("flake.nix", "flake.lock", ".reproflake/build.json", ".reproflake/seed/busybox")
+# Files up to this size are also recorded by content, so a new time alone does not take
+# the full path; larger ones (data) are compared by stat only, as hashing costs time.
+DIGEST_LIMIT = 1 << 20
+SIZE, MTIME, CTIME, INODE, DEVICE, MODE = range(6)
 
 
 def _digest(path: Path) -> str | None:
@@ -42,6 +54,15 @@ def _stat(root: Path, rel: str) -> list[int] | None:
     # As git's index does: ctime and the device too. A tool can restore an mtime after
     # rewriting a file with the same size; only the kernel sets ctime.
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode]
+
+
+def _file_digest(root: Path, rel: str, st: list[int] | None) -> str | None:
+    """sha256 of a regular file no larger than DIGEST_LIMIT (else None)."""
+    import stat
+
+    if st is None or not stat.S_ISREG(st[MODE]) or st[SIZE] > DIGEST_LIMIT:
+        return None
+    return _digest(root / rel)
 
 
 def _walk(root: Path, rel: str) -> Iterable[str]:
@@ -94,11 +115,14 @@ def snapshot(
     }
     files = {f for rel in [*paths, *GENERATED] for f in _walk(root, rel)}
     files.update(m for matches in globs.values() for m in matches)
+    stats = {f: _stat(root, f) for f in sorted(files)}
+    digests = {f: _file_digest(root, f, st) for f, st in stats.items()}
     return {
         "spec": _digest(root / "reproflake.toml"),
         "lock": _digest(root / "reproflake.lock"),
         "globs": globs,
-        "files": {f: _stat(root, f) for f in sorted(files)},
+        "files": stats,
+        "digests": {f: d for f, d in digests.items() if d is not None},
     }
 
 
@@ -108,8 +132,9 @@ def record(
     before: dict[str, Any],
     order: Sequence[str],
     outputs: dict[str, str],
+    drvs: dict[str, str],
 ) -> None:
-    entry = {**before, "order": list(order), "outputs": outputs}
+    entry = {**before, "order": list(order), "outputs": outputs, "drvs": drvs}
     stamp = _load(root)
     stamp["requests"][_key(request)] = entry
     write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
@@ -140,16 +165,60 @@ def tool() -> str:
     return _tool()
 
 
-def check(root: Path, request: Sequence[str]) -> dict[str, Any] | None:
-    """The last build of ``request`` if it still holds, else None."""
+def check(root: Path, request: Sequence[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The last build of ``request`` if it still holds, and the files whose times alone
+    changed since (Nix must then confirm it); (None, []) if anything else changed."""
     entry = _load(root)["requests"].get(_key(request))
-    if not entry or not holds(root, entry):
-        return None
+    if not entry:
+        return None, []
+    if entry["spec"] != _digest(root / "reproflake.toml") or entry["lock"] != _digest(
+        root / "reproflake.lock"
+    ):
+        return None, []
+    if _globs(root, entry["globs"]) != entry["globs"]:
+        return None, []
+    touched = []
+    for rel, recorded in entry["files"].items():
+        now = _stat(root, rel)
+        if now == recorded:
+            continue
+        digest = entry.get("digests", {}).get(rel)
+        if (
+            now is None
+            or recorded is None
+            or digest is None
+            or now[SIZE] != recorded[SIZE]
+            or now[MODE] != recorded[MODE]
+            or _digest(root / rel) != digest
+        ):
+            return None, []
+        touched.append(rel)
     for step, path in entry["outputs"].items():
         link = root / "results" / step
         if not os.path.exists(path) or not link.is_symlink() or os.readlink(link) != path:
-            return None
-    return dict(entry)
+            return None, []
+    if touched and set(entry.get("drvs", {})) != set(entry["outputs"]):
+        return None, []
+    return dict(entry), touched
+
+
+def _confirm(root: Path, entry: dict[str, Any]) -> bool:
+    """Nix realises the recorded derivations (by store path: nothing to evaluate) and
+    gives the recorded outputs."""
+    from reproflake import _proc, executor
+    from reproflake.errors import ReproflakeError
+
+    drvs = entry["drvs"]
+    argv = ["nix", *executor.nix_options(), "build", *sorted(set(drvs.values())),
+            "--no-link", "--json"]  # fmt: skip
+    try:
+        proc = _proc.run(argv, cwd=root, check=False)
+        built = {e["drvPath"]: e["outputs"]["out"] for e in json.loads(proc.stdout or "[]")}
+    except (ReproflakeError, ValueError, KeyError, TypeError):
+        return False
+    return proc.returncode == 0 and all(
+        built.get(drv) == entry["outputs"][step] for step, drv in drvs.items()
+    )
 
 
 def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> bool:
@@ -159,9 +228,17 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
     )
     if root is None:
         return False  # the full path explains the problem
-    entry = check(root, steps)
+    entry, touched = check(root, steps)
     if entry is None:
         return False
+    if touched:
+        if not _confirm(root, entry):
+            return False
+        # The same bytes at new times: the stamp takes the times, so the next build is quiet.
+        entry["files"] = {f: _stat(root, f) for f in entry["files"]}
+        stamp = _load(root)
+        stamp["requests"][_key(steps)] = entry
+        write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
     involved = entry["order"]  # the requested steps and those they need, as the build counted
     out(f"summary: 0 built, {len(involved)} already built, 0 failed")
     for step in involved:

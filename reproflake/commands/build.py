@@ -134,9 +134,7 @@ def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> N
     state.save(p.root, built, environments)
 
 
-def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
-    if _noop.answer(start, steps, out):
-        return 0
+def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | None = None) -> int:
     executor.require_nix()
     p = load_project(start, log, steps=steps)
     wanted = select(p, steps)
@@ -151,7 +149,9 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     features, host = hardware_features(p, order)
     own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
     before = snapshot(p, order)
-    outcome = executor.build(p.root, order, progress, labels=labels(p), features=features)
+    outcome = executor.build(
+        p.root, order, progress, labels=labels(p), features=features, jobs=jobs
+    )
     record(p, own, outcome.outputs)
     if progress.fetched:
         log(f"fetched {progress.fetched} pinned file(s)")
@@ -180,7 +180,8 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
         if step in outcome.outputs:
             out(f"  {RESULTS}/{step} -> {outcome.outputs[step]}")
     if not outcome.failed and not skipped:
-        _noop.record(p.root, steps, before, order, {s: outcome.outputs[s] for s in order})
+        outputs = {s: outcome.outputs[s] for s in order}
+        _noop.record(p.root, steps, before, order, outputs, outcome.derivations)
     if outcome.failed or skipped:
         raise BuildError(
             f"{len(outcome.failed)} step(s) failed: {', '.join(sorted(outcome.failed))}",

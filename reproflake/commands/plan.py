@@ -9,6 +9,7 @@ from pathlib import Path
 from reproflake import executor, hardware, planner, state
 from reproflake.commands._project import Log, Project, load_project
 from reproflake.commands.build import select
+from reproflake.errors import NixError
 
 FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is costly
 # Beyond this many steps without a record, asking Nix (which evaluates and copies the whole
@@ -32,7 +33,11 @@ def compute(p: Project) -> dict[str, planner.StepPlan]:
     outputs = {s: b.output for s, b in records.items()}
     asked: set[str] = set()
     learned_any = False
-    while True:
+    try:  # once: Nix 2.8 would read the flake again for every `.#step` it is given
+        drvs = executor.derivations(p.root)
+    except NixError:
+        drvs = {}  # Nix cannot evaluate the flake: plan without asking it
+    while drvs:
         frontier = [
             s
             for s in p.graph.order()
@@ -41,7 +46,7 @@ def compute(p: Project) -> dict[str, planner.StepPlan]:
         if not frontier:
             break
         asked.update(frontier)
-        known = executor.known_outputs(p.root, frontier)
+        known = executor.known_outputs(p.root, frontier, drvs)
         for step in frontier:
             path = known.get(step)
             if path:

@@ -16,10 +16,8 @@ from reproflake.commands._project import Log, generate, labels, load_project, st
 from reproflake.commands.build import Progress, hardware_features, link_results, select
 from reproflake.errors import BuildError
 
-VERIFY_ATTRS = "legacyPackages.x86_64-linux.verify."
 
-
-def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
+def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | None = None) -> int:
     executor.require_nix()
     p = load_project(start, log, steps=steps)
     wanted = select(p, steps)
@@ -27,14 +25,16 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
     needed = sorted(p.graph.upstream(wanted))
     executor.ensure_in_store(store_items(p, needed, seed=True))
     features, _host = hardware_features(p, needed)
-    first = executor.build(p.root, wanted, Progress(log), labels=labels(p), features=features)
+    first = executor.build(
+        p.root, wanted, Progress(log), labels=labels(p), features=features, jobs=jobs
+    )
     if first.failed:
         raise BuildError(
             f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"
         )
     link_results(p, first.outputs)
     second = executor.build(
-        p.root, wanted, Progress(log), attr_prefix=VERIFY_ATTRS, features=features
+        p.root, wanted, Progress(log), which=executor.VERIFY, features=features, jobs=jobs
     )
     bad: list[str] = []
     unverified: list[str] = []

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from conftest import git, needs_nix, raw_nix_build, reproflake
@@ -239,3 +241,26 @@ def test_debian_alternatives_are_set_up(project_copy: Path) -> None:
     reproflake("lock", cwd=project_copy)
     reproflake("build", "dot", cwd=project_copy)
     assert (project_copy / "results/dot/dot.txt").read_text().strip() == "11.0"
+
+
+def test_independent_chains_build_in_parallel_and_verify_one_at_a_time(tmp_path: Path) -> None:
+    root = tmp_path / "chains"
+    reproflake("init", "--template", "minimal", str(root), cwd=tmp_path)
+    salt = f"{os.getpid()}.{time.time_ns()}"  # new derivations: nothing is built yet
+    for chain in "ab":
+        add_step(
+            root,
+            f'[steps.{chain}1]\nenv = "base"\nrun = "echo {chain} {salt} > $OUT/o.txt"\n'
+            'outputs = ["o.txt"]\n'
+            f'[steps.{chain}2]\nenv = "base"\nneeds = ["{chain}1"]\n'
+            f'run = "cat results/{chain}1/o.txt results/{chain}1/o.txt > $OUT/o.txt"\n'
+            'outputs = ["o.txt"]\n',
+        )
+    reproflake("lock", cwd=root)
+    run = reproflake("build", "-j", "2", cwd=root)
+    # The template's own step `hello` may have been built before, by another test.
+    assert re.search(r"summary: [45] built, [01] already built, 0 failed", run.stdout)
+    assert all(f"finished {step} in" in run.stderr for step in ("a1", "a2", "b1", "b2"))
+    assert (root / "results/b2/o.txt").read_text() == f"b {salt}\nb {salt}\n"
+    checked = reproflake("verify", "-j", "1", "a2", "b2", cwd=root)
+    assert "verified 2 step(s): all reproducible" in checked.stdout

@@ -129,3 +129,15 @@ def test_undeclared_file_changes_nothing(project_copy: Path) -> None:
     (project_copy / "src" / "scratch.py").write_text("print('unused')\n")
     assert all(e["status"] == "built" for e in plan(project_copy).values())
     assert built_by_nix(project_copy) == set()
+
+
+def test_plan_without_records_asks_nix_what_it_has(project_copy: Path) -> None:
+    """A fresh clone has no build records here: Nix's own store says what is built."""
+    (project_copy / ".reproflake" / "cache" / "state.json").unlink()
+    assert all(e["status"] == "built" for e in plan(project_copy).values())
+    (project_copy / "src" / "fit.py").write_text(
+        (project_copy / "src" / "fit.py").read_text() + f"\n# {uuid.uuid4()}\n"
+    )
+    statuses = {step: e["status"] for step, e in plan(project_copy).items()}
+    assert statuses["prepare"] == "built"  # fit changed: it and what follows are unknown
+    assert statuses["fit"] != "built" and statuses["report"] != "built"

@@ -81,6 +81,7 @@ SCENARIOS = {
         edit('suite = "bookworm"', 'suite = "trixie"'), ("build", "hello"), lock="good"
     ),
     "corrupt-lock": Scenario(GOOD, ("build",), lock="garbage"),
+    "zero-jobs": Scenario(GOOD, ("build", "-j", "0"), lock="good"),
 }
 
 
@@ -225,3 +226,11 @@ def test_a_bug_exits_with_its_own_code_and_a_log(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     log = tmp_path / "cache" / "reproflake" / "crash.log"
     assert "RuntimeError: a bug" in log.read_text()
+
+
+def test_jobs_must_be_at_least_one(outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["zero-jobs"]
+    assert result.returncode == 2
+    assert "Invalid value for '-j' / '--jobs': 0 is not in the range x>=1." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert_nothing_generated(result.root)

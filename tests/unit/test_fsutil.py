@@ -1,4 +1,4 @@
-"""Atomic writes leave nothing behind where git would see it."""
+"""Atomic writes leave nothing behind where git would see it; links and files written whole."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from reproflake import fsutil, nixgen
+from reproflake.errors import UsageError
+from reproflake.fsutil import symlink_atomic
 from reproflake.lock import model
 from reproflake.lock.model import Lock
 from reproflake.spec import Spec, parse
@@ -78,3 +80,33 @@ def test_leftovers_of_killed_runs_are_swept(tmp_path: Path) -> None:
     fsutil.sweep_temporaries(tmp_path)
     assert [p for p in left if p.exists()] == []
     assert live.exists() and mine.exists()
+
+
+def test_new_link_is_made(tmp_path: Path) -> None:
+    link = tmp_path / "results" / "a"
+    symlink_atomic(link, "/nix/store/one")
+    assert os.readlink(link) == "/nix/store/one"
+
+
+def test_link_already_right_is_left_alone(tmp_path: Path) -> None:
+    link = tmp_path / "a"
+    symlink_atomic(link, "/nix/store/one")
+    before = os.lstat(link).st_ino
+    symlink_atomic(link, "/nix/store/one")
+    assert os.lstat(link).st_ino == before  # not replaced by a new link
+
+
+def test_link_elsewhere_is_replaced(tmp_path: Path) -> None:
+    link = tmp_path / "a"
+    symlink_atomic(link, "/nix/store/one")
+    symlink_atomic(link, "/nix/store/two")
+    assert os.readlink(link) == "/nix/store/two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temporary left behind
+
+
+def test_a_file_in_the_way_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "a"
+    link.write_text("mine")
+    with pytest.raises(UsageError, match="is not a link reproflake made"):
+        symlink_atomic(link, "/nix/store/one")
+    assert link.read_text() == "mine"

@@ -1,45 +1,115 @@
-"""The no-op stamp: a wrong "nothing changed" is the worst answer a build can give."""
+"""The no-op stamp: what it answers alone, what it asks Nix to confirm, what it leaves to the full path."""
 
 from __future__ import annotations
 
+import json
 import os
-import time
 from pathlib import Path
 
+import pytest
+
+from reproflake import _proc
 from reproflake.commands import _noop
 
+DRV = "/nix/store/" + "d" * 32 + "-reproflake-step-a.drv"
 
-def stamped(root: Path) -> None:
-    (root / "src").mkdir()
-    (root / "src" / "a.py").write_text("print(1)\n")
-    (root / "data.csv").write_text("1,2\n")
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    """A project as a successful build leaves it: stamp, results link, output present."""
+    root = tmp_path / "proj"
+    (root / "src").mkdir(parents=True)
     (root / "reproflake.toml").write_text("[project]\n")
     (root / "reproflake.lock").write_text("{}\n")
-    before = _noop.snapshot(root, ["src/*.py"], ["data.csv"])
-    _noop.record(root, [], before, [], {})
+    (root / "src" / "a.py").write_text("print(1)\n")
+    (root / "data.bin").write_bytes(b"x" * (_noop.DIGEST_LIMIT + 1))
+    output = tmp_path / "store-a"
+    output.mkdir()
+    (root / "results").mkdir()
+    os.symlink(str(output), root / "results" / "a")
+    before = _noop.snapshot(root, ["src/*.py"], ["data.bin"])
+    _noop.record(root, [], before, ["a"], {"a": str(output)}, {"a": DRV})
+    return root
 
 
-def test_an_unchanged_project_is_answered_from_the_stamp(tmp_path: Path) -> None:
-    stamped(tmp_path)
-    assert _noop.check(tmp_path, []) is not None
+def later(path: Path) -> None:
+    """A new time, the same bytes (what `touch` or a checkout of the same content does)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
 
 
-def test_a_same_size_rewrite_with_the_mtime_restored_is_a_change(tmp_path: Path) -> None:
-    stamped(tmp_path)
-    for rel in ("data.csv", "src/a.py"):
-        path = tmp_path / rel
-        st = path.stat()
-        old = path.read_bytes()
-        time.sleep(0.01)
-        path.write_bytes(old.replace(b"1", b"9"))
-        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-        assert _noop.check(tmp_path, []) is None, rel
-        path.write_bytes(old)
-        stamped_again = _noop.snapshot(tmp_path, ["src/*.py"], ["data.csv"])
-        _noop.record(tmp_path, [], stamped_again, [], {})
+def test_nothing_changed_needs_no_nix(built: Path) -> None:
+    entry, touched = _noop.check(built, [])
+    assert entry is not None and touched == []
 
 
-def test_a_new_matching_file_is_a_change(tmp_path: Path) -> None:
-    stamped(tmp_path)
-    (tmp_path / "src" / "b.py").write_text("x\n")
-    assert _noop.check(tmp_path, []) is None
+def test_new_time_same_bytes_asks_nix(built: Path) -> None:
+    later(built / "src" / "a.py")
+    entry, touched = _noop.check(built, [])
+    assert entry is not None and touched == ["src/a.py"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda root: (root / "src" / "a.py").write_text("print(2)\n"),  # same size, new bytes
+        lambda root: (root / "src" / "a.py").chmod(0o755),  # the mode enters the store path
+        lambda root: later(root / "data.bin"),  # too large to be compared by content
+        lambda root: (root / "src" / "b.py").write_text(""),  # the glob matches more
+        lambda root: (root / "reproflake.toml").write_text("[project]\n# note\n"),
+        lambda root: (root / "results" / "a").unlink(),
+    ],
+)
+def test_anything_else_takes_the_full_path(built: Path, change: object) -> None:
+    change(built)  # type: ignore[operator]
+    assert _noop.check(built, []) == (None, [])
+
+
+def test_touched_build_is_confirmed_by_nix_then_quiet(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = os.readlink(built / "results" / "a")
+    calls: list[list[str]] = []
+
+    def nix(argv: list[str], **_kw: object) -> _proc.Result:
+        calls.append(argv)
+        return _proc.Result(0, json.dumps([{"drvPath": DRV, "outputs": {"out": output}}]), "")
+
+    monkeypatch.setattr(_proc, "run", nix)
+    later(built / "src" / "a.py")
+    lines: list[str] = []
+    assert _noop.answer(built, [], lines.append)
+    assert lines[0] == "summary: 0 built, 1 already built, 0 failed"
+    assert len(calls) == 1 and DRV in calls[0] and "build" in calls[0]
+    assert not any(a.startswith(".#") for a in calls[0])  # store paths: nothing to evaluate
+    # The stamp took the new time: the next build does not ask Nix.
+    entry, touched = _noop.check(built, [])
+    assert entry is not None and touched == []
+    assert _noop.answer(built, [], lines.append) and len(calls) == 1
+
+
+def test_nix_disagreeing_takes_the_full_path(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = {"drvPath": DRV, "outputs": {"out": "/nix/store/" + "e" * 32 + "-other"}}
+    monkeypatch.setattr(_proc, "run", lambda *_a, **_k: _proc.Result(0, json.dumps([other]), ""))
+    later(built / "src" / "a.py")
+    assert not _noop.answer(built, [], lambda _line: None)
+    monkeypatch.setattr(_proc, "run", lambda *_a, **_k: _proc.Result(1, "", "error"))
+    assert not _noop.answer(built, [], lambda _line: None)
+
+
+@pytest.mark.parametrize("rel", ["src/a.py", "data.bin"])
+def test_a_same_size_rewrite_with_the_mtime_restored_takes_the_full_path(
+    built: Path, rel: str
+) -> None:
+    """What `cp -p` or `rsync --times` of an equally long file does. For a file too large to
+    be compared by content, only its change time (which no tool can restore) tells."""
+    import time
+
+    path = built / rel
+    st = path.stat()
+    old = path.read_bytes()
+    time.sleep(0.01)
+    path.write_bytes(old.replace(b"1", b"9").replace(b"x", b"y"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert _noop.check(built, []) == (None, [])
