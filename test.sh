@@ -9,6 +9,10 @@ py=.venv/bin/python
 $py -m ruff check .
 $py -m ruff format --check reproflake
 $py -m mypy
+# The builders' scripts run under busybox's ash (which has ${var//x/y}: SC3060 off); their
+# inputs are the derivation's attributes, set by Nix (SC2154 off).
+shellcheck -s sh -e SC2154,SC3060 nix/*.sh
+shellcheck -e SC2154 scripts/*.sh test.sh install.sh .ci/run
 
 set +e
 $py -m pytest -q -p no:cacheprovider "$@"

@@ -1,7 +1,7 @@
 # Re-extracts the busybox seed from its pinned .deb, using the seed itself,
 # and checks both are the same bytes.
 export PATH="$applets"
-cd "$NIX_BUILD_TOP"
+cd "$NIX_BUILD_TOP" || exit 1
 dpkg-deb -x "$deb" extracted
 if ! cmp "extracted/$member" "$busybox"; then
   echo "reproflake: the seed differs from $member in its pinned .deb" >&2

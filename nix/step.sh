@@ -36,7 +36,7 @@ EOF
   while IFS="$tab" read -r rel target; do
     [ -n "$rel" ] || continue
     case "$rel" in */*) mkdir -p "$work/${rel%/*}" ;; esac
-    if [ -e "$work/$rel" ] || [ -L "$work/$rel" ]; then rm -rf "$work/$rel"; fi
+    if [ -e "$work/$rel" ] || [ -L "$work/$rel" ]; then rm -rf "${work:?}/$rel"; fi
     ln -s "$target" "$work/$rel"
   done <<EOF
 $inputLinks$needLinks
