@@ -1,0 +1,185 @@
+"""`reproflake build` as a sequence of stages, with a fake Nix at the one subprocess choke
+point (reproflake._proc): what it asks Nix, what it links, records and prints."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reproflake import _proc, executor
+from reproflake.commands import build
+from reproflake.errors import BuildError
+from reproflake.lock import model
+from reproflake.lock.hashing import nar_hash
+from reproflake.lock.model import Lock
+from reproflake.spec import Spec, parse
+
+SPEC = """
+[project]
+name = "p"
+[debian]
+mirror = "http://m.invalid/debian"
+suite = "bookworm"
+[environments.e]
+debian = []
+[steps.a]
+env = "e"
+run = "echo a > $OUT/a"
+outputs = ["a"]
+[steps.b]
+env = "e"
+run = "cat results/a/a > $OUT/b"
+needs = ["a"]
+outputs = ["b"]
+"""
+
+
+def drv(step: str) -> str:
+    return f"/nix/store/{hashlib.sha256(step.encode()).hexdigest()[:32]}-reproflake-step-{step}.drv"
+
+
+def out(step: str) -> str:
+    return (
+        f"/nix/store/{hashlib.sha256(b'o' + step.encode()).hexdigest()[:32]}-reproflake-step-{step}"
+    )
+
+
+class FakeNix:
+    """Answers the commands `build` runs; ``fail`` names steps whose builder fails."""
+
+    def __init__(self, fail: Sequence[str] = ()) -> None:
+        self.fail = set(fail)
+        self.calls: list[list[str]] = []
+
+    def run(self, argv: Sequence[str], **_: Any) -> _proc.Result:
+        argv = list(argv)
+        self.calls.append(argv)
+        if argv[0] == "nix-store":  # --check-validity: everything is valid
+            return _proc.Result(0, "", "")
+        if "eval" in argv:
+            return _proc.Result(0, json.dumps({s: drv(s) for s in ("a", "b")}), "")
+        if "show-config" in argv:
+            return _proc.Result(0, "builders = \n", "")
+        if "build" in argv:  # asking again for what finished, after a failure
+            done = [a for a in argv if a.endswith(".drv")]
+            return _proc.Result(0, json.dumps([self._entry(d) for d in done]), "")
+        raise AssertionError(f"unexpected command: {argv}")
+
+    def stream(
+        self, argv: Sequence[str], on_stderr: Callable[[str], None], **_: Any
+    ) -> _proc.Result:
+        argv = list(argv)
+        self.calls.append(argv)
+        assert "build" in argv and "--keep-going" in argv
+        wanted = [a for a in argv if a.endswith(".drv")]
+        built = []
+        for i, d in enumerate(wanted):
+            step = d.rsplit("-", 1)[-1].removesuffix(".drv")
+            on_stderr(
+                "@nix " + json.dumps({"action": "start", "id": i, "type": 105, "fields": [d]})
+            )
+            line = f"reproflake: step '{step}' " + ("failed" if step in self.fail else "finished")
+            for text in (f"working on {step}", line):
+                msg = {"action": "result", "id": i, "type": 101, "fields": [text]}
+                on_stderr("@nix " + json.dumps(msg))
+            if step in self.fail:
+                on_stderr(f"error: builder for '{d}' failed with exit code 1")
+                for later in wanted[i + 1 :]:
+                    on_stderr(f"error: 1 dependencies of derivation '{later}' failed to build")
+                return _proc.Result(1, "", "")
+            built.append(self._entry(d))
+        return _proc.Result(0, json.dumps(built), "")
+
+    @staticmethod
+    def _entry(d: str) -> dict[str, Any]:
+        step = d.rsplit("-", 1)[-1].removesuffix(".drv")
+        return {"drvPath": d, "outputs": {"out": out(step)}}
+
+
+@pytest.fixture
+def project(tmp_path: Path, make_lock: Callable[[Spec], Lock]) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "reproflake.toml").write_text(SPEC)
+    seed = root / ".reproflake" / "seed" / "busybox"
+    seed.parent.mkdir(parents=True)
+    seed.write_bytes(b"a static busybox")
+    seed.chmod(0o755)
+    lock = make_lock(parse(SPEC, root / "reproflake.toml"))
+    lock = dataclasses.replace(
+        lock,
+        seed=dataclasses.replace(
+            lock.seed,
+            sha256=hashlib.sha256(seed.read_bytes()).hexdigest(),
+            nar_hash=nar_hash(seed.parent),
+        ),
+    )
+    (root / model.LOCK_FILE).write_text(model.dumps(lock))
+    return root
+
+
+def run_build(
+    root: Path, fake: FakeNix, monkeypatch: pytest.MonkeyPatch, jobs: int | None = None
+) -> tuple[int | None, list[str], list[str]]:
+    monkeypatch.setattr(_proc, "run", fake.run)
+    monkeypatch.setattr(_proc, "stream", fake.stream)
+    monkeypatch.setattr(executor, "require_nix", lambda: "nix")
+    roots: list[Path] = []
+    monkeypatch.setattr(executor, "add_indirect_root", roots.append)
+    logged: list[str] = []
+    printed: list[str] = []
+    try:
+        code: int | None = build.run(root, [], log=logged.append, out=printed.append, jobs=jobs)
+    except BuildError:
+        code = None
+    return code, logged, printed
+
+
+def test_a_build_evaluates_once_builds_in_order_and_links(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeNix()
+    code, logged, printed = run_build(project, fake, monkeypatch, jobs=3)
+    assert code == 0
+    evals = [c for c in fake.calls if "eval" in c]
+    builds = [c for c in fake.calls if "build" in c]
+    assert len(evals) == 1 and len(builds) == 1
+    assert [a for a in builds[0] if a.endswith(".drv")] == [drv("a"), drv("b")]
+    assert builds[0][builds[0].index("--max-jobs") + 1] == "3"
+    assert printed[0] == "summary: 2 built, 0 already built, 0 failed"
+    assert printed[1:] == [f"  results/a -> {out('a')}", f"  results/b -> {out('b')}"]
+    for step in ("a", "b"):
+        assert (project / "results" / step).readlink() == Path(out(step))
+    assert "building a …" in logged and "building b …" in logged
+    # The stamp and the records a later no-op build and `plan` rely on.
+    stamp = json.loads((project / ".reproflake/cache/stamp.json").read_text())
+    assert stamp["requests"]["*"]["outputs"] == {"a": out("a"), "b": out("b")}
+    records = json.loads((project / ".reproflake/cache/state.json").read_text())
+    assert records["steps"]["b"]["components"]["need:a"] == out("a")
+    # The generated flake is there, and nothing half-written is left beside it.
+    assert (project / "flake.nix").is_file() and (project / ".reproflake/build.json").is_file()
+    assert not list(project.glob(".*.tmp")) and not list(project.glob(".reproflake/.*.tmp"))
+
+
+def test_a_failed_step_is_reported_with_its_log_and_stops_what_needs_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeNix(fail=["a"])
+    code, _logged, printed = run_build(project, fake, monkeypatch)
+    assert code is None  # BuildError: exit 1
+    text = "\n".join(printed)
+    assert "step a failed; last lines of its log:" in text
+    assert "  | working on a" in text
+    assert f"full log: {executor.log_command(drv('a'))}" in text
+    assert (
+        "summary: 0 built, 0 already built, 1 failed, 1 not built (a step they need failed)" in text
+    )
+    assert not (project / "results" / "a").exists()
+    # No stamp for a build that failed: the next one asks Nix again.
+    assert not (project / ".reproflake/cache/stamp.json").exists()
