@@ -66,6 +66,13 @@ def _start(
             start_new_session=True,
         )
     except FileNotFoundError as exc:
+        if argv and os.path.basename(argv[0]).startswith("nix"):
+            # Whichever Nix tool a command needs first, the fix is the same.
+            raise ReproflakeError(
+                f"Nix is not installed (no `{argv[0]}` on PATH)",
+                hint="install Nix (on Debian: apt-get install nix-bin), then run the command "
+                "again; see README.md",
+            ) from exc
         raise ReproflakeError(f"cannot run {argv[0]!r}: not found on PATH") from exc
 
 

@@ -197,14 +197,15 @@ def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
 
 @main.command()
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg", "png"]), default="text",
-    show_default=True, help="Output format (svg and png need Graphviz's dot).",
+    "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg", "png"]), default=None,
+    help="Output format (svg and png need Graphviz's dot). Default: from -o's extension "
+    "(.svg, .png, .dot/.gv, .mmd), else text.",
 )  # fmt: skip
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
 )
 @click.pass_obj
-def graph(directory: Path, fmt: str, output: Path | None) -> None:
+def graph(directory: Path, fmt: str | None, output: Path | None) -> None:
     """Draw the pipeline: inputs, environments and steps, marked built or stale."""
     from reproflake.commands import graph as cmd
 

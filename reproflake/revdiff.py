@@ -153,6 +153,12 @@ def _versions(lock: model.Lock | None, env: str) -> dict[str, str]:
     return found
 
 
+def _counts(versions: Mapping[str, str]) -> str:
+    debs = sum(1 for k in versions if k.startswith("deb "))
+    wheels = len(versions) - debs
+    return f"{debs} Debian packages" + (f", {wheels} wheels" if wheels else "")
+
+
 @dataclass
 class Report:
     a: str
@@ -190,6 +196,12 @@ def compare(
 
     for env in sorted(set(a.spec.environments) | set(b.spec.environments)):
         va, vb = _versions(a.lock, env), _versions(b.lock, env)
+        if not va or not vb:
+            # A whole environment appeared or went: one line, not one per package.
+            if va or vb:
+                what = "added" if vb else "removed"
+                report.packages.append(f"{env}: environment {what} ({_counts(va or vb)})")
+            continue
         for pkg in sorted(set(va) | set(vb)):
             if va.get(pkg) != vb.get(pkg):
                 report.packages.append(

@@ -106,6 +106,16 @@ def link_results(p: Project, outputs: dict[str, str]) -> None:
         executor.add_indirect_root(link)
 
 
+def unlink_stale_result(root: Path, step: str) -> bool:
+    """Remove results/<step> when the step failed or was not built: a link to an older
+    output must not pass for the current one. True if there was one."""
+    link = root / RESULTS / step
+    if not link.is_symlink():
+        return False
+    link.unlink()
+    return True
+
+
 def snapshot(p: Project, order: Sequence[str]) -> dict[str, object]:
     """What the no-op stamp compares next time, taken before the build reads anything."""
     patterns = [pat for s in order for pat in p.spec.steps[s].sources]
@@ -179,6 +189,9 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | No
     for step in order:
         if step in outcome.outputs:
             out(f"  {RESULTS}/{step} -> {outcome.outputs[step]}")
+    for step in [*sorted(outcome.failed), *skipped]:
+        if unlink_stale_result(p.root, step):
+            out(f"  {RESULTS}/{step} removed: it was an older output, not what this spec builds")
     if not outcome.failed and not skipped:
         outputs = {s: outcome.outputs[s] for s in order}
         _noop.record(p.root, steps, before, order, outputs, outcome.derivations)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from reproflake import _proc, planner
@@ -79,7 +80,28 @@ def mermaid(g: Graph, marks: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(start: Path, fmt: str, output: Path | None, *, log: Log, out: Log) -> int:
+# What -o's extension says when --format does not.
+EXTENSIONS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
+
+
+def choose_format(fmt: str | None, output: Path | None) -> str:
+    """--format if given, else -o's extension, else text."""
+    if fmt is not None:
+        return fmt
+    if output is None:
+        return "text"
+    found = EXTENSIONS.get(output.suffix.lower())
+    if found is None:
+        known = ", ".join(sorted(EXTENSIONS))
+        raise UsageError(
+            f"cannot tell the format of {output} from its extension",
+            hint=f"use one of {known}, or give --format text|dot|mermaid|svg|png",
+        )
+    return found
+
+
+def run(start: Path, fmt: str | None, output: Path | None, *, log: Log, out: Log) -> int:
+    fmt = choose_format(fmt, output)
     g, marks = _statuses(start, log)
     if fmt in ("svg", "png"):
         if shutil.which("dot") is None:
@@ -87,13 +109,21 @@ def run(start: Path, fmt: str, output: Path | None, *, log: Log, out: Log) -> in
                 f"--format {fmt} needs Graphviz's `dot`, which is not installed",
                 hint="install it (Debian: apt-get install graphviz), or use --format dot|mermaid|text",
             )
-        if output is None:
-            raise UsageError(f"--format {fmt} is rendered to a file", hint="give -o FILE")
+        if output is None and fmt == "png" and sys.stdout.isatty():
+            raise UsageError(
+                "a PNG is not written to a terminal", hint="give -o FILE, or redirect the output"
+            )
         source = dot(g, marks)
         with _tmp_dot(source) as path:
-            _proc.run(["dot", f"-T{fmt}", "-o", str(output) + ".tmp", path])
-        Path(str(output) + ".tmp").replace(output)
-        log(f"wrote {output}")
+            target = path + "." + fmt
+            _proc.run(["dot", f"-T{fmt}", "-o", target, path])
+            rendered_bytes = Path(target).read_bytes()
+        if output is None:
+            sys.stdout.buffer.write(rendered_bytes)
+            sys.stdout.flush()
+        else:
+            write_atomic(output, rendered_bytes)
+            log(f"wrote {output}")
         return 0
     rendered = {"text": text, "dot": dot, "mermaid": mermaid}[fmt](g, marks)
     if output is None:

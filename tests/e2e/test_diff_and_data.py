@@ -151,3 +151,15 @@ def test_diff_names_package_versions_and_the_environment(project_copy: Path) -> 
     assert "packages:\n  py: wheel numpy 2.2.6 → 2.3.5" in out
     assert "fit: wheel numpy changed (2.2.6 → 2.3.5)" in out
     assert "environment py (its root filesystem)" in out
+
+
+def test_diff_of_a_new_environment_is_one_line(project_copy: Path) -> None:
+    commit(project_copy, "base")
+    with open(project_copy / "reproflake.toml", "a") as f:
+        f.write('\n[environments.tools]\ndebian = ["jq"]\n')
+    reproflake("lock", cwd=project_copy)
+    out = reproflake("diff", cwd=project_copy).stdout
+    lines = [line for line in out.splitlines() if line.startswith("  tools:")]
+    assert len(lines) == 1, out
+    assert lines[0].startswith("  tools: environment added (")
+    assert "Debian packages)" in lines[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -155,3 +156,21 @@ def test_unreachable_url_input_names_the_input_and_the_cause(project_copy: Path)
     assert run.returncode == 1
     assert "cannot download input ref from http://127.0.0.1:9/gone.bin" in run.stderr
     assert "check the network and the URL" in run.stderr
+
+
+def test_every_command_that_needs_nix_says_how_to_install_it(
+    project_copy: Path, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin-without-nix"
+    bin_dir.mkdir()
+    for tool in ("git", "dot"):
+        found = shutil.which(tool)
+        if found:
+            os.symlink(found, bin_dir / tool)
+    with open(project_copy / "src/fit.py", "a") as f:
+        f.write("# an edit, so nothing is answered from the stamp\n")
+    for command in (["plan"], ["graph"], ["build"], ["verify"]):
+        run = reproflake(*command, cwd=project_copy, check=False, env={"PATH": str(bin_dir)})
+        assert run.returncode == 1, (command, run.output)
+        assert "Nix is not installed" in run.stderr, (command, run.stderr)
+        assert "apt-get install nix-bin" in run.stderr, command

@@ -54,3 +54,18 @@ def test_graph_svg_without_graphviz_says_what_to_install(
     assert "needs Graphviz's `dot`" in run.stderr
     assert "apt-get install graphviz" in run.stderr
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_graph_format_follows_the_output_extension(python_project: Path, tmp_path: Path) -> None:
+    reproflake("graph", "-o", str(tmp_path / "g.svg"), cwd=python_project)
+    assert "<svg" in (tmp_path / "g.svg").read_text()
+    reproflake("graph", "-o", str(tmp_path / "g.mmd"), cwd=python_project)
+    assert (tmp_path / "g.mmd").read_text().startswith("flowchart LR\n")
+    reproflake("graph", "-o", str(tmp_path / "g.dot"), cwd=python_project)
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+    # --format svg without -o: the picture on stdout.
+    assert "<svg" in reproflake("graph", "--format", "svg", cwd=python_project).stdout
+    run = reproflake("graph", "-o", str(tmp_path / "g.xyz"), cwd=python_project, check=False)
+    assert run.returncode == 2
+    assert "cannot tell the format of" in run.stderr and ".mmd" in run.stderr
+    assert not (tmp_path / "g.xyz").exists()

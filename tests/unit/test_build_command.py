@@ -171,6 +171,9 @@ def test_a_failed_step_is_reported_with_its_log_and_stops_what_needs_it(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeNix(fail=["a"])
+    (project / "results").mkdir()
+    for step in ("a", "b"):  # what an earlier build of other sources left
+        (project / "results" / step).symlink_to(out("old-" + step))
     code, _logged, printed = run_build(project, fake, monkeypatch)
     assert code is None  # BuildError: exit 1
     text = "\n".join(printed)
@@ -180,6 +183,9 @@ def test_a_failed_step_is_reported_with_its_log_and_stops_what_needs_it(
     assert (
         "summary: 0 built, 0 already built, 1 failed, 1 not built (a step they need failed)" in text
     )
-    assert not (project / "results" / "a").exists()
+    # Neither result may pass for current: both links to older outputs are gone.
+    assert not (project / "results" / "a").is_symlink()
+    assert not (project / "results" / "b").is_symlink()
+    assert "  results/a removed: it was an older output, not what this spec builds" in text
     # No stamp for a build that failed: the next one asks Nix again.
     assert not (project / ".reproflake/cache/stamp.json").exists()
