@@ -196,6 +196,26 @@ def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("steps", nargs=-1)
+@click.pass_obj
+def status(directory: Path, steps: tuple[str, ...]) -> None:
+    """One word per step: built, will build, may build or cannot build here (plan, short)."""
+    from reproflake.commands import plan as cmd
+
+    _guard(lambda: cmd.run(directory, steps, as_json=False, log=_log, out=_out, short=True))
+
+
+@main.command(name="log")
+@click.argument("step")
+@click.pass_obj
+def log_(directory: Path, step: str) -> None:
+    """Print a step's whole build log (failed or not), as Nix kept it."""
+    from reproflake.commands import log as cmd
+
+    _guard(lambda: cmd.run(directory, step, log=_log, out=_out))
+
+
+@main.command()
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg", "png"]), default=None,
     help="Output format (svg and png need Graphviz's dot). Default: from -o's extension "

@@ -498,6 +498,12 @@ def check_seed(root: Path) -> Recheck:
     )
 
 
+def build_log(root: Path, drv: str) -> str | None:
+    """The whole log Nix kept of building ``drv``, or None when it has none."""
+    result = _nix(["log", drv], cwd=root, check=False)
+    return result.stdout if result.returncode == 0 else None
+
+
 def log_command(drv: str) -> str:
     """The command that shows a build's whole log (Nix 2.8 wants the feature flag)."""
     return f"nix --extra-experimental-features 'nix-command ca-derivations' --option substituters '' log {drv}"

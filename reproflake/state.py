@@ -44,3 +44,24 @@ def save(
         "environments": {d: dict(c) for d, c in environments.items() if d in used},
     }
     write_atomic(root / STATE_FILE, json.dumps(doc, sort_keys=True) + "\n")
+
+
+LAST_BUILT = Path(".reproflake/cache/last-built.json")
+
+
+def remember_built(root: Path, drvs: Mapping[str, str]) -> None:
+    """Record the derivation Nix last built for each step, failed or not: the one its log
+    is kept under (a content-addressed step is built as its resolved derivation)."""
+    if not drvs:
+        return
+    known = last_built(root)
+    known.update(drvs)
+    write_atomic(root / LAST_BUILT, json.dumps(dict(sorted(known.items())), indent=0) + "\n")
+
+
+def last_built(root: Path) -> dict[str, str]:
+    try:
+        found = json.loads((root / LAST_BUILT).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,19 @@ def lock_for(spec: Spec, *, source_date_epoch: int = 1700000000) -> Lock:
 @pytest.fixture(scope="session")
 def make_lock() -> Callable[..., Lock]:
     return lock_for
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unit tests never write to the user's own cache or configuration (the end-to-end
+    tests get a cache of their own per session: tests/e2e/conftest.py)."""
+    if "unit" not in Path(str(request.node.fspath)).parts:
+        return
+    base = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
+    monkeypatch.delenv("REPROFLAKE_READ_OUTSIDE", raising=False)

@@ -163,6 +163,7 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | No
         p.root, order, progress, labels=labels(p), features=features, jobs=jobs
     )
     record(p, own, outcome.outputs)
+    state.remember_built(p.root, outcome.drvs)
     if progress.fetched:
         log(f"fetched {progress.fetched} pinned file(s)")
     provenance(p, host, outcome.outputs, outcome.built)

@@ -95,7 +95,23 @@ def _flake_is_current(p: Project) -> bool:
     return bool(on_disk == json.loads(json.dumps(data)))
 
 
-def run(start: Path, steps: Sequence[str], *, as_json: bool, log: Log, out: Log) -> int:
+SHORT = {
+    planner.BUILT: "built",
+    planner.WILL: "will build",
+    planner.MAY: "may build",
+    planner.BLOCKED: "cannot build here",
+}
+
+
+def run(
+    start: Path,
+    steps: Sequence[str],
+    *,
+    as_json: bool,
+    log: Log,
+    out: Log,
+    short: bool = False,
+) -> int:
     p = load_project(start, log, write_lock=False, steps=steps)
     wanted = set(p.graph.upstream(select(p, steps)))
     plans = [pl for s, pl in compute(p).items() if s in wanted]
@@ -106,8 +122,10 @@ def run(start: Path, steps: Sequence[str], *, as_json: bool, log: Log, out: Log)
         ]
         out(json.dumps(doc, indent=2))
         return 0
+    width = max((len(pl.step) for pl in plans), default=0)
     for pl in plans:
-        out(pl.line())
+        # `status`: one word per step, for a quick look; `plan`: the reasons too.
+        out(f"{pl.step:<{width}}  {SHORT[pl.status]}" if short else pl.line())
     counts = {
         k: sum(1 for pl in plans if pl.status == k)
         for k in (planner.WILL, planner.MAY, planner.BUILT, planner.BLOCKED)
