@@ -6,9 +6,11 @@ reproflake.toml, lock) must be fixed.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,19 +18,39 @@ from reproflake import __version__
 from reproflake.errors import ReproflakeError
 
 
+class _Settings:
+    """What the global options say; set by the group or by any subcommand (-v after the
+    subcommand works as well as before it)."""
+
+    quiet = False
+    color: bool | None = None  # None: colour on a terminal, unless NO_COLOR is set
+
+
 def _log(message: str) -> None:
-    click.echo(message, err=True)
+    """Progress and notes (standard error); -q silences them, never errors or results."""
+    if not _Settings.quiet:
+        click.echo(message, err=True)
 
 
 def _out(message: str) -> None:
     click.echo(message)
 
 
+def _color() -> bool | None:
+    if _Settings.color is None and os.environ.get("NO_COLOR"):
+        return False  # https://no-color.org: any non-empty value
+    return _Settings.color
+
+
+def _error(message: str) -> None:
+    click.secho(message, fg="red", err=True, color=_color())
+
+
 def _guard(fn: Callable[[], int]) -> None:
     try:
         code = fn()
     except ReproflakeError as exc:
-        click.secho(f"error: {exc.message}", fg="red", err=True)
+        _error(f"error: {exc.message}")
         if exc.hint:
             click.echo(f"  hint: {exc.hint}", err=True)
         sys.exit(exc.exit_code)
@@ -37,12 +59,12 @@ def _guard(fn: Callable[[], int]) -> None:
         sys.exit(130)
     except OSError as exc:  # the file system said no: name the file, keep the traceback out
         where = f" {exc.filename}" if exc.filename else ""
-        click.secho(f"error: cannot use{where}: {exc.strerror or exc}", fg="red", err=True)
+        _error(f"error: cannot use{where}: {exc.strerror or exc}")
         click.echo("  hint: check that the project directory is writable and not full", err=True)
         sys.exit(1)
     except Exception as exc:  # a bug: its own exit code, the traceback in a log, not on screen
         log = _crash_log()
-        click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
+        _error(f"internal error: {type(exc).__name__}: {exc}")
         click.echo(
             f"  hint: this is a bug in reproflake; the details are in {log}"
             if log
@@ -72,19 +94,71 @@ def _crash_log() -> str | None:
     return str(path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="reproflake")
-@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=".",
-              help="Run as if started in this directory.")  # fmt: skip
-@click.option("-v", "--verbose", is_flag=True, help="Echo every command reproflake runs.")
-@click.pass_context
-def main(ctx: click.Context, directory: Path, verbose: bool) -> None:
-    """Hermetic, bit-for-bit reproducible pipelines built by Nix."""
-    if verbose:
+def _set_directory(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.obj = value
+        if ctx.parent is not None:
+            ctx.parent.obj = value
+
+
+def _set_verbose(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
         from reproflake import _proc
 
         _proc.VERBOSE = True
-    ctx.obj = directory
+
+
+def _set_quiet(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _Settings.quiet = True
+
+
+def _set_color(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _Settings.color = {"always": True, "never": False, "auto": None}[value]
+
+
+def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """-C, -v, -q and --color, accepted before or after the subcommand."""
+    for option in reversed(
+        [
+            click.option("-C", "directory_", type=click.Path(file_okay=False, path_type=Path),
+                         default=None, expose_value=False, is_eager=True, callback=_set_directory,
+                         help="Run as if started in this directory."),
+            click.option("-v", "--verbose", is_flag=True, expose_value=False,
+                         callback=_set_verbose, help="Echo every command reproflake runs."),
+            click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
+                         help="Print only results and errors, no progress."),
+            click.option("--color", type=click.Choice(["auto", "always", "never"]),
+                         default=None, expose_value=False, callback=_set_color,
+                         help="Colour in messages (default auto; NO_COLOR=1 turns it off)."),
+        ]
+    ):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
+class _Group(click.Group):
+    """Every subcommand accepts the global options too (`reproflake plan -v`)."""
+
+    # Used only as @main.command(...) here; click's overloads cannot be restated simply.
+    def command(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:  # type: ignore[override]
+        make = super().command(*args, **kwargs)
+
+        def decorator(fn: Callable[..., Any]) -> click.Command:
+            return make(_global_options(fn))  # type: ignore[no-any-return]
+
+        return decorator
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reproflake")
+@_global_options
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Hermetic, bit-for-bit reproducible pipelines built by Nix."""
+    if ctx.obj is None:
+        ctx.obj = Path(".")
 
 
 @main.command()
@@ -157,18 +231,29 @@ def _jobs_option(fn: Callable[..., None]) -> Callable[..., None]:
 @main.command()
 @click.argument("steps", nargs=-1)
 @_jobs_option
+@click.option(
+    "--keep-going/--no-keep-going", default=True, show_default=True,
+    help="After a step fails, still build the steps that do not need it.",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Build nothing: say what would build (= plan).")
 @click.pass_obj
-def build(directory: Path, steps: tuple[str, ...], jobs: int | None) -> None:
+def build(
+    directory: Path, steps: tuple[str, ...], jobs: int | None, keep_going: bool, dry_run: bool
+) -> None:
     """Build steps (default: all) in Nix's sandbox."""
     from reproflake.commands import _noop
 
     def go() -> int:
+        if dry_run:
+            from reproflake.commands import plan
+
+            return plan.run(directory, steps, as_json=False, log=_log, out=_out)
         # Nothing changed since the last build: answer before importing the heavy parts.
         if _noop.answer(directory, steps, _out):
             return 0
         from reproflake.commands import build as cmd
 
-        return cmd.run(directory, steps, log=_log, out=_out, jobs=jobs)
+        return cmd.run(directory, steps, log=_log, out=_out, jobs=jobs, keep_going=keep_going)
 
     _guard(go)
 

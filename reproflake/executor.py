@@ -321,6 +321,7 @@ def build(
     features: Iterable[str] = (),
     jobs: int | None = None,
     tail_lines: int = 25,
+    keep_going: bool = True,
 ) -> BuildOutcome:
     """Build ``steps`` of the flake in ``root``; never raises for a failing step.
 
@@ -349,7 +350,8 @@ def build(
         for chunk in _chunks(wanted):
             argv = [
                 "nix", *nix_options(), *options, "build", *chunk,
-                "--no-link", "--json", "--keep-going", "--log-format", "internal-json",
+                "--no-link", "--json", "--log-format", "internal-json",
+                *(["--keep-going"] if keep_going else []),
             ]  # fmt: skip
             proc = _proc.stream(argv, reader.feed, cwd=root)
             if proc.returncode == 0:

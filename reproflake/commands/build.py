@@ -144,7 +144,15 @@ def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> N
     state.save(p.root, built, environments)
 
 
-def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | None = None) -> int:
+def run(
+    start: Path,
+    steps: Sequence[str],
+    *,
+    log: Log,
+    out: Log,
+    jobs: int | None = None,
+    keep_going: bool = True,
+) -> int:
     executor.require_nix()
     p = load_project(start, log, steps=steps)
     wanted = select(p, steps)
@@ -160,7 +168,13 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | No
     own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
     before = snapshot(p, order)
     outcome = executor.build(
-        p.root, order, progress, labels=labels(p), features=features, jobs=jobs
+        p.root,
+        order,
+        progress,
+        labels=labels(p),
+        features=features,
+        jobs=jobs,
+        keep_going=keep_going,
     )
     record(p, own, outcome.outputs)
     state.remember_built(p.root, outcome.drvs)

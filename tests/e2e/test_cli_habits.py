@@ -29,3 +29,15 @@ def test_log_prints_a_steps_whole_log_failed_or_not(project_copy: Path) -> None:
     assert "its command exited with status 3" in out
     run = reproflake("log", "nosuch", cwd=project_copy, check=False)
     assert run.returncode == 2 and "unknown step: nosuch" in run.stderr
+
+
+def test_dry_run_is_plan_and_quiet_keeps_only_results(project_copy: Path) -> None:
+    with open(project_copy / "src/fit.py", "a") as f:
+        f.write("# an edit\n")
+    dry = reproflake("build", "--dry-run", cwd=project_copy)
+    assert dry.stdout == reproflake("plan", cwd=project_copy).stdout
+    assert "fit: will build" in dry.stdout
+    assert not list((project_copy / "results").glob(".*"))
+    run = reproflake("build", "-q", cwd=project_copy)
+    assert run.stderr == ""
+    assert run.stdout.startswith("summary: ")

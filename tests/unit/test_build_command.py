@@ -76,7 +76,8 @@ class FakeNix:
     ) -> _proc.Result:
         argv = list(argv)
         self.calls.append(argv)
-        assert "build" in argv and "--keep-going" in argv
+        assert "build" in argv
+        self.keep_going = "--keep-going" in argv
         wanted = [a for a in argv if a.endswith(".drv")]
         built = []
         for i, d in enumerate(wanted):
@@ -125,7 +126,11 @@ def project(tmp_path: Path, make_lock: Callable[[Spec], Lock]) -> Path:
 
 
 def run_build(
-    root: Path, fake: FakeNix, monkeypatch: pytest.MonkeyPatch, jobs: int | None = None
+    root: Path,
+    fake: FakeNix,
+    monkeypatch: pytest.MonkeyPatch,
+    jobs: int | None = None,
+    keep_going: bool = True,
 ) -> tuple[int | None, list[str], list[str]]:
     monkeypatch.setattr(_proc, "run", fake.run)
     monkeypatch.setattr(_proc, "stream", fake.stream)
@@ -135,7 +140,9 @@ def run_build(
     logged: list[str] = []
     printed: list[str] = []
     try:
-        code: int | None = build.run(root, [], log=logged.append, out=printed.append, jobs=jobs)
+        code: int | None = build.run(
+            root, [], log=logged.append, out=printed.append, jobs=jobs, keep_going=keep_going
+        )
     except BuildError:
         code = None
     return code, logged, printed
@@ -189,3 +196,14 @@ def test_a_failed_step_is_reported_with_its_log_and_stops_what_needs_it(
     assert "  results/a removed: it was an older output, not what this spec builds" in text
     # No stamp for a build that failed: the next one asks Nix again.
     assert not (project / ".reproflake/cache/stamp.json").exists()
+
+
+def test_keep_going_is_the_default_and_can_be_turned_off(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeNix()
+    run_build(project, fake, monkeypatch)
+    assert fake.keep_going is True
+    fake = FakeNix()
+    run_build(project, fake, monkeypatch, keep_going=False)
+    assert fake.keep_going is False
