@@ -145,12 +145,28 @@ let
     args = [ "sh" "-e" ./link-all.sh ];
     links = lines (map (n: "${n}\t${steps.${n}}") (attrNames steps));
   };
+
+  # Everything the lock makes a build need besides the steps' own outputs: each
+  # environment's root, every fetched .deb and wheel, the seed. `reproflake build` keeps a
+  # garbage-collector root on it, so collecting garbage never throws away what the next
+  # build needs.
+  gcroots = derivation {
+    name = "reproflake-gcroots";
+    inherit system busybox applets;
+    builder = busybox;
+    args = [ "sh" "-e" ./link-all.sh ];
+    links = lines (
+      map (n: "env-${n}\t${environments.${n}}") (attrNames environments)
+      ++ map (k: "deb-${k}\t${debs.${k}}") (attrNames debs)
+      ++ map (k: "wheel-${k}\t${wheels.${k}}") (attrNames wheels)
+      ++ [ "seed\t${seed}" ]);
+  };
 in
 {
   packages.${system} = steps // { default = all; };
   checks.${system} = { seed = seedCheck; };
   legacyPackages.${system} = {
-    inherit environments inputs debs wheels verify;
+    inherit environments inputs debs wheels verify gcroots;
     # Every step's .drv path from one evaluation: `reproflake build` realises these
     # rather than naming each step (Nix 2.8 reads the flake again for every name).
     drvPaths = {

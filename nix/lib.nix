@@ -9,7 +9,8 @@
 #   packages.<system>       one content-addressed derivation per step, and `default` (all steps)
 #   checks.<system>.seed    the bootstrap seed re-extracted from its pinned .deb
 #   legacyPackages.<system> environments, inputs, debs, wheels, verify (each step rebuilt apart),
-#                           drvPaths.{steps,verify} (every step's .drv path, one evaluation)
+#                           drvPaths.{steps,verify} (every step's .drv path, one evaluation),
+#                           gcroots (links to every root, .deb and wheel the lock needs)
 #
 # Generated projects import this file from their vendored copy (.reproflake/lib/) or take it
 # from reproflake's flake (`inputs.reproflake.lib`); both give the same derivations.

@@ -290,6 +290,24 @@ def status(directory: Path, steps: tuple[str, ...]) -> None:
     _guard(lambda: cmd.run(directory, steps, as_json=False, log=_log, out=_out, short=True))
 
 
+@main.command()
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Keep what the last N locks need, not only the current one.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would go; delete nothing.")
+@click.pass_obj
+def gc(directory: Path, keep: int, dry_run: bool) -> None:
+    """Drop the project's roots it no longer needs and collect Nix's garbage."""
+    from reproflake.commands import gc as cmd
+
+    _guard(lambda: cmd.run(directory, keep=keep, dry_run=dry_run, log=_log, out=_out))
+
+
 @main.command(name="log")
 @click.argument("step")
 @click.pass_obj

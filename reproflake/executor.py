@@ -539,3 +539,28 @@ def build_paths(root: Path, attrs: Sequence[str]) -> dict[str, str]:
         _drv_name(e.get("drvPath", "")): e["outputs"]["out"]
         for e in json.loads(result.stdout or "[]")
     }
+
+
+@dataclass(frozen=True)
+class Freed:
+    paths: int
+    bytes: int
+
+
+def collect_garbage(*, dry_run: bool = False) -> Freed:
+    """Nix's garbage collector over the whole store; what it deleted (or would delete)."""
+    require_nix()
+    if dry_run:
+        dead = _proc.run(["nix-store", "--gc", "--print-dead"]).stdout.split()
+        total = 0
+        for chunk in _chunks(dead) if dead else []:  # a command line holds only so much
+            sizes = _proc.run(["nix-store", "-q", "--size", *chunk], check=False).stdout
+            total += sum(int(x) for x in sizes.split() if x.isdigit())
+        return Freed(len(dead), total)
+    result = _proc.run(["nix-store", "--gc"])
+    text = result.stdout + result.stderr
+    m = re.search(r"(\d+) store paths deleted, ([\d.]+) (\w+) freed", text)
+    if m is None:
+        return Freed(0, 0)
+    scale = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+    return Freed(int(m.group(1)), int(float(m.group(2)) * scale.get(m.group(3), 1)))

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, hardware, state
+from reproflake import executor, gcroots, hardware, state
 from reproflake.commands import _noop
 from reproflake.commands._project import (
     Log,
@@ -208,6 +208,8 @@ def run(
         if unlink_stale_result(p.root, step):
             out(f"  {RESULTS}/{step} removed: it was an older output, not what this spec builds")
     if not outcome.failed and not skipped:
+        # What the next build needs (environments, fetched files) survives garbage collection.
+        gcroots.keep_lock(p.root)
         outputs = {s: outcome.outputs[s] for s in order}
         _noop.record(p.root, steps, before, order, outputs, outcome.derivations)
     if outcome.failed or skipped:

@@ -47,8 +47,8 @@ in
     "packages are the steps and default" =
       attrNames packages == sorted (stepNames ++ [ "default" ]);
     "checks hold the seed check" = attrNames result.checks.${system} == [ "seed" ];
-    "legacyPackages hold debs, drvPaths, environments, inputs, verify and wheels" =
-      attrNames legacy == [ "debs" "drvPaths" "environments" "inputs" "verify" "wheels" ];
+    "legacyPackages hold debs, drvPaths, environments, gcroots, inputs, verify and wheels" =
+      attrNames legacy == [ "debs" "drvPaths" "environments" "gcroots" "inputs" "verify" "wheels" ];
     "one environment, deb and wheel per entry of the data" =
       attrNames legacy.environments == attrNames data.environments
       && attrNames legacy.debs == attrNames data.debs

@@ -66,6 +66,10 @@ class FakeNix:
             return _proc.Result(0, json.dumps({s: drv(s) for s in ("a", "b")}), "")
         if "show-config" in argv:
             return _proc.Result(0, "builders = \n", "")
+        if ".#legacyPackages.x86_64-linux.gcroots" in argv:
+            d = "/nix/store/" + "g" * 32 + "-reproflake-gcroots.drv"
+            entry = {"drvPath": d, "outputs": {"out": d.removesuffix(".drv")}}
+            return _proc.Result(0, json.dumps([entry]), "")
         if "build" in argv:  # asking again for what finished, after a failure
             done = [a for a in argv if a.endswith(".drv")]
             return _proc.Result(0, json.dumps([self._entry(d) for d in done]), "")
@@ -155,8 +159,13 @@ def test_a_build_evaluates_once_builds_in_order_and_links(
     code, logged, printed = run_build(project, fake, monkeypatch, jobs=3)
     assert code == 0
     evals = [c for c in fake.calls if "eval" in c]
-    builds = [c for c in fake.calls if "build" in c]
+    builds = [c for c in fake.calls if "build" in c and "--keep-going" in c]
     assert len(evals) == 1 and len(builds) == 1
+    # After a good build, one root keeps what the lock needs (environments, .debs).
+    rooted = [c for c in fake.calls if ".#legacyPackages.x86_64-linux.gcroots" in c]
+    assert len(rooted) == 1
+    lock_roots = list((project / ".reproflake/cache/gcroots").glob("lock-*"))
+    assert len(lock_roots) == 1 and lock_roots[0].readlink().name.endswith("-reproflake-gcroots")
     assert [a for a in builds[0] if a.endswith(".drv")] == [drv("a"), drv("b")]
     assert builds[0][builds[0].index("--max-jobs") + 1] == "3"
     assert printed[0] == "summary: 2 built, 0 already built, 0 failed"
