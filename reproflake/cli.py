@@ -196,6 +196,16 @@ def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def hw(directory: Path, as_json: bool) -> None:
+    """Probe this machine's hardware; print the Nix features and config lines for it."""
+    from reproflake.commands import hw as cmd
+
+    _guard(lambda: cmd.run(directory, as_json=as_json, out=_out))
+
+
+@main.command()
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg", "png"]), default="text",
     show_default=True, help="Output format (svg and png need Graphviz's dot).",

@@ -196,7 +196,7 @@ class Hardware:
         }
 
 
-GPU_VENDORS = ("nvidia",)
+GPU_VENDORS = ("amd", "nvidia")
 
 
 @dataclass(frozen=True)
@@ -925,7 +925,7 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
                     key + (name,), f'expected a version like "8.0", got {_show(value)}', fix
                 )
             versions[name] = value
-    if versions and gpu is None:
+    if versions and gpu != "nvidia":
         raise c.fail(key, 'compute_capability and cuda need gpu = "nvidia"', 'add gpu = "nvidia"')
     flags = c.strings(table.get("cpu_features", []), key + ("cpu_features",), 'e.g. ["avx2"]')
     for flag in flags:
