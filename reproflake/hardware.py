@@ -202,12 +202,21 @@ GATE_HINT = (
 )
 
 
-def gate(required: Mapping[str, Iterable[str]], host: HostProfile | None = None) -> Gate:
-    """The hardware gate for steps and the features each requires (probed once)."""
+def gate(
+    required: Mapping[str, Iterable[str]],
+    host: HostProfile | None = None,
+    remote_features: set[str] | None = None,
+) -> Gate:
+    """The hardware gate for steps and the features each requires (probed once).
+
+    ``remote_features``: what the builders reproflake hands Nix advertise; a step whose
+    missing features one of them offers goes to that builder."""
     host = host or probe()
     required = {s: tuple(fs) for s, fs in required.items()}
     offered = tuple(sorted({f for fs in required.values() for f in fs if host.offers(f)}))
     missing = {s: tuple(host.missing(fs)) for s, fs in required.items() if host.missing(fs)}
+    if remote_features:
+        missing = {s: fs for s, fs in missing.items() if not set(fs) <= remote_features}
     if missing and remote_builders_configured():
         missing = {}  # a builder may offer them: Nix decides, and says so if none does
     return Gate(host, offered, dict(sorted(missing.items())))
