@@ -25,7 +25,10 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
                 "no binary cache is configured",
                 hint=f"add [cache] urls and public_keys to reproflake.toml or {r.source}",
             )
-        raise BuildError("no cache answers: nothing can be pulled", hint="try again later")
+        raise BuildError(
+            f"no cache answers: could not get {', '.join(order)}",
+            hint="check the cache (or the network) and try again, or `reproflake build`",
+        )
     outcome = executor.build(p.root, order, Progress(log), substitute_only=True)
     _remote.refuse_unsigned(r, outcome, order, log)
     got = {s: outcome.outputs[s] for s in order if s in outcome.outputs}
