@@ -291,6 +291,37 @@ def status(directory: Path, steps: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("steps", nargs=-1)
+@click.option("--to", metavar="URL", help="The cache to push to (default: [cache] push).")
+@click.pass_obj
+def push(directory: Path, steps: tuple[str, ...], to: str | None) -> None:
+    """Sign and upload steps' results (default: all), and what they need, to a Nix cache."""
+    from reproflake.commands import push as cmd
+
+    _guard(lambda: cmd.run(directory, steps, to=to, log=_log, out=_out))
+
+
+@main.command()
+@click.argument("steps", nargs=-1)
+@click.pass_obj
+def pull(directory: Path, steps: tuple[str, ...]) -> None:
+    """Fetch steps' results (default: all) from the caches without building anything."""
+    from reproflake.commands import pull as cmd
+
+    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def hw(directory: Path, as_json: bool) -> None:
+    """Probe this machine's hardware; print the Nix features and config lines for it."""
+    from reproflake.commands import hw as cmd
+
+    _guard(lambda: cmd.run(directory, as_json=as_json, out=_out))
+
+
+@main.command()
 @click.option(
     "--keep",
     type=click.IntRange(min=1),

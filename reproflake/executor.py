@@ -31,15 +31,47 @@ INSTALL_HINT = (
 )
 
 
+# Binary caches and remote builders for this process (see reproflake.remote), set once by
+# the command before it builds: substituters, trusted-public-keys, builders, secret-key-files.
+_remote_options: dict[str, str] = {}
+
+
+def configure_remote(
+    *,
+    substituters: Sequence[str] = (),
+    public_keys: Sequence[str] = (),
+    builders: str = "",
+    secret_key: str | None = None,
+) -> None:
+    """Hand Nix the user's caches and builders (signatures stay required: never
+    require-sigs = false). A step Nix cannot substitute is built (``fallback``)."""
+    _remote_options.clear()
+    if substituters:
+        _remote_options["substituters"] = " ".join(substituters)
+        _remote_options["trusted-public-keys"] = " ".join(public_keys)
+        _remote_options["fallback"] = "true"
+        # A cache that stops answering is not retried for every path of the build.
+        _remote_options["connect-timeout"] = "5"
+    if builders:
+        _remote_options["builders"] = builders
+        _remote_options["builders-use-substitutes"] = "true" if substituters else "false"
+    if secret_key:
+        # Nix signs what it builds (paths and content-addressed realisations) with it.
+        _remote_options["secret-key-files"] = secret_key
+
+
 def nix_options() -> list[str]:
     substituters = os.environ.get("REPROFLAKE_SUBSTITUTERS", "")
-    return [
+    options = [
         "--extra-experimental-features", FEATURES,
         "--option", "sandbox", "true",
         "--option", "sandbox-fallback", "false",
         "--option", "substituters", substituters,
         "--option", "warn-dirty", "false",
     ]  # fmt: skip
+    for name, value in sorted(_remote_options.items()):
+        options += ["--option", name, value]
+    return options
 
 
 def check_flake_path(root: Path) -> None:
@@ -181,6 +213,7 @@ class BuildOutcome:
     built: list[str] = field(default_factory=list)  # steps Nix actually ran
     failed: dict[str, list[str]] = field(default_factory=dict)  # step → last log lines
     drvs: dict[str, str] = field(default_factory=dict)  # step → .drv path that ran (for its log)
+    substituted: set[str] = field(default_factory=set)  # store paths Nix took from a cache
     derivations: dict[str, str] = field(default_factory=dict)  # step → .drv path as evaluated
     errors: list[str] = field(default_factory=list)  # Nix's own error lines
 
@@ -203,6 +236,7 @@ class _LogReader:
     """Follows Nix's internal-json log: which step builds, its log lines, errors."""
 
     ACT_BUILD = 105
+    ACT_SUBSTITUTE = 108
     RES_BUILD_LOG_LINE = 101
     END_OF_STEP = re.compile(r"^reproflake: step '([^']+)' (finished|failed)")
 
@@ -223,7 +257,9 @@ class _LogReader:
         except ValueError:
             return
         action = msg.get("action")
-        if action == "start" and msg.get("type") == self.ACT_BUILD:
+        if action == "start" and msg.get("type") == self.ACT_SUBSTITUTE:
+            self.outcome.substituted.add(str((msg.get("fields") or [""])[0]))
+        elif action == "start" and msg.get("type") == self.ACT_BUILD:
             drv = (msg.get("fields") or [""])[0]
             step = _step_of(drv)
             with self.lock:
@@ -322,6 +358,7 @@ def build(
     jobs: int | None = None,
     tail_lines: int = 25,
     keep_going: bool = True,
+    substitute_only: bool = False,
 ) -> BuildOutcome:
     """Build ``steps`` of the flake in ``root``; never raises for a failing step.
 
@@ -332,7 +369,11 @@ def build(
     outcome = BuildOutcome(derivations={s: drvs[s] for s in steps})
     reader = _LogReader(on_event, outcome)
     extra = sorted(set(features))
-    options = ["--max-jobs", str(jobs or default_jobs())]
+    # Substitute only (`reproflake pull`): no local job slot and no builders, so Nix can
+    # only take what the caches have.
+    options = ["--max-jobs", "0" if substitute_only else str(jobs or default_jobs())]
+    if substitute_only:
+        options += ["--option", "builders", ""]
     if extra:
         options += ["--option", "extra-system-features", " ".join(extra)]
     step_of = {drvs[s]: s for s in steps}
@@ -380,9 +421,40 @@ def build(
         result = _nix([*options, "build", *chunk, "--no-link", "--json"], cwd=root, check=False)
         if result.returncode == 0:
             _read_outputs(result.stdout, step_of, outcome)
-    if not outcome.failed and not outcome.outputs:
+    if not outcome.failed and not outcome.outputs and not substitute_only:
         raise NixError("nix build failed:\n" + "\n".join(outcome.errors[-20:]))
     return outcome
+
+
+def path_infos(paths: Sequence[str]) -> dict[str, dict[str, object]]:
+    """Nix's record of valid store paths (narHash, narSize, references, signatures, ca)."""
+    if not paths:
+        return {}
+    result = _nix(["path-info", "--json", *paths], check=False)
+    return {str(e["path"]): e for e in json.loads(result.stdout or "[]") if "path" in e}
+
+
+def delete_paths(paths: Sequence[str]) -> None:
+    """Remove store paths (and the realisations that point at them) if nothing holds them."""
+    if paths:
+        _nix(["store", "delete", *paths], check=False)
+
+
+def closure_for_push(drvs: Sequence[str]) -> list[str]:
+    """What a machine needs to get these steps without building: the derivations'
+    build-time closure (sources, and every derivation, standing for its outputs)."""
+    result = _proc.run(["nix-store", "--query", "--requisites", *drvs])
+    return sorted(set(result.stdout.split()))
+
+
+def copy_to(url: str, installables: Sequence[str], secret_key: str | None) -> _proc.Result:
+    """`nix copy` to a binary cache, signing what it uploads when a key is given (a
+    derivation stands for its outputs, with their realisations when content-addressed)."""
+    target = url
+    if secret_key:
+        target += ("&" if "?" in url else "?") + "secret-key=" + secret_key
+    args = ["copy", "--to", target, *installables]
+    return _nix(args, check=False)
 
 
 def _read_outputs(stdout: str, step_of: Mapping[str, str], outcome: BuildOutcome) -> None:

@@ -8,6 +8,7 @@ advertises the same feature.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -26,12 +27,20 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class AmdGpu:
+    name: str
+    gfx: str  # the GPU's architecture, e.g. "gfx90a" (empty when unknown)
+    driver: str
+
+
+@dataclass(frozen=True)
 class HostProfile:
     cpu_model: str
     cpu_flags: tuple[str, ...]
     memory_gb: int
     gpus: tuple[Gpu, ...]
     cuda: str | None
+    amd_gpus: tuple[AmdGpu, ...] = ()
 
     def offers(self, feature: str) -> bool:
         kind, _, value = feature.partition("-")
@@ -39,6 +48,8 @@ class HostProfile:
             return feature[4:] in self.cpu_flags
         if feature == "gpu-nvidia":
             return bool(self.gpus)
+        if feature == "gpu-amd":
+            return bool(self.amd_gpus)
         if feature.startswith("gpu-sm-"):
             want = _version(feature[len("gpu-sm-") :])
             return any(_version(g.compute_capability) >= want for g in self.gpus)
@@ -55,6 +66,8 @@ class HostProfile:
         gpus = (
             ", ".join(f"{g.name} (sm {g.compute_capability})" for g in self.gpus) or "no NVIDIA GPU"
         )
+        if self.amd_gpus:
+            gpus += "; " + ", ".join(g.name for g in self.amd_gpus)
         cuda = f"CUDA {self.cuda}" if self.cuda else "no CUDA driver"
         return f"{self.cpu_model}; {self.memory_gb} GB; {gpus}; {cuda}"
 
@@ -99,7 +112,45 @@ def _nvidia() -> tuple[tuple[Gpu, ...], str | None]:
     return tuple(gpus), m.group(1) if m else None
 
 
-def probe(proc_root: Path = Path("/proc")) -> HostProfile:
+AMD_VENDOR = "0x1002"  # PCI vendor id of AMD (ATI) in sysfs
+
+
+def _amd(sys_root: Path) -> tuple[AmdGpu, ...]:
+    """AMD GPUs: from rocm-smi when it exists, else from sysfs (the amdgpu driver's cards)."""
+    if shutil.which("rocm-smi") is not None:
+        found = _proc.run(["rocm-smi", "--showproductname", "--json"], check=False)
+        try:
+            cards = json.loads(found.stdout) if found.returncode == 0 else {}
+        except ValueError:
+            cards = {}
+        gpus = [
+            AmdGpu(
+                str(c.get("Card series") or c.get("Card model") or "AMD GPU"),
+                str(c.get("GFX Version") or ""),
+                "amdgpu",
+            )
+            for name, c in sorted(cards.items())
+            if name.startswith("card") and isinstance(c, dict)
+        ]
+        if gpus:
+            return tuple(gpus)
+    gpus = []
+    for card in sorted((sys_root / "class/drm").glob("card[0-9]*")):
+        device = card / "device"
+        try:
+            vendor = (device / "vendor").read_text().strip()
+        except OSError:
+            continue
+        if vendor == AMD_VENDOR and "-" not in card.name:  # card0, not card0-DP-1
+            try:
+                model = (device / "product_name").read_text().strip()
+            except OSError:
+                model = "AMD GPU " + (device / "device").read_text().strip()
+            gpus.append(AmdGpu(model, "", "amdgpu"))
+    return tuple(gpus)
+
+
+def probe(proc_root: Path = Path("/proc"), sys_root: Path = Path("/sys")) -> HostProfile:
     def read(name: str) -> str:
         try:
             return (proc_root / name).read_text()
@@ -108,7 +159,7 @@ def probe(proc_root: Path = Path("/proc")) -> HostProfile:
 
     model, flags = _cpu(read("cpuinfo"))
     gpus, cuda = _nvidia()
-    return HostProfile(model, flags, _memory_gb(read("meminfo")), gpus, cuda)
+    return HostProfile(model, flags, _memory_gb(read("meminfo")), gpus, cuda, _amd(sys_root))
 
 
 def remote_builders_configured() -> bool:
@@ -151,12 +202,72 @@ GATE_HINT = (
 )
 
 
-def gate(required: Mapping[str, Iterable[str]], host: HostProfile | None = None) -> Gate:
-    """The hardware gate for steps and the features each requires (probed once)."""
+def gate(
+    required: Mapping[str, Iterable[str]],
+    host: HostProfile | None = None,
+    remote_features: set[str] | None = None,
+) -> Gate:
+    """The hardware gate for steps and the features each requires (probed once).
+
+    ``remote_features``: what the builders reproflake hands Nix advertise; a step whose
+    missing features one of them offers goes to that builder."""
     host = host or probe()
     required = {s: tuple(fs) for s, fs in required.items()}
     offered = tuple(sorted({f for fs in required.values() for f in fs if host.offers(f)}))
     missing = {s: tuple(host.missing(fs)) for s, fs in required.items() if host.missing(fs)}
+    if remote_features:
+        missing = {s: fs for s, fs in missing.items() if not set(fs) <= remote_features}
     if missing and remote_builders_configured():
         missing = {}  # a builder may offer them: Nix decides, and says so if none does
     return Gate(host, offered, dict(sorted(missing.items())))
+
+
+# --------------------------------------------------------------------------- advertising
+# Nix matches system features as exact strings: a machine with sm 9.0 must also advertise
+# gpu-sm-8.0 for a step that asks for "at least 8.0". These are the values a step can name.
+COMPUTE_CAPABILITIES = (
+    "3.5", "3.7", "5.0", "5.2", "5.3", "6.0", "6.1", "6.2", "7.0", "7.2", "7.5",
+    "8.0", "8.6", "8.7", "8.9", "9.0", "10.0", "10.1", "12.0",
+)  # fmt: skip
+CUDA_VERSIONS = tuple(f"11.{i}" for i in range(9)) + tuple(f"12.{i}" for i in range(10))
+
+
+def _memory_sizes(total: int) -> list[int]:
+    # Every size up to 64 GB, then every 8 GB: enough resolution without a line of thousands.
+    return [n for n in range(1, total + 1) if n <= 64 or n % 8 == 0 or n == total]
+
+
+def advertised(host: HostProfile, required: Iterable[str] = ()) -> tuple[str, ...]:
+    """The system features this machine satisfies, as Nix must be told them: every
+    value a step may require that the probe meets (``required``: a project's own)."""
+    found = {f"cpu-{flag}" for flag in host.cpu_flags}
+    found |= {f"memory-{n}g" for n in _memory_sizes(host.memory_gb)}
+    candidates = [f"gpu-sm-{c}" for c in COMPUTE_CAPABILITIES]
+    candidates += [f"gpu-sm-{g.compute_capability}" for g in host.gpus]
+    candidates += [f"cuda-{v}" for v in CUDA_VERSIONS] + (
+        [f"cuda-{host.cuda}"] if host.cuda else []
+    )
+    candidates += ["gpu-nvidia", "gpu-amd", *required]
+    found |= {f for f in candidates if host.offers(f)}
+    return tuple(sorted(found))
+
+
+def nix_default_features() -> tuple[str, ...]:
+    """The system features Nix has now (its defaults, or nix.conf's): kept when adding ours."""
+    result = _proc.run(
+        ["nix", "--extra-experimental-features", "nix-command", "show-config"], check=False
+    )
+    m = re.search(r"^system-features = (.*)$", result.stdout, re.M)
+    return tuple(m.group(1).split()) if m else ()
+
+
+def nix_conf_line(features: Iterable[str], defaults: Iterable[str] = ()) -> str:
+    """The nix.conf line that makes this machine build steps needing ``features``."""
+    return "system-features = " + " ".join(sorted(set(defaults)) + sorted(set(features)))
+
+
+def machines_line(host_name: str, features: Iterable[str], jobs: int, user: str = "root") -> str:
+    """The /etc/nix/machines line (Nix's builders) that offers this machine to others:
+    URI, systems, SSH key (-: the client's default), max jobs, speed factor, supported
+    features, mandatory features (-: none), host key (-: from known_hosts)."""
+    return f"ssh-ng://{user}@{host_name} x86_64-linux - {jobs} 1 {','.join(sorted(features)) or '-'} - -"

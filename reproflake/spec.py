@@ -196,7 +196,7 @@ class Hardware:
         }
 
 
-GPU_VENDORS = ("nvidia",)
+GPU_VENDORS = ("amd", "nvidia")
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,14 @@ class Image:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """[cache]: the read side of the project's Nix binary caches (never a secret key)."""
+
+    urls: tuple[str, ...] = ()
+    public_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Spec:
     path: Path
     name: str
@@ -232,6 +240,7 @@ class Spec:
     nix_library: str | None = None
     text: str = field(default="", compare=False, repr=False)
     images: Mapping[str, Image] = field(default_factory=dict)
+    cache: CacheSpec = field(default_factory=lambda: CacheSpec())
 
     @property
     def root(self) -> Path:
@@ -589,7 +598,19 @@ def parse(text: str, path: Path) -> Spec:
 
 def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
     c.only(
-        raw, (), {"project", "debian", "python", "environments", "inputs", "steps", "nix", "images"}
+        raw,
+        (),
+        {
+            "project",
+            "debian",
+            "python",
+            "environments",
+            "inputs",
+            "steps",
+            "nix",
+            "images",
+            "cache",
+        },
     )
     project = c.table(raw.get("project"), ("project",), 'add a [project] table with name = "..."')
     c.only(project, ("project",), {"name", "source_date_epoch", "description"})
@@ -615,6 +636,7 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
     steps = _steps(raw.get("steps"), c, environments, inputs)
     nix_library = _nix_library(raw.get("nix", {}), c)
     images = _images(raw.get("images", {}), c, steps)
+    cache = _cache(raw.get("cache", {}), c)
     return Spec(
         path=path,
         name=name,
@@ -627,6 +649,7 @@ def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
         nix_library=nix_library,
         text=c.text,
         images=images,
+        cache=cache,
     )
 
 
@@ -648,6 +671,42 @@ def flake_url_problem(url: str) -> str | None:
         "is not an absolute flake URL of a type Nix fetches directly, written with plain "
         "URL characters (percent-encode others)"
     )
+
+
+CACHE_URL_RE = re.compile(r"(file:///|https?://|ssh-ng://|ssh://|s3://)\S+")
+PUBLIC_KEY_RE = re.compile(r"[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=")
+
+
+def _cache(raw: Any, c: _Checker) -> CacheSpec:
+    key = ("cache",)
+    fix = '[cache] urls = ["https://cache.example.org"], public_keys = ["name:base64key="]'
+    table = c.table(raw, key, fix)
+    c.only(table, key, {"urls", "public_keys"})
+    urls = c.strings(table.get("urls", []), key + ("urls",), fix)
+    for url in urls:
+        if not CACHE_URL_RE.fullmatch(url):
+            raise c.fail(
+                key + ("urls",),
+                f"{_show(url)} is not a binary cache URL "
+                "(expected file:///, http://, https://, ssh-ng://, ssh:// or s3://)",
+                fix,
+            )
+    keys = c.strings(table.get("public_keys", []), key + ("public_keys",), fix)
+    for k in keys:
+        if not PUBLIC_KEY_RE.fullmatch(k):
+            raise c.fail(
+                key + ("public_keys",),
+                f"{_show(k)} is not a Nix public key (NAME:BASE64, as "
+                "nix-store --generate-binary-cache-key writes)",
+                "copy the key from the cache's public key file; never put the secret key here",
+            )
+    if urls and not keys:
+        raise c.fail(
+            key + ("public_keys",),
+            "a cache needs the public keys its entries are signed with",
+            "add public_keys = [...]; reproflake never builds with require-sigs = false",
+        )
+    return CacheSpec(tuple(urls), tuple(keys))
 
 
 def _nix_library(raw: Any, c: _Checker) -> str | None:
@@ -925,7 +984,7 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
                     key + (name,), f'expected a version like "8.0", got {_show(value)}', fix
                 )
             versions[name] = value
-    if versions and gpu is None:
+    if versions and gpu != "nvidia":
         raise c.fail(key, 'compute_capability and cuda need gpu = "nvidia"', 'add gpu = "nvidia"')
     flags = c.strings(table.get("cpu_features", []), key + ("cpu_features",), 'e.g. ["avx2"]')
     for flag in flags:

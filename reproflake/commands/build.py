@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reproflake import executor, gcroots, hardware, state
-from reproflake.commands import _noop
+from reproflake.commands import _noop, _remote
 from reproflake.commands._project import (
     Log,
     Project,
@@ -72,10 +72,16 @@ class Progress:
             sys.stderr.write("\r\x1b[K")
 
 
-def hardware_features(p: Project, steps: Sequence[str]) -> tuple[list[str], HostProfile]:
-    """Probe this machine; the declared features it offers; a clear error for what no one can."""
+def hardware_features(
+    p: Project, steps: Sequence[str], remote_features: set[str] | None = None
+) -> tuple[list[str], HostProfile]:
+    """Probe this machine; the declared features it offers; a clear error for what no one
+    can build (neither this machine nor a configured builder offers its features)."""
     required = {s: p.spec.steps[s].hardware for s in steps}
-    g = hardware.gate({s: h.features() for s, h in required.items() if h is not None})
+    g = hardware.gate(
+        {s: h.features() for s, h in required.items() if h is not None},
+        remote_features=remote_features,
+    )
     if g.unbuildable:
         raise HardwareError(
             "no machine can build these steps: "
@@ -164,7 +170,8 @@ def run(
     for what in added:
         log(f"added {what} to the Nix store")
     progress = Progress(log)
-    features, host = hardware_features(p, order)
+    remote = _remote.setup(p, log)
+    features, host = hardware_features(p, order, remote.features_offered_remotely())
     own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
     before = snapshot(p, order)
     outcome = executor.build(
@@ -176,6 +183,15 @@ def run(
         jobs=jobs,
         keep_going=keep_going,
     )
+    refused = _remote.refuse_unsigned(remote, outcome, order, log)
+    if refused:
+        # Built here instead, with no cache: what the cache offered is not used again.
+        executor.configure_remote(builders=remote.builders_setting())
+        again = executor.build(
+            p.root, order, progress, labels=labels(p), features=features, jobs=jobs
+        )
+        again.substituted |= outcome.substituted
+        outcome = again
     record(p, own, outcome.outputs)
     state.remember_built(p.root, outcome.drvs)
     if progress.fetched:
@@ -186,7 +202,16 @@ def run(
 
     # Every step involved counts: the requested ones and the steps they need.
     built = [s for s in order if s in outcome.outputs and s in outcome.built]
-    already = [s for s in order if s in outcome.outputs and s not in outcome.built]
+    fetched = [
+        s
+        for s in order
+        if s in outcome.outputs
+        and s not in outcome.built
+        and outcome.outputs[s] in outcome.substituted
+    ]
+    already = [
+        s for s in order if s in outcome.outputs and s not in outcome.built and s not in fetched
+    ]
     for step, lines in sorted(outcome.failed.items()):
         out(f"\nstep {step} failed; last lines of its log:")
         for line in lines:
@@ -195,6 +220,7 @@ def run(
     skipped = [s for s in order if s not in outcome.outputs and s not in outcome.failed]
     parts = [
         f"{len(built)} built",
+        *([f"{len(fetched)} fetched from a cache"] if fetched else []),
         f"{len(already)} already built",
         f"{len(outcome.failed)} failed",
     ]

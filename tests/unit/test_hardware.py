@@ -76,7 +76,7 @@ def test_spec_parses_hardware() -> None:
 @pytest.mark.parametrize(
     ("table", "problem"),
     [
-        ('{ gpu = "voodoo" }', "expected one of: nvidia"),
+        ('{ gpu = "voodoo" }', "expected one of: amd, nvidia"),
         ('{ gpu = "nvidia", cuda = "twelve" }', 'expected a version like "8.0"'),
         ('{ cuda = "12.2" }', 'compute_capability and cuda need gpu = "nvidia"'),
         ('{ cpu_features = ["AVX 2"] }', "is not a CPU flag"),
@@ -110,3 +110,39 @@ def test_probe_with_fake_nvidia_smi(tmp_path: Path, fake_gpu: None) -> None:
         host.offers("gpu-sm-8.0") and host.offers("gpu-sm-9.0") and not host.offers("gpu-sm-10.0")
     )
     assert host.offers("cuda-12.2") and host.offers("cuda-12.4") and not host.offers("cuda-12.10")
+
+
+def test_advertised_features_list_every_minimum_met(tmp_path: Path, fake_gpu: None) -> None:
+    host = hardware.probe(fake_proc(tmp_path, mem_kb=4 * 1024 * 1024), tmp_path / "sys")
+    found = hardware.advertised(host, required=["gpu-sm-8.1", "cuda-12.9"])
+    # Nix matches features exactly: every minimum the machine meets is advertised.
+    assert {
+        "gpu-nvidia",
+        "gpu-sm-8.0",
+        "gpu-sm-8.1",
+        "gpu-sm-9.0",
+        "cuda-12.2",
+        "cuda-12.4",
+    } <= set(found)
+    assert {"gpu-sm-10.0", "cuda-12.5", "cuda-12.9", "gpu-amd", "memory-5g"}.isdisjoint(found)
+    assert {"cpu-avx2", "memory-1g", "memory-4g"} <= set(found)
+    assert list(found) == sorted(found)
+    line = hardware.nix_conf_line(["gpu-nvidia", "cpu-avx2"], ["kvm", "big-parallel"])
+    assert line == "system-features = big-parallel kvm cpu-avx2 gpu-nvidia"
+    assert hardware.machines_line("gpu1.lab", ["gpu-nvidia", "cpu-avx2"], 8) == (
+        "ssh-ng://root@gpu1.lab x86_64-linux - 8 1 cpu-avx2,gpu-nvidia - -"
+    )
+
+
+def test_probe_finds_amd_gpus_in_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither nvidia-smi nor rocm-smi
+    sys_root = tmp_path / "sys"
+    for card, vendor in (("card0", "0x1002"), ("card1", "0x8086"), ("card0-DP-1", "0x1002")):
+        device = sys_root / "class/drm" / card / "device"
+        device.mkdir(parents=True)
+        (device / "vendor").write_text(vendor + "\n")
+        (device / "device").write_text("0x740f\n")
+    host = hardware.probe(fake_proc(tmp_path), sys_root)
+    assert host.amd_gpus == (hardware.AmdGpu("AMD GPU 0x740f", "", "amdgpu"),)
+    assert host.offers("gpu-amd") and not host.offers("gpu-nvidia")
+    assert "gpu-amd" in hardware.advertised(host)

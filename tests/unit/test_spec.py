@@ -235,7 +235,7 @@ def test_unknown_top_level_key_suggests_the_close_one() -> None:
     assert err.message == f"{PATH}:{line_of(text, '[stepz]')}: stepz: unknown key 'stepz'"
     assert err.hint is not None
     assert (
-        "expected one of: debian, environments, images, inputs, nix, project, python, steps"
+        "expected one of: cache, debian, environments, images, inputs, nix, project, python, steps"
         in err.hint
     )
     assert "did you mean 'steps'?" in err.hint
