@@ -125,8 +125,20 @@ let
   steps = forAttrs data.steps (stepDrv { });
 
   # The same steps built a second time, independently (`reproflake verify`): outputs are
-  # content-addressed, so a reproducible step lands on exactly the same store path.
-  verify = forAttrs data.steps (stepDrv { reproflakeVerify = "independent rebuild"; });
+  # content-addressed, so a reproducible step lands on exactly the same store path. The
+  # second build varies what a step must not depend on (step.sh: reproflakeVary); every
+  # combination of variations is its own set of derivations, named by the variations
+  # joined with "_" ("none": a plain second build). `verify` varies all of them.
+  variations = [ "aslr" "cpus" "hostname" "time" "umask" ];
+  subsets = xs: if xs == [ ] then [ [ ] ]
+    else let rest = subsets (builtins.tail xs); in rest ++ map (s: [ (builtins.head xs) ] ++ s) rest;
+  varyKey = vs: if vs == [ ] then "none" else concatStringsSep "_" vs;
+  verifyVaried = listToAttrs (map (vs: {
+    name = varyKey vs;
+    value = forAttrs data.steps (stepDrv ({ reproflakeVerify = "independent rebuild"; }
+      // (if vs == [ ] then { } else { reproflakeVary = concatStringsSep " " vs; })));
+  }) (subsets variations));
+  verify = verifyVaried.${varyKey variations};
 
   # Re-extracts the seed from its pinned .deb with the seed itself: both must agree.
   seedCheck = derivation {
@@ -150,12 +162,13 @@ in
   packages.${system} = steps // { default = all; };
   checks.${system} = { seed = seedCheck; };
   legacyPackages.${system} = {
-    inherit environments inputs debs wheels verify;
+    inherit environments inputs debs wheels verify verifyVaried;
     # Every step's .drv path from one evaluation: `reproflake build` realises these
     # rather than naming each step (Nix 2.8 reads the flake again for every name).
     drvPaths = {
       steps = builtins.mapAttrs (_: d: d.drvPath) steps;
       verify = builtins.mapAttrs (_: d: d.drvPath) verify;
+      verifyVaried = builtins.mapAttrs (_: set: builtins.mapAttrs (_: d: d.drvPath) set) verifyVaried;
     };
   };
 }

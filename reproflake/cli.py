@@ -173,15 +173,31 @@ def build(directory: Path, steps: tuple[str, ...], jobs: int | None) -> None:
     _guard(go)
 
 
+_VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
+
+
 @main.command()
 @click.argument("steps", nargs=-1)
 @_jobs_option
+@click.option(
+    "--vary",
+    "vary",
+    multiple=True,
+    type=click.Choice([*_VARIATIONS, "all", "none"]),
+    help="What the second build varies (repeatable; default: all).",
+)
 @click.pass_obj
-def verify(directory: Path, steps: tuple[str, ...], jobs: int | None) -> None:
-    """Rebuild steps and check each gives identical bytes."""
+def verify(
+    directory: Path, steps: tuple[str, ...], jobs: int | None, vary: tuple[str, ...]
+) -> None:
+    """Rebuild steps with the clock, CPUs, host name, umask and ASLR varied; compare bytes."""
     from reproflake.commands import verify as cmd
 
-    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out, jobs=jobs))
+    chosen = set(vary or ("all",))
+    if "all" in chosen:
+        chosen |= set(_VARIATIONS)
+    chosen -= {"all", "none"}
+    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out, jobs=jobs, vary=sorted(chosen)))
 
 
 @main.command()
