@@ -32,7 +32,13 @@ let
   # A file pinned by its flat sha256 (Debian's own hash for .debs, the index's for wheels).
   # file:// mirrors are read at evaluation time: the sandboxed fetcher cannot see the host's
   # files. Both ways give the same content-addressed store path.
-  fetch = f: if builtins.substring 0 7 f.url == "file://"
+  # A release archive made with --vendor carries the files in vendor/: taken from there
+  # (no network), flat and by the same hash, they get the same content-addressed path.
+  # (A git flake never sees vendor/ unless it is tracked.)
+  fetch = f: let copy = src + "/vendor/${f.name}"; in
+    if builtins.pathExists copy
+    then builtins.path { path = copy; inherit (f) name sha256; recursive = false; }
+    else if builtins.substring 0 7 f.url == "file://"
     then builtins.fetchurl { inherit (f) url sha256 name; }
     else fetchRemote f;
   fetchRemote = f: derivation {
@@ -66,11 +72,12 @@ let
   });
 
   # An input file enters the store by content. Tracked files come from the flake's
-  # source; large files outside git are added by `reproflake build` (or by hand with
-  # the command the stub prints) under the same content-addressed store path.
+  # source (so do files outside git that a release archive carries); large files outside
+  # git are added by `reproflake build` (or by hand with the command the stub prints)
+  # under the same content-addressed store path.
   inputFile = name: i:
     if i.kind == "url" then fetch { inherit (i) url sha256; name = i.storeName; }
-    else if i.kind == "tracked" then builtins.path {
+    else if i.kind == "tracked" || builtins.pathExists (src + "/${i.path}") then builtins.path {
       path = src + "/${i.path}";
       name = i.storeName;
       sha256 = i.narHash;

@@ -201,6 +201,43 @@ def verify(
 
 
 @main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the archive (default: NAME-COMMIT.FORMAT here).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tar.zst", "tar.gz"]),
+    default="tar.zst",
+    show_default=True,
+)
+@click.option(
+    "--vendor", is_flag=True, help="Carry every pinned file: reproducing needs no network."
+)
+@click.option(
+    "--allow-dirty", is_flag=True, help="Release the commit even if the work tree differs."
+)
+@click.pass_obj
+def release(
+    directory: Path, output: Path | None, fmt: str, vendor: bool, allow_dirty: bool
+) -> None:
+    """Write one deterministic archive of the project at its commit, with outputs,
+    SHA256SUMS and provenance."""
+    from reproflake.commands import release as cmd
+
+    _guard(
+        lambda: cmd.run(
+            directory, log=_log, out=_out, output=output, fmt=fmt, vendor=vendor,
+            allow_dirty=allow_dirty,
+        )
+    )  # fmt: skip
+
+
+@main.command()
 @click.argument("steps", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
