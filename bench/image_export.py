@@ -95,7 +95,9 @@ def main() -> None:
 
 def layers(layout: Path) -> dict[str, int]:
     index = json.loads((layout / "index.json").read_bytes())
-    manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_bytes())
+    manifest = json.loads(
+        (layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_bytes()
+    )
     return {layer["digest"]: layer["size"] for layer in manifest["layers"]}
 
 

@@ -32,7 +32,13 @@ let
   # A file pinned by its flat sha256 (Debian's own hash for .debs, the index's for wheels).
   # file:// mirrors are read at evaluation time: the sandboxed fetcher cannot see the host's
   # files. Both ways give the same content-addressed store path.
-  fetch = f: if builtins.substring 0 7 f.url == "file://"
+  # A release archive made with --vendor carries the files in vendor/: taken from there
+  # (no network), flat and by the same hash, they get the same content-addressed path.
+  # (A git flake never sees vendor/ unless it is tracked.)
+  fetch = f: let copy = src + "/vendor/${f.name}"; in
+    if builtins.pathExists copy
+    then builtins.path { path = copy; inherit (f) name sha256; recursive = false; }
+    else if builtins.substring 0 7 f.url == "file://"
     then builtins.fetchurl { inherit (f) url sha256 name; }
     else fetchRemote f;
   fetchRemote = f: derivation {
@@ -66,11 +72,12 @@ let
   });
 
   # An input file enters the store by content. Tracked files come from the flake's
-  # source; large files outside git are added by `reproflake build` (or by hand with
-  # the command the stub prints) under the same content-addressed store path.
+  # source (so do files outside git that a release archive carries); large files outside
+  # git are added by `reproflake build` (or by hand with the command the stub prints)
+  # under the same content-addressed store path.
   inputFile = name: i:
     if i.kind == "url" then fetch { inherit (i) url sha256; name = i.storeName; }
-    else if i.kind == "tracked" then builtins.path {
+    else if i.kind == "tracked" || builtins.pathExists (src + "/${i.path}") then builtins.path {
       path = src + "/${i.path}";
       name = i.storeName;
       sha256 = i.narHash;
@@ -125,8 +132,20 @@ let
   steps = forAttrs data.steps (stepDrv { });
 
   # The same steps built a second time, independently (`reproflake verify`): outputs are
-  # content-addressed, so a reproducible step lands on exactly the same store path.
-  verify = forAttrs data.steps (stepDrv { reproflakeVerify = "independent rebuild"; });
+  # content-addressed, so a reproducible step lands on exactly the same store path. The
+  # second build varies what a step must not depend on (step.sh: reproflakeVary); every
+  # combination of variations is its own set of derivations, named by the variations
+  # joined with "_" ("none": a plain second build). `verify` varies all of them.
+  variations = [ "aslr" "cpus" "hostname" "time" "umask" ];
+  subsets = xs: if xs == [ ] then [ [ ] ]
+    else let rest = subsets (builtins.tail xs); in rest ++ map (s: [ (builtins.head xs) ] ++ s) rest;
+  varyKey = vs: if vs == [ ] then "none" else concatStringsSep "_" vs;
+  verifyVaried = listToAttrs (map (vs: {
+    name = varyKey vs;
+    value = forAttrs data.steps (stepDrv ({ reproflakeVerify = "independent rebuild"; }
+      // (if vs == [ ] then { } else { reproflakeVary = concatStringsSep " " vs; })));
+  }) (subsets variations));
+  verify = verifyVaried.${varyKey variations};
 
   # Re-extracts the seed from its pinned .deb with the seed itself: both must agree.
   seedCheck = derivation {
@@ -166,12 +185,13 @@ in
   packages.${system} = steps // { default = all; };
   checks.${system} = { seed = seedCheck; };
   legacyPackages.${system} = {
-    inherit environments inputs debs wheels verify gcroots;
+    inherit environments inputs debs wheels verify verifyVaried gcroots;
     # Every step's .drv path from one evaluation: `reproflake build` realises these
     # rather than naming each step (Nix 2.8 reads the flake again for every name).
     drvPaths = {
       steps = builtins.mapAttrs (_: d: d.drvPath) steps;
       verify = builtins.mapAttrs (_: d: d.drvPath) verify;
+      verifyVaried = builtins.mapAttrs (_: set: builtins.mapAttrs (_: d: d.drvPath) set) verifyVaried;
     };
   };
 }

@@ -15,6 +15,50 @@ work="$NIX_BUILD_TOP/work"
 scratch="$NIX_BUILD_TOP/scratch"
 fstab="$NIX_BUILD_TOP/fstab"
 
+# ---- begin: the variations of `reproflake verify` --------------------------------
+# The verify rebuild of a step (attribute reproflakeVary, a space-separated list) changes
+# what a step must not depend on, as reprotest does, inside the sandbox; the first build
+# keeps the defaults. Each variation is honoured only where it can change something; the
+# Python side reports the ones that cannot (no libfaketime in the environment).
+#   time      the clock 400 days (more than a year, another weekday) ahead: libfaketime
+#   cpus      OMP_NUM_THREADS=3 (nproc says 3), the affinity narrowed to one CPU
+#   hostname  another host and domain name, in a UTS namespace of our own
+#   umask     0002 instead of Nix's 0022
+#   aslr      address space randomisation on (Nix builds without it)
+varyUts="" varyPrefix="" varyInRoot="" varyEnv="" varyHost="" varyUmask="" varyCpus=""
+for vary in ${reproflakeVary:-}; do
+  case "$vary" in
+  hostname) varyUts=-u varyHost=1 ;;
+  umask) varyUmask=0002 ;;
+  cpus)
+    # nproc (coreutils) answers OMP_NUM_THREADS, pinned to 1 for steady numerics (BLAS keeps
+    # its own pins): another count, and the affinity narrowed to one CPU where there are more.
+    varyCpus="OMP_NUM_THREADS=3"
+    mask="$("$busybox" taskset -p $$)"; mask="${mask##*: }"
+    lowest="$(printf '%x' $(( 0x$mask & -0x$mask )))"
+    [ "$lowest" = "$mask" ] || varyPrefix="taskset $lowest" ;;
+  # Nix turns randomisation off for every build (ADDR_NO_RANDOMIZE): the varied build gets
+  # it back, as setarch sets the whole personality.
+  aslr) [ ! -x "$rootfs/usr/bin/setarch" ] || varyInRoot="/usr/bin/setarch $("$busybox" uname -m)" ;;
+  time)
+    for lib in "$rootfs"/usr/lib/*/faketime/libfaketime.so.1; do
+      [ -e "$lib" ] || continue
+      varyEnv="LD_PRELOAD=${lib#"$rootfs"} FAKETIME=+400d DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_FAKE_MONOTONIC=1"
+    done ;;
+  *) echo "reproflake: unknown variation '$vary'" >&2; exit 1 ;;
+  esac
+done
+# Inside the namespaces, just before the step runs.
+vary_inside() {
+  if [ -n "$varyHost" ]; then
+    hostname reproflake-varied
+    # Busybox has no domainname applet (and /proc/sys is not ours): the root's, if any.
+    [ ! -x "$root/bin/domainname" ] || chroot "$root" /bin/domainname reproflake-varied.invalid
+  fi
+  [ -z "$varyUmask" ] || umask "$varyUmask"
+}
+# ---- end: the variations of `reproflake verify` ----------------------------------
+
 if [ "$1" != inner ]; then
   export PATH="$applets"
   set -f
@@ -41,7 +85,8 @@ EOF
   done <<EOF
 $inputLinks$needLinks
 EOF
-  exec unshare -r -m "$busybox" sh -e "$0" inner
+  # $varyUts: see the variations of `reproflake verify` above.
+  exec unshare -r -m $varyUts "$busybox" sh -e "$0" inner
 fi
 
 # One line of the mount table mounted below with a single `mount -a` (a mount
@@ -89,14 +134,16 @@ for name in $varNames; do
 done
 
 status=0
-chroot "$root" /usr/bin/env -i -C /work \
+vary_inside
+# $vary*: the variations of `reproflake verify` (empty in a first build).
+$varyPrefix chroot "$root" $varyInRoot /usr/bin/env -i -C /work \
   PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin \
   HOME=/tmp/home TMPDIR=/tmp TZ=UTC LANG=C.UTF-8 LC_ALL=C.UTF-8 \
   SOURCE_DATE_EPOCH="$sourceDateEpoch" FORCE_SOURCE_DATE=1 \
   PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0 \
   OPENBLAS_CORETYPE="$openblasCoretype" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
   MKL_NUM_THREADS=1 OUT="/work/results/$stepName" REPROFLAKE_STEP="$stepName" \
-  "$@" /bin/sh -ec "$stepRun" || status=$?
+  $varyEnv $varyCpus "$@" /bin/sh -ec "$stepRun" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "reproflake: step '$stepName' failed: its command exited with status $status" >&2
   exit "$status"

@@ -258,15 +258,68 @@ def build(
     _guard(go)
 
 
+_VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
+
+
 @main.command()
 @click.argument("steps", nargs=-1)
 @_jobs_option
+@click.option(
+    "--vary",
+    "vary",
+    multiple=True,
+    type=click.Choice([*_VARIATIONS, "all", "none"]),
+    help="What the second build varies (repeatable; default: all).",
+)
 @click.pass_obj
-def verify(directory: Path, steps: tuple[str, ...], jobs: int | None) -> None:
-    """Rebuild steps and check each gives identical bytes."""
+def verify(
+    directory: Path, steps: tuple[str, ...], jobs: int | None, vary: tuple[str, ...]
+) -> None:
+    """Rebuild steps with the clock, CPUs, host name, umask and ASLR varied; compare bytes."""
     from reproflake.commands import verify as cmd
 
-    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out, jobs=jobs))
+    chosen = set(vary or ("all",))
+    if "all" in chosen:
+        chosen |= set(_VARIATIONS)
+    chosen -= {"all", "none"}
+    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out, jobs=jobs, vary=sorted(chosen)))
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the archive (default: NAME-COMMIT.FORMAT here).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tar.zst", "tar.gz"]),
+    default="tar.zst",
+    show_default=True,
+)
+@click.option(
+    "--vendor", is_flag=True, help="Carry every pinned file: reproducing needs no network."
+)
+@click.option(
+    "--allow-dirty", is_flag=True, help="Release the commit even if the work tree differs."
+)
+@click.pass_obj
+def release(
+    directory: Path, output: Path | None, fmt: str, vendor: bool, allow_dirty: bool
+) -> None:
+    """Write one deterministic archive of the project at its commit, with outputs,
+    SHA256SUMS and provenance."""
+    from reproflake.commands import release as cmd
+
+    _guard(
+        lambda: cmd.run(
+            directory, log=_log, out=_out, output=output, fmt=fmt, vendor=vendor,
+            allow_dirty=allow_dirty,
+        )
+    )  # fmt: skip
 
 
 @main.command()

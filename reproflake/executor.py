@@ -305,6 +305,8 @@ def _strip_ansi(text: str) -> str:
 
 STEPS = "steps"  # the flake's steps
 VERIFY = "verify"  # the same steps, built a second time independently (`reproflake verify`)
+# The same, with chosen variations: VERIFY_VARIED + ".time_umask" (see nix/default.nix).
+VERIFY_VARIED = "verifyVaried"
 # Far below the kernel's 2 MiB for arguments and environment: a list of derivations longer
 # than this is built by several `nix build` commands, one after another.
 ARGV_BYTES = 1 << 20

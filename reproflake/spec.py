@@ -157,6 +157,11 @@ class Step:
     outputs: tuple[str, ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
     hardware: Hardware | None = None
+    # What `verify` and `reproduce` accept instead of identical bytes (never part of the
+    # derivation): outputs that cannot be bit-for-bit, and numeric outputs (CSV, JSON,
+    # NPY) whose numbers may differ by at most an absolute tolerance.
+    unreproducible: tuple[str, ...] = ()
+    tolerance: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -898,8 +903,11 @@ def _steps(
         c.only(
             step,
             key,
-            {"env", "run", "sources", "inputs", "needs", "outputs", "variables", "hardware"},
-        )
+            {
+                "env", "run", "sources", "inputs", "needs", "outputs", "variables", "hardware",
+                "unreproducible", "tolerance",
+            },
+        )  # fmt: skip
         env = c.string(step.get("env"), key + ("env",), f"one of: {', '.join(environments)}")
         if env not in environments:
             raise c.fail(
@@ -958,10 +966,45 @@ def _steps(
         hardware = (
             _hardware(step["hardware"], key + ("hardware",), c) if "hardware" in step else None
         )
-        result[name] = Step(
-            name, env, run, sources, step_inputs, needs, outputs, variables, hardware
+        unreproducible = c.relpaths(
+            step.get("unreproducible", []),
+            key + ("unreproducible",),
+            'outputs of this step, e.g. unreproducible = ["report.html"]',
+            base="output",
         )
+        tolerance = _tolerance(step.get("tolerance", {}), key + ("tolerance",), c)
+        for item in (*unreproducible, *tolerance):
+            if not any(item == o or item.startswith(o + "/") for o in outputs):
+                where = "unreproducible" if item in unreproducible else "tolerance"
+                raise c.fail(
+                    key + (where,),
+                    f"{_show(item)} is not one of the step's outputs (nor inside one)",
+                    f"expected one of: {', '.join(outputs)}",
+                )
+        result[name] = Step(
+            name, env, run, sources, step_inputs, needs, outputs, variables, hardware,
+            unreproducible, tolerance,
+        )  # fmt: skip
     return result
+
+
+def _tolerance(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, float]:
+    """Output → the absolute difference its numbers may have (CSV, JSON or NPY outputs)."""
+    fix = 'e.g. tolerance = { "metrics.json" = 1e-6 }'
+    table = c.table(raw, key, fix)
+    found: dict[str, float] = {}
+    for name, value in sorted(table.items()):
+        path = c.relpath(name, key, fix, base="output")
+        if not path.endswith((".csv", ".json", ".npy")):
+            raise c.fail(
+                key + (name,),
+                f"{_show(name)}: a tolerance applies to numbers in .csv, .json or .npy outputs",
+                'list other outputs that vary in unreproducible = ["..."]',
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise c.fail(key + (name,), f"expected a number >= 0, got {_kind(value)}", fix)
+        found[path] = float(value)
+    return found
 
 
 def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:

@@ -35,6 +35,7 @@ class Entry:
     source: str = ""
     target: str = ""
     executable: bool = False
+    content: bytes | None = None  # a file's bytes, when they are not read from ``source``
 
     def mode(self) -> int:
         if self.kind == "dir":
@@ -149,6 +150,12 @@ def write_tar(entries: Iterable[Entry], mtime: int, dest: BinaryIO, compression:
     for entry in entries:
         if entry.kind != "file":
             sink.write(header(entry, mtime, 0))
+            continue
+        if entry.content is not None:
+            sink.write(header(entry, mtime, len(entry.content)))
+            sink.write(entry.content)
+            if len(entry.content) % BLOCK:
+                sink.write(b"\0" * (BLOCK - len(entry.content) % BLOCK))
             continue
         with open(entry.source, "rb") as f:
             size = os.fstat(f.fileno()).st_size

@@ -2,8 +2,12 @@
 
 Step outputs are content-addressed, so Nix's own ``--check`` cannot see a
 difference (a different output is simply another valid path). Instead the
-flake exposes each step again with one extra attribute: Nix must run it
-afresh, and a reproducible step lands on exactly the same store path.
+flake exposes each step again with extra attributes: Nix must run it afresh,
+and a reproducible step lands on exactly the same store path. The second build
+varies what a step must not depend on, as reprotest does (the clock, the CPUs
+visible, the host name, the umask, address randomisation: nix/step.sh), so
+"reproducible" means more than "twice alike on one machine". Differing files are
+named, with diffoscope's report when it is installed.
 """
 
 from __future__ import annotations
@@ -11,13 +15,59 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor
-from reproflake.commands._project import Log, generate, labels, load_project, store_items
+from reproflake import compare, executor
+from reproflake.commands._project import (
+    Log,
+    Project,
+    generate,
+    labels,
+    load_project,
+    store_items,
+)
 from reproflake.commands.build import Progress, hardware_features, link_results, select
 from reproflake.errors import BuildError
 
+# What the varied rebuild changes (nix/step.sh applies each inside the sandbox).
+VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
+DESCRIBE = {
+    "aslr": "address space randomisation on (Nix builds without it)",
+    "cpus": "the CPU count (OMP_NUM_THREADS=3, affinity narrowed to one CPU)",
+    "hostname": "another host and domain name",
+    "time": "the clock 400 days ahead (libfaketime)",
+    "umask": "umask 0002",
+}
 
-def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | None = None) -> int:
+
+def variation_set(vary: Sequence[str]) -> str:
+    """The flake's name for a set of variations (legacyPackages.verifyVaried.NAME)."""
+    chosen = sorted(set(vary))
+    return "_".join(chosen) if chosen else "none"
+
+
+def _cannot_vary(p: Project, wanted: Sequence[str], vary: Sequence[str]) -> dict[str, str]:
+    """Variations asked for that cannot change anything here, and why: said, not hidden."""
+    missing: dict[str, str] = {}
+    if "time" in vary:
+        envs = sorted({p.spec.steps[s].env for s in wanted})
+        without = [
+            e
+            for e in envs
+            if not any(p.lock.debs[k].package == "libfaketime" for k in p.lock.environments[e].debs)
+        ]
+        if without:
+            missing["time"] = f"no libfaketime in environment(s) {', '.join(without)}"
+    return missing
+
+
+def run(
+    start: Path,
+    steps: Sequence[str],
+    *,
+    log: Log,
+    out: Log,
+    jobs: int | None = None,
+    vary: Sequence[str] = VARIATIONS,
+) -> int:
     executor.require_nix()
     p = load_project(start, log, steps=steps)
     wanted = select(p, steps)
@@ -33,8 +83,18 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | No
             f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"
         )
     link_results(p, first.outputs)
+    out(
+        "varied in the second build: " + ("; ".join(DESCRIBE[v] for v in sorted(vary)) or "nothing")
+    )
+    for what, why in sorted(_cannot_vary(p, wanted, vary).items()):
+        out(f"  not varied: {what}: {why}")
     second = executor.build(
-        p.root, wanted, Progress(log), which=executor.VERIFY, features=features, jobs=jobs
+        p.root,
+        wanted,
+        Progress(log),
+        which=f"{executor.VERIFY_VARIED}.{variation_set(vary)}",
+        features=features,
+        jobs=jobs,
     )
     bad: list[str] = []
     unverified: list[str] = []
@@ -50,9 +110,9 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log, jobs: int | No
             if step in second.drvs:
                 out(f"    full log: {executor.log_command(second.drvs[step])}")
         elif a != b:
-            bad.append(step)
-            out(f"  {step}: NOT reproducible: first build {a}, second build {b}")
-            out(f"    compare them: diff -r {a} {b}")
+            assert a is not None  # the first build succeeded for every wanted step
+            if _report_files(p, step, Path(a), Path(b), out):
+                bad.append(step)
         else:
             out(f"  {step}: reproducible (built twice, identical bytes: {a})")
     for env in sorted({p.spec.steps[s].env for s in wanted}):
@@ -96,3 +156,30 @@ def _could_not(out: Log, what: str, check: executor.Recheck) -> None:
     out(f"  {what}: could not verify: the rebuild failed")
     for line in check.detail:
         out(f"    | {line}")
+
+
+def _report_files(p: Project, step: str, a: Path, b: Path, out: Log) -> bool:
+    """Name every file the two builds disagree on; True when any differs beyond what the
+    spec declares acceptable."""
+    spec_step = p.spec.steps[step]
+    policy = compare.Policy(spec_step.unreproducible, spec_step.tolerance)
+    verdicts = compare.compare_trees(a, b, policy)
+    failing = [v for v in verdicts if v.verdict not in OK]
+    accepted = [v for v in verdicts if v.verdict in ACCEPTED]
+    if failing:
+        out(f"  {step}: NOT reproducible: first build {a}, second build {b}")
+    else:
+        out(f"  {step}: within tolerance (declared in the spec; the bytes differ: {a} vs {b})")
+    for v in accepted + failing:
+        name = f"results/{step}/{v.path}" if v.path else f"results/{step}"
+        out(f"    {v.verdict}: {name}" + (f" ({v.detail})" if v.detail else ""))
+        if v.verdict == compare.DIFFERENT:
+            for line in compare.explain(a / v.path if v.path else a, b / v.path if v.path else b):
+                out(f"      {line}")
+    if failing and compare.diffoscope_available() is None:
+        out(f"    compare them: diff -r {a} {b} (or install diffoscope for a full report)")
+    return bool(failing)
+
+
+ACCEPTED = frozenset({compare.WITHIN_TOLERANCE, compare.UNREPRODUCIBLE})
+OK = ACCEPTED | {compare.IDENTICAL}

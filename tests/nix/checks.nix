@@ -47,13 +47,19 @@ in
     "packages are the steps and default" =
       attrNames packages == sorted (stepNames ++ [ "default" ]);
     "checks hold the seed check" = attrNames result.checks.${system} == [ "seed" ];
-    "legacyPackages hold debs, drvPaths, environments, gcroots, inputs, verify and wheels" =
-      attrNames legacy == [ "debs" "drvPaths" "environments" "gcroots" "inputs" "verify" "wheels" ];
+    "legacyPackages hold debs, drvPaths, environments, gcroots, inputs, verify, verifyVaried and wheels" =
+      attrNames legacy == [ "debs" "drvPaths" "environments" "gcroots" "inputs" "verify" "verifyVaried" "wheels" ];
     "one environment, deb and wheel per entry of the data" =
       attrNames legacy.environments == attrNames data.environments
       && attrNames legacy.debs == attrNames data.debs
       && attrNames legacy.wheels == attrNames data.wheels;
     "verify has every step" = attrNames legacy.verify == stepNames;
+    "verifyVaried has every combination of the five variations, each with every step" =
+      builtins.length (attrNames legacy.verifyVaried) == 32
+      && all (k: attrNames legacy.verifyVaried.${k} == stepNames) (attrNames legacy.verifyVaried);
+    "verify varies everything; none varies nothing" =
+      all (n: legacy.verify.${n}.drvAttrs.reproflakeVary == "aslr cpus hostname time umask"
+              && !(legacy.verifyVaried.none.${n}.drvAttrs ? reproflakeVary)) stepNames;
     "inputs list each file with its path" =
       map (f: f.path) legacy.inputs.measurements == [ "data/measurements.csv" ];
   };
@@ -72,7 +78,9 @@ in
               && legacy.debs.${k}.drvAttrs.builder == "builtin:fetchurl") (attrNames data.debs)
       && all (k: legacy.wheels.${k}.drvAttrs.outputHash == data.wheels.${k}.sha256) (attrNames data.wheels);
     "verify rebuilds are derivations of their own" =
-      all (n: legacy.verify.${n}.drvPath != packages.${n}.drvPath) stepNames;
+      all (n: legacy.verify.${n}.drvPath != packages.${n}.drvPath
+              && legacy.verifyVaried.none.${n}.drvPath != packages.${n}.drvPath
+              && legacy.verifyVaried.time.${n}.drvPath != legacy.verify.${n}.drvPath) stepNames;
     "default depends on every step" = all (n: dependsOn packages.default packages.${n}) stepNames;
     "a step depends on the steps it needs" = dependsOn packages.fit packages.prepare;
     "a step depends on no step it does not need" =

@@ -115,7 +115,9 @@ def test_missing_system_feature_is_translated() -> None:
 
 def test_long_derivation_lists_are_split_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(executor, "ARGV_BYTES", 100)
-    paths = [f"/nix/store/{i:032d}-reproflake-step-s{i}.drv" for i in range(7)]  # 67 bytes with a space
+    paths = [
+        f"/nix/store/{i:032d}-reproflake-step-s{i}.drv" for i in range(7)
+    ]  # 67 bytes with a space
     chunks = executor._chunks(paths)
     assert [len(c) for c in chunks] == [1] * 7
     monkeypatch.setattr(executor, "ARGV_BYTES", 210)

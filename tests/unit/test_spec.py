@@ -255,8 +255,8 @@ def test_unknown_step_key() -> None:
     )
     assert err.hint is not None
     assert (
-        "expected one of: env, hardware, inputs, needs, outputs, run, sources, variables"
-        in err.hint
+        "expected one of: env, hardware, inputs, needs, outputs, run, sources, tolerance, "
+        "unreproducible, variables" in err.hint
     )
     assert "did you mean 'needs'?" in err.hint
 
@@ -732,3 +732,44 @@ def test_booleans_must_be_booleans(table: str, line: str) -> None:
         spec.parse(text, Path("/p/reproflake.toml"))
     assert "expected true or false, got" in str(err.value)
     assert f"/p/reproflake.toml:{text.splitlines().index(line.strip()) + 1}:" in str(err.value)
+
+
+# --------------------------------------------------------------------------- verify's allowances
+
+REPORT = 'outputs = ["report.txt", "figures"]\n'
+
+
+def test_unreproducible_and_tolerance_parse() -> None:
+    text = edit(
+        REPORT, REPORT + 'unreproducible = ["figures/a.svg"]\ntolerance = { "m.json" = 1e-6 }\n'
+    )
+    text = edit(
+        'outputs = ["report.txt", "figures"]', 'outputs = ["report.txt", "figures", "m.json"]', text
+    )
+    step = spec.parse(text, PATH).steps["report"]
+    assert step.unreproducible == ("figures/a.svg",)
+    assert step.tolerance == {"m.json": 1e-6}
+
+
+def test_unreproducible_must_name_an_output() -> None:
+    text = edit(REPORT, REPORT + 'unreproducible = ["other.html"]\n')
+    err = error(text)
+    assert f"{PATH}:{line_of(text, 'unreproducible')}: steps.report.unreproducible" in err.message
+    assert "not one of the step's outputs" in err.message
+    assert err.hint is not None and "report.txt, figures" in err.hint
+
+
+def test_tolerance_is_for_numeric_files_and_non_negative() -> None:
+    err = error(edit(REPORT, REPORT + 'tolerance = { "report.txt" = 1e-6 }\n'))
+    assert "a tolerance applies to numbers in .csv, .json or .npy outputs" in err.message
+    text = edit(
+        'outputs = ["report.txt", "figures"]', 'outputs = ["report.txt", "figures", "m.csv"]'
+    )
+    err = error(
+        edit(
+            REPORT.replace("figures", 'figures", "m.csv'),
+            REPORT.replace("figures", 'figures", "m.csv') + 'tolerance = { "m.csv" = -1 }\n',
+            text,
+        )
+    )
+    assert "expected a number >= 0" in err.message

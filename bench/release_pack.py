@@ -1,0 +1,78 @@
+"""Release packing: `reproflake release --vendor` against tar --sort=name | zstd -T0.
+
+A is `reproflake release --vendor` of a committed project whose steps are built (so it is
+the packing: the sources from git, outputs, vendored files, hashes, provenance); B is GNU
+tar of the extracted release tree (sorted, owners 0, fixed time) piped through `zstd -3
+-T0`, the same level. They alternate in one run; medians, throughput ratio B/A (target
+>= 1.0x), and the archive's size against the vendored material's.
+
+    python bench/release_pack.py [--template minimal] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(cmd: list[str] | str, cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, shell=isinstance(cmd, str),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--template", default="minimal")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    rf = [sys.executable, "-m", "reproflake"]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        root = base / "proj"
+        subprocess.run(
+            [*rf, "init", "--template", args.template, str(root)], check=True, capture_output=True
+        )
+        subprocess.run([*rf, "lock"], cwd=root, check=True, capture_output=True)
+        subprocess.run([*rf, "build"], cwd=root, check=True, capture_output=True)
+        git = ["git", "-c", "user.name=b", "-c", "user.email=b@b.invalid"]
+        subprocess.run(["git", "init", "-q"], cwd=root, check=False, capture_output=True)
+        subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+        subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
+        out = base / "r.tar.zst"
+        subprocess.run(
+            [*rf, "release", "--vendor", "-o", str(out)], cwd=root, check=True, capture_output=True
+        )
+        tree = base / "tree"
+        tree.mkdir()
+        subprocess.run(["tar", "-x", "-C", str(tree), "-f", str(out)], check=True)
+        (top,) = tree.iterdir()
+        peer = (f"tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - {top.name}"
+                f" | zstd -3 -T0 -q -f -o {base / 'peer.tar.zst'}")  # fmt: skip
+        a, b = [], []
+        for _ in range(args.runs):
+            a.append(timed([*rf, "release", "--vendor", "-o", str(out)], root))
+            b.append(timed(peer, tree))
+        size = sum(p.stat().st_size for p in top.rglob("*") if p.is_file())
+        vendored = sum(p.stat().st_size for p in (top / "vendor").iterdir())
+        ma, mb = statistics.median(a), statistics.median(b)
+        print(
+            f"tree: {size / 1e6:.1f} MB ({vendored / 1e6:.1f} MB vendored), template {args.template}"
+        )
+        print(f"reproflake release --vendor: {ma:.3f} s ({size / 1e6 / ma:.0f} MB/s)")
+        print(f"tar --sort=name | zstd -3 -T0: {mb:.3f} s ({size / 1e6 / mb:.0f} MB/s)")
+        print(f"throughput ratio (release / tar+zstd): {mb / ma:.2f}x")
+        print(
+            f"archive {out.stat().st_size / 1e6:.1f} MB = {out.stat().st_size / vendored:.2f}x the vendored "
+            f"material; tar+zstd {(base / 'peer.tar.zst').stat().st_size / 1e6:.1f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()

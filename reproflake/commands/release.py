@@ -1,0 +1,276 @@
+"""`reproflake release`: one deterministic archive of the project at its git commit.
+
+Stages: the project and its commit (a dirty tree is refused unless allowed) → every
+step built → the files (sources tracked at the commit, the generated flake, outputs,
+and with --vendor every pinned file the build used) → SHA256SUMS, provenance, README
+→ the archive, written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from reproflake import __version__, _proc, executor, hardware, nixgen, project
+from reproflake.artifacts import release as rel
+from reproflake.commands._project import (
+    Log,
+    Project,
+    generate,
+    labels,
+    load_project,
+    seed_bytes,
+    store_items,
+)
+from reproflake.commands.build import Progress, hardware_features
+from reproflake.errors import BuildError, UsageError
+from reproflake.lock.model import LOCK_FILE
+from reproflake.spec import SPEC_FILE
+
+# Not part of "dirty": files git does not track (an archive written here, for one).
+_CLEAN = pygit2.GIT_STATUS_CURRENT | pygit2.GIT_STATUS_IGNORED | pygit2.GIT_STATUS_WT_NEW
+
+
+def run(
+    start: Path,
+    *,
+    log: Log,
+    out: Log,
+    output: Path | None = None,
+    fmt: str = "tar.zst",
+    vendor: bool = False,
+    allow_dirty: bool = False,
+) -> int:
+    executor.require_nix()
+    p = load_project(start, log)
+    repo, commit = _commit(p, allow_dirty)
+    rev = str(commit.id)
+    generate(p)
+    outputs = _build(p, log)
+    # Generated files replace their tracked copies: they must agree with the lock carried.
+    items = _merge(_sources(p, repo, commit) + _generated(p))
+    for step, path in sorted(outputs.items()):
+        items += rel.tree(f"results/{step}", Path(path))
+    if vendor:
+        items += _vendored(p)
+    twice = rel.duplicates(items)
+    if twice:
+        raise UsageError(
+            f"the release would hold {', '.join(twice[:5])} twice",
+            hint="rename the tracked file that collides with reproflake's own "
+            "(results/, vendor/, SHA256SUMS, provenance.json)",
+        )
+    items.append(rel.memory(rel.README, rel.readme(p.spec.name, p.graph.order(), vendor)))
+    items.append(
+        rel.memory(rel.PROVENANCE, rel.statement(_provenance(p, rev, commit, outputs), items))
+    )
+    items.append(rel.memory(rel.SUMS, rel.sums(items)))
+    items.sort(key=lambda i: i.path)
+    mtime = _epoch(commit)
+    top = f"{p.spec.name}-{rev[:12]}"
+    dest = output or Path.cwd() / f"{top}.{fmt}"
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            digest = rel.write(f, top, items, mtime, fmt)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    out(f"wrote {dest} ({dest.stat().st_size} bytes, sha256 {digest})")
+    out(f"  {len(items)} files, commit {rev}" + (", vendored: builds offline" if vendor else ""))
+    return 0
+
+
+def _commit(p: Project, allow_dirty: bool) -> tuple[pygit2.Repository, pygit2.Commit]:
+    repo = project.repository(p.root)
+    if repo is None or repo.head_is_unborn:
+        raise UsageError(
+            f"{p.root} is not in a git repository with a commit: a release is of a commit",
+            hint="git init; git add -A; git commit, then release again",
+        )
+    if not allow_dirty:
+        dirty = sorted(path for path, flags in repo.status().items() if flags & ~_CLEAN)
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+            raise UsageError(
+                f"the work tree has changes not committed: {shown}",
+                hint="commit them (the release holds the commit, not the work tree), "
+                "or pass --allow-dirty",
+            )
+    commit = repo[repo.head.target]
+    assert isinstance(commit, pygit2.Commit)
+    return repo, commit
+
+
+def _epoch(commit: pygit2.Commit) -> int:
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if raw:
+        if not raw.isdigit():
+            raise UsageError(
+                f"SOURCE_DATE_EPOCH is {raw!r}, expected whole seconds since 1970",
+                hint="unset it to use the commit's time",
+            )
+        return int(raw)
+    return int(commit.commit_time)
+
+
+def _build(p: Project, log: Log) -> dict[str, str]:
+    order = p.graph.order()
+    executor.ensure_in_store(store_items(p, order, seed=True))
+    features, _host = hardware_features(p, order)
+    outcome = executor.build(p.root, order, Progress(log), labels=labels(p), features=features)
+    missing = sorted(outcome.failed) or [s for s in order if s not in outcome.outputs]
+    if missing:
+        raise BuildError(
+            f"cannot release: step(s) {', '.join(missing)} did not build",
+            hint="run `reproflake build` to see the logs, fix the steps, commit, release again",
+        )
+    return dict(outcome.outputs)
+
+
+def _sources(p: Project, repo: pygit2.Repository, commit: pygit2.Commit) -> list[rel.Item]:
+    """The project's files as the commit holds them (not as the work tree has them)."""
+    prefix = project.in_repo(repo, p.root, "")
+    found: list[rel.Item] = []
+
+    def walk(tree: pygit2.Tree, base: str) -> None:
+        for entry in tree:
+            path = base + str(entry.name)
+            if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                if prefix.startswith(path + "/") or path.startswith(prefix):
+                    sub = repo[entry.id]
+                    assert isinstance(sub, pygit2.Tree)
+                    walk(sub, path + "/")
+                continue
+            if not path.startswith(prefix) or entry.filemode == pygit2.GIT_FILEMODE_COMMIT:
+                continue  # outside the project, or a submodule (no content here)
+            blob = repo[entry.id]
+            assert isinstance(blob, pygit2.Blob)
+            name = path[len(prefix) :]
+            if name.startswith("results/"):
+                continue  # the outputs come from the store, below
+            if entry.filemode == pygit2.GIT_FILEMODE_LINK:
+                target = blob.data.decode("utf-8", "surrogateescape")
+                found.append(rel.Item(name, hashlib.sha256(blob.data).hexdigest(), link=target))
+            else:
+                executable = entry.filemode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE
+                found.append(rel.memory(name, blob.data, executable=executable))
+
+    walk(commit.tree, "")
+    return found
+
+
+def _generated(p: Project) -> list[rel.Item]:
+    """The flake as reproflake generates it for this spec and lock (whether or not the
+    commit tracks it: it must match the lock the release carries)."""
+    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock), data=p.data)
+    return [
+        rel.memory(path, data, executable=bool(mode & 0o111))
+        for path, (data, mode) in files.items()
+    ]
+
+
+def _merge(items: list[rel.Item]) -> list[rel.Item]:
+    last = {i.path: i for i in items}
+    return list(last.values())
+
+
+def _sri(hex_digest: str) -> str:
+    return "sha256-" + base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def _store_file(sha256: str, name: str, what: str) -> Path:
+    path = Path(executor.fixed_path(_sri(sha256), name, recursive=False))
+    if not path.exists():
+        raise BuildError(
+            f"cannot vendor {what}: {path} is not in the Nix store",
+            hint="run `reproflake build` (it fetches every pinned file), then release again",
+        )
+    return path
+
+
+def _vendored(p: Project) -> list[rel.Item]:
+    """Every pinned file the build used, named as the flake's data names it in vendor/."""
+    found = []
+    for key, deb in sorted(p.lock.debs.items()):
+        path = _store_file(deb.sha256, key, f"{deb.package} {deb.version}")
+        found.append(rel.on_disk(f"{rel.VENDOR}/{key}", path, sha256=deb.sha256))
+    for key, wheel in sorted(p.lock.wheels.items()):
+        path = _store_file(wheel.sha256, key, f"{wheel.name} {wheel.version}")
+        found.append(rel.on_disk(f"{rel.VENDOR}/{key}", path, sha256=wheel.sha256))
+    for name, data in sorted(p.data["inputs"].items()):
+        for f in data["files"]:
+            if f["kind"] == "url":
+                path = _store_file(f["sha256"], f["storeName"], f"input {name}")
+                found.append(
+                    rel.on_disk(f"{rel.VENDOR}/{f['storeName']}", path, sha256=f["sha256"])
+                )
+            elif f["kind"] == "external":  # outside git: the file itself, at its path
+                found.append(rel.on_disk(f["path"], p.root / f["path"]))
+    return found
+
+
+def _provenance(
+    p: Project, rev: str, commit: pygit2.Commit, outputs: dict[str, str]
+) -> rel.Provenance:
+    return rel.Provenance(
+        project=p.spec.name,
+        commit=rev,
+        commit_time=int(commit.commit_time),
+        spec_sha256=_file_sha256(p.root / SPEC_FILE),
+        lock_sha256=_file_sha256(p.root / LOCK_FILE),
+        materials=_materials(p),
+        builder={"reproflake": __version__, "nix": _nix_version()},
+        host=hardware.probe().as_dict(),
+        outputs=outputs,
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _nix_version() -> str:
+    return _proc.run(["nix", "--version"]).stdout.strip()
+
+
+def _materials(p: Project) -> list[dict[str, Any]]:
+    lock = p.lock
+    found: list[dict[str, Any]] = []
+    for d in sorted(lock.debs.values(), key=lambda d: d.key):
+        found.append(
+            {"name": f"deb:{d.package}={d.version}:{d.architecture}", "uri": d.url,
+             "digest": {"sha256": d.sha256}}
+        )  # fmt: skip
+    for w in sorted(lock.wheels.values(), key=lambda w: w.key):
+        found.append(
+            {"name": f"wheel:{w.name}=={w.version}", "uri": w.url, "digest": {"sha256": w.sha256}}
+        )
+    for name, pinned in sorted(lock.inputs.items()):
+        entry: dict[str, Any] = {"name": f"input:{name}"}
+        if pinned.url:
+            entry.update(uri=pinned.url, digest={"sha256": pinned.sha256})
+        else:
+            entry.update(digest={"narHash": pinned.nar_hash})
+            if pinned.path:
+                entry["annotations"] = {"path": pinned.path}
+        found.append(entry)
+    seed = lock.seed
+    found.append(
+        {"name": f"seed:{seed.package}={seed.version}", "uri": lock.debs[seed.deb].url,
+         "digest": {"sha256": seed.sha256},
+         "annotations": {"member": seed.member, "narHash": seed.nar_hash}}
+    )  # fmt: skip
+    for name, content in sorted(nixgen.library().items()):
+        found.append(
+            {
+                "name": f"nix-library:{name}",
+                "digest": {"sha256": hashlib.sha256(content).hexdigest()},
+            }
+        )
+    return found

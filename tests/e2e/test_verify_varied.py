@@ -1,0 +1,89 @@
+"""`verify` varies what a step must not depend on, inside the sandbox, and names the files."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import reproflake
+
+# Each file depends on one thing the second build varies.
+PROBES = {
+    "today.txt": "date +%F",
+    "cpus.txt": "nproc",
+    "host.txt": "hostname",
+    "umask.txt": "umask",
+    "aslr.txt": "cat /proc/self/personality",
+}
+
+
+def _project(tmp_path: Path, extra: str = "") -> Path:
+    root = tmp_path / "vary"
+    reproflake("init", "--template", "minimal", str(root), cwd=tmp_path)
+    salt = f"{os.getpid()}.{time.time_ns()}"  # new derivations: nothing is built yet
+    run = "; ".join(f"{cmd} > $OUT/{name}" for name, cmd in PROBES.items())
+    outputs = ", ".join(f'"{n}"' for n in PROBES)
+    with (root / "reproflake.toml").open("a") as f:
+        f.write(
+            f'\n[steps.probe]\nenv = "base"\nrun = "echo {salt} > /dev/null; {run}"\n'
+            f"outputs = [{outputs}]\n{extra}"
+        )
+    reproflake("lock", cwd=root)
+    return root
+
+
+def test_each_variation_is_seen_by_the_step_and_the_file_is_named(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    run = reproflake("verify", "probe", cwd=root, check=False)
+    assert run.returncode == 1, run.output
+    assert "probe: NOT reproducible" in run.stdout
+    for name in PROBES:
+        assert f"different: results/probe/{name}" in run.stdout, run.stdout
+    # The first build is the ordinary one: the varied values are only in the second.
+    assert (root / "results/probe/umask.txt").read_text() == "0022\n"
+    assert "not bit-for-bit reproducible: probe" in run.stderr
+
+
+def test_vary_chooses_what_changes(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    run = reproflake("verify", "--vary", "time", "--vary", "cpus", "probe", cwd=root, check=False)
+    assert run.returncode == 1
+    assert "different: results/probe/today.txt" in run.stdout
+    assert "different: results/probe/cpus.txt" in run.stdout
+    for name in ("host.txt", "umask.txt", "aslr.txt"):
+        assert f"results/probe/{name}" not in run.stdout
+    # A date shows where it differs (a byte summary without diffoscope, its report with it).
+    assert "today.txt" in run.stdout and (
+        "first difference at byte" in run.stdout or "@@" in run.stdout
+    )
+    plain = reproflake("verify", "--vary", "none", "probe", cwd=root)
+    assert "probe: reproducible" in plain.stdout
+
+
+def test_declared_unreproducible_and_tolerance_are_reported_not_ignored(tmp_path: Path) -> None:
+    root = tmp_path / "tol"
+    reproflake("init", "--template", "minimal", str(root), cwd=tmp_path)
+    salt = f"{os.getpid()}.{time.time_ns()}"
+    with (root / "reproflake.toml").open("a") as f:
+        f.write(
+            '\n[steps.tol]\nenv = "base"\n'
+            f'run = "echo {salt} > /dev/null; date > $OUT/report.html; '
+            "printf 'x,1.00000000%s\\\\n' $(nproc) > $OUT/m.csv\"\n"
+            'outputs = ["report.html", "m.csv"]\n'
+            'unreproducible = ["report.html"]\n'
+            'tolerance = { "m.csv" = 1e-6 }\n'
+        )
+    reproflake("lock", cwd=root)
+    run = reproflake("verify", "tol", cwd=root)
+    assert "tol: within tolerance" in run.stdout
+    assert "declared unreproducible: results/tol/report.html" in run.stdout
+    assert "within tolerance: results/tol/m.csv (largest difference 2e-09 <= 1e-06)" in run.stdout
+    # Tighter than the difference: a failure that names the file.
+    text = (root / "reproflake.toml").read_text().replace("1e-6", "1e-12")
+    (root / "reproflake.toml").write_text(text)
+    strict = reproflake("verify", "tol", cwd=root, check=False)
+    assert strict.returncode == 1
+    assert (
+        "different: results/tol/m.csv (largest difference 2e-09 > tolerance 1e-12)" in strict.stdout
+    )
