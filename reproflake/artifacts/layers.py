@@ -48,7 +48,8 @@ def walk(top: Path, prefix: str) -> list[Entry]:
     """Every path under ``top`` as entries placed under ``prefix`` (a file: itself).
 
     Symbolic links are kept as links; hard links become separate files, so the bytes
-    do not depend on how a store was optimised."""
+    do not depend on how a store was optimised. (``os.scandir``: its entries know their
+    type, which saves three system calls per file on a root of thousands.)"""
     result: list[Entry] = []
 
     def add(full: str, rel: str) -> None:
@@ -64,11 +65,22 @@ def walk(top: Path, prefix: str) -> list[Entry]:
     if not top.is_dir() or top.is_symlink():
         add(str(top), prefix)
         return result
-    for current, dirs, files in os.walk(top):
-        base = os.path.relpath(current, top)
-        for name in sorted(dirs) + sorted(files):
-            rel = name if base == "." else f"{base}/{name}"
-            add(os.path.join(current, name), f"{prefix}/{rel}" if prefix else rel)
+
+    def scan(directory: str, base: str) -> None:
+        with os.scandir(directory) as it:
+            found = sorted(it, key=lambda e: e.name)
+        for e in found:
+            rel = f"{base}/{e.name}" if base else e.name
+            if e.is_symlink():
+                result.append(Entry(rel, "symlink", target=os.readlink(e.path)))
+            elif e.is_dir(follow_symlinks=False):
+                result.append(Entry(rel, "dir"))
+                scan(e.path, rel)
+            elif e.is_file(follow_symlinks=False):
+                executable = bool(e.stat(follow_symlinks=False).st_mode & 0o111)
+                result.append(Entry(rel, "file", source=e.path, executable=executable))
+
+    scan(str(top), prefix)
     return result
 
 
