@@ -232,11 +232,12 @@ def test_nix_build_of_the_image_gives_the_exported_bytes(
     """`nix build .#image-report` (raw Nix, sandbox on, offline) writes, in the sandbox
     with the environment's own python3, the bytes `reproflake image report` writes."""
     root = project_copy
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    export(root, "-o", str(tmp_path / "first.oci"), env=env)  # generated files up to date
     if not (root / ".git").is_dir():
         git("init", "-q", cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "-q", "--allow-empty", "-m", "image", cwd=root)  # a clean tree: self.rev
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     export(root, "-o", str(tmp_path / "cli.oci"), env=env)
     export(root, "--format", "oci-archive", "--compression", "none",
            "-o", str(tmp_path / "cli.tar"), env=env)  # fmt: skip
