@@ -4,7 +4,7 @@
 # .reproflake/build.json); nothing here is generated, and nothing the user
 # wrote is ever spliced into Nix source. Builders are the shell scripts beside
 # this file, run by the pinned static busybox seed.
-{ src, data }:
+{ src, data, revision ? "" }:
 let
   inherit (builtins) attrNames concatStringsSep listToAttrs map;
 
@@ -180,12 +180,60 @@ let
       ++ map (k: "wheel-${k}\t${wheels.${k}}") (attrNames wheels)
       ++ [ "seed\t${seed}" ]);
   };
+
+  # OCI images (`nix build .#image-NAME`): reproflake's own image writer
+  # (.reproflake/image, standard-library Python, vendored in every project) run by an
+  # environment's python3 in the sandbox, over the same recipe and store paths as
+  # `reproflake image NAME`, so both write the same bytes. gzip or uncompressed layers
+  # only: zstd needs a module Debian's Python does not have.
+  writer = builtins.path { path = src + "/.reproflake/image"; name = "reproflake-image-writer"; };
+  fileSha256 = f: builtins.hashFile "sha256" (src + "/${f}");
+  imageDrv = name: i: format: compression:
+    if i.pythonEnv == "" then
+      throw "reproflake: image '${name}' cannot be built by Nix: no environment has Debian's python3, which writes it (add python3 to one environment's debian list)"
+    else derivation {
+      name = "reproflake-image-${name}";
+      inherit system busybox applets writer;
+      builder = busybox;
+      args = [ "sh" "-e" ./image.sh ];
+      python = environments.${i.pythonEnv};
+      job = builtins.toJSON {
+        recipe = i;
+        inherit format compression;
+        resolved = {
+          envRoot = environments.${i.env};
+          debs = map (k: debs.${k}) i.debs;
+          sources = listToAttrs (map (f: { name = f; value = source f; }) i.sources);
+          workspace = map (f: [ f (source f) ]) i.sources
+            ++ builtins.concatLists (map (n: map (f: [ f.path f.store ]) inputs.${n}) i.inputs)
+            ++ map (n: [ "results/${n}" steps.${n} ]) i.needs;
+          outputs = listToAttrs (map (n: { name = n; value = steps.${n}; }) ([ i.step ] ++ i.needs));
+          specSha256 = fileSha256 "reproflake.toml";
+          lockSha256 = fileSha256 "reproflake.lock";
+          inherit revision;
+          source = "";
+        };
+      };
+      passAsFile = [ "job" ];
+    };
+  imageData = data.images or { };
+  # Every format and compression the sandbox writes, by image.
+  images = builtins.mapAttrs (name: i:
+    builtins.listToAttrs (map (format: {
+      name = format;
+      value = builtins.listToAttrs (map (compression: {
+        name = compression;
+        value = imageDrv name i format compression;
+      }) [ "gzip" "none" ]);
+    }) [ "oci-dir" "oci-archive" ])) imageData;
+  # `nix build .#image-NAME` is `reproflake image NAME`'s default: a layout directory, gzip.
+  imagePackages = listToAttrs (map (n: { name = "image-${n}"; value = images.${n}.oci-dir.gzip; }) (attrNames imageData));
 in
 {
-  packages.${system} = steps // { default = all; };
+  packages.${system} = steps // imagePackages // { default = all; };
   checks.${system} = { seed = seedCheck; };
   legacyPackages.${system} = {
-    inherit environments inputs debs wheels verify verifyVaried gcroots;
+    inherit environments inputs debs wheels verify verifyVaried gcroots images;
     # Every step's .drv path from one evaluation: `reproflake build` realises these
     # rather than naming each step (Nix 2.8 reads the flake again for every name).
     drvPaths = {

@@ -39,5 +39,7 @@ in
 {
   inherit dataVersion systems;
 
-  mkPipeline = { src, data }: import ./default.nix { inherit src; data = checked data; };
+  # `revision`: the commit the source is at (a flake's `self.rev`), which images record.
+  mkPipeline = { src, data, revision ? "" }:
+    import ./default.nix { inherit src revision; data = checked data; };
 }

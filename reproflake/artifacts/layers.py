@@ -12,11 +12,16 @@ layer's digest as it was.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import io
 import json
+import lzma
 import os
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+import tarfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +48,8 @@ def walk(top: Path, prefix: str) -> list[Entry]:
     """Every path under ``top`` as entries placed under ``prefix`` (a file: itself).
 
     Symbolic links are kept as links; hard links become separate files, so the bytes
-    do not depend on how a store was optimised."""
+    do not depend on how a store was optimised. (``os.scandir``: its entries know their
+    type, which saves three system calls per file on a root of thousands.)"""
     result: list[Entry] = []
 
     def add(full: str, rel: str) -> None:
@@ -59,26 +65,62 @@ def walk(top: Path, prefix: str) -> list[Entry]:
     if not top.is_dir() or top.is_symlink():
         add(str(top), prefix)
         return result
-    for current, dirs, files in os.walk(top):
-        base = os.path.relpath(current, top)
-        for name in sorted(dirs) + sorted(files):
-            rel = name if base == "." else f"{base}/{name}"
-            add(os.path.join(current, name), f"{prefix}/{rel}" if prefix else rel)
+
+    def scan(directory: str, base: str) -> None:
+        with os.scandir(directory) as it:
+            found = sorted(it, key=lambda e: e.name)
+        for e in found:
+            rel = f"{base}/{e.name}" if base else e.name
+            if e.is_symlink():
+                result.append(Entry(rel, "symlink", target=os.readlink(e.path)))
+            elif e.is_dir(follow_symlinks=False):
+                result.append(Entry(rel, "dir"))
+                scan(e.path, rel)
+            elif e.is_file(follow_symlinks=False):
+                executable = bool(e.stat(follow_symlinks=False).st_mode & 0o111)
+                result.append(Entry(rel, "file", source=e.path, executable=executable))
+
+    scan(str(top), prefix)
     return result
 
 
+def deb_listing(deb: bytes) -> list[str]:
+    """The paths a .deb installs (normalised, directories too), sorted.
+
+    Standard library only (the image derivation lists the .debs in the sandbox); the
+    lock's own reader (lock/deb.py) checks far more, and has already accepted the file."""
+    if not deb.startswith(b"!<arch>\n"):
+        raise ValueError("not a Debian package: missing the '!<arch>' ar header")
+    pos = 8
+    while pos + 60 <= len(deb):
+        head = deb[pos : pos + 60]
+        name = head[:16].decode("ascii", "replace").rstrip(" ").rstrip("/")
+        size = int(head[48:58].decode("ascii").strip())
+        body = deb[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size % 2)  # members are 2-byte aligned
+        if not name.startswith("data.tar"):
+            continue
+        opener: dict[str, Callable[[bytes], bytes]] = {".xz": lzma.decompress, ".lzma": lzma.decompress, ".gz": gzip.decompress,
+                  ".bz2": bz2.decompress, "": lambda b: b}  # fmt: skip
+        suffix = name[len("data.tar") :]
+        if suffix not in opener:
+            raise ValueError(f"cannot read the package's {name} (expected xz, gzip or bzip2)")
+        with tarfile.open(fileobj=io.BytesIO(opener[suffix](body)), mode="r:") as tar:
+            found = {posixpath.normpath(m.name).lstrip("/") for m in tar.getmembers()}
+        return sorted(found - {".", ""})
+    raise ValueError("not a Debian package: no data.tar member")
+
+
 def deb_paths(deb: Path, sha256: str, cache: Path) -> list[str]:
-    """The paths a .deb installs (normalised, directories too), cached by its sha256."""
+    """deb_listing, cached by the .deb's sha256."""
     cached = cache / f"{sha256}.json"
     try:
         return list(json.loads(cached.read_text()))
     except (OSError, ValueError):
         pass
     from reproflake.fsutil import write_atomic
-    from reproflake.lock.deb import data_tar
 
-    with data_tar(deb.read_bytes()) as tar:
-        paths = sorted({posixpath.normpath(m.name).lstrip("/") for m in tar.getmembers()} - {"."})
+    paths = deb_listing(deb.read_bytes())
     cached.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(cached, json.dumps(paths) + "\n")
     return paths

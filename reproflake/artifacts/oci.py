@@ -4,6 +4,9 @@ Blobs live in a content-addressed store (the user's cache): a layer is written o
 per recipe (its entries and where their bytes come from, the compression and the
 time), so exporting again, or after only an output changed, compresses only what is
 new. Manifests and configs are canonical JSON (sorted keys, no spaces).
+
+Standard library only (like tarball.py, layers.py, intoto.py and recipe.py): the
+image derivation runs these modules inside Nix's sandbox.
 """
 
 from __future__ import annotations
@@ -136,10 +139,16 @@ def recipe_key(entries: Iterable[Entry], mtime: int, compression: str) -> str:
     for e in entries:
         identity = e.source
         if e.kind == "file" and not e.source.startswith("/nix/store/"):
-            from reproflake.fsutil import sha256_file
-
-            identity = sha256_file(Path(e.source)).hexdigest()
+            identity = file_sha256(e.source)
         h.update(canonical([e.path, e.kind, e.mode(), e.target, identity]))
+    return h.hexdigest()
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
     return h.hexdigest()
 
 

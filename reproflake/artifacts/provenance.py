@@ -10,30 +10,16 @@ the time of the export.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from reproflake.artifacts.oci import Descriptor, LayerBlob, canonical
+from reproflake.artifacts import intoto
+from reproflake.artifacts.intoto import BUILD_TYPE, SLSA, STATEMENT, Facts
+from reproflake.artifacts.oci import Descriptor, LayerBlob
 from reproflake.lock.model import Lock
 
-STATEMENT = "https://in-toto.io/Statement/v1"
-SLSA = "https://slsa.dev/provenance/v1"
-BUILD_TYPE = "urn:reproflake:image:v1"
-
-
-@dataclass(frozen=True)
-class Facts:
-    """The facts of one export that the statement records."""
-
-    image: str
-    step: str
-    env: str
-    revision: str
-    spec_sha256: str
-    lock_sha256: str
-    outputs: Mapping[str, str]  # step → store path (the step and what it needs)
-    sources: Mapping[str, str]  # path in the image → sha256
+__all__ = ["BUILD_TYPE", "SLSA", "STATEMENT", "Facts", "materials", "package_list",
+           "package_list_digest", "statement"]  # fmt: skip
 
 
 def package_list(lock: Lock, env: str) -> list[str]:
@@ -95,40 +81,10 @@ def statement(
     lock: Lock,
     inputs: Sequence[str],
 ) -> bytes:
-    byproducts = [
-        {
-            "name": f"layer {i}: {b.layer.comment}",
-            "digest": {"sha256": b.descriptor.digest.split(":", 1)[1]},
-            "annotations": {"packages": list(b.layer.owners), "diff_id": b.diff_id},
-        }
-        for i, b in enumerate(layers)
-    ]
-    doc = {
-        "_type": STATEMENT,
-        "subject": [{"name": facts.image, "digest": {"sha256": manifest.digest.split(":", 1)[1]}}],
-        "predicateType": SLSA,
-        "predicate": {
-            "buildDefinition": {
-                "buildType": BUILD_TYPE,
-                "externalParameters": {
-                    "image": facts.image,
-                    "step": facts.step,
-                    "environment": facts.env,
-                    "revision": facts.revision,
-                    "spec_sha256": facts.spec_sha256,
-                    "lock_sha256": facts.lock_sha256,
-                },
-                "internalParameters": {
-                    "outputs": dict(sorted(facts.outputs.items())),
-                    "sources": dict(sorted(facts.sources.items())),
-                    "package_list_sha256": package_list_digest(lock, facts.env),
-                },
-                "resolvedDependencies": materials(lock, facts.env, inputs),
-            },
-            "runDetails": {
-                "builder": {"id": "urn:reproflake:nix-sandbox"},
-                "byproducts": byproducts,
-            },
-        },
-    }
-    return canonical(doc)
+    return intoto.statement(
+        facts,
+        manifest,
+        layers,
+        materials(lock, facts.env, inputs),
+        package_list_digest(lock, facts.env),
+    )

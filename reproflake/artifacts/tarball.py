@@ -61,7 +61,45 @@ def with_parents(entries: Iterable[Entry]) -> list[Entry]:
     return sorted(found.values(), key=sort_key)
 
 
+_TYPES = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "file": tarfile.REGTYPE}
+_NUL_ID = b"0000000\x00"  # uid and gid: 0
+
+
 def header(entry: Entry, mtime: int, size: int) -> bytes:
+    """The entry's tar header: the bytes ``tarfile`` writes in PAX format.
+
+    Most entries need no PAX record (an ASCII name and link of at most 100 bytes, a size
+    below 8 GiB): their one ustar block is built here directly, a few times faster than
+    ``TarInfo.tobuf`` (which an image with thousands of files feels). tests/unit pin the
+    two to the same bytes; anything else goes to ``tarfile`` itself."""
+    name = entry.path + "/" if entry.kind == "dir" else entry.path
+    link = entry.target if entry.kind == "symlink" else ""
+    if entry.kind != "file":
+        size = 0
+    if not (len(name) <= 100 and len(link) <= 100 and name.isascii() and link.isascii()
+            and size < 8**11 and 0 <= mtime < 8**11):  # fmt: skip
+        return _tarfile_header(entry, mtime, size)
+    block = b"".join(
+        (
+            name.encode().ljust(100, b"\0"),
+            b"%07o\x00" % entry.mode(),
+            _NUL_ID,
+            _NUL_ID,
+            b"%011o\x00" % size,
+            b"%011o\x00" % mtime,
+            b"        ",
+            _TYPES[entry.kind],
+            link.encode().ljust(100, b"\0"),
+            tarfile.POSIX_MAGIC,
+            bytes(64 + 16),  # no user or group names; no device numbers (as tarfile writes)
+            bytes(155 + 12),  # no prefix; the block's padding
+        )
+    )
+    checksum = sum(block)  # the checksum field counts as eight spaces
+    return block[:148] + b"%06o\x00" % checksum + block[155:]
+
+
+def _tarfile_header(entry: Entry, mtime: int, size: int) -> bytes:
     info = tarfile.TarInfo(entry.path)
     info.mtime = mtime
     info.mode = entry.mode()
@@ -118,7 +156,13 @@ class Written:
 
 
 class _Sink:
-    """Hashes the tar, compresses it, hashes and writes the result."""
+    """Hashes the tar, compresses it, hashes and writes the result.
+
+    Small writes (headers, small files, padding) are gathered into CHUNK-sized pieces
+    first: a call into the hash and the compressor per piece, not per header, is most of
+    the difference against `tar | zstd` on a tree of thousands of small files. Neither
+    deflate nor zstd output depends on how the input was cut (no flushes in between);
+    tests/unit pin the bytes."""
 
     def __init__(self, dest: BinaryIO, compression: str) -> None:
         self.dest = dest
@@ -126,10 +170,19 @@ class _Sink:
         self.out = hashlib.sha256()
         self.size = 0
         self.compressor = Compressor(compression)
+        self.pending = bytearray()
 
     def write(self, data: bytes) -> None:
-        self.raw.update(data)
-        self._emit(self.compressor.feed(data))
+        self.pending += data
+        if len(self.pending) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            data = bytes(self.pending)
+            self.pending.clear()
+            self.raw.update(data)
+            self._emit(self.compressor.feed(data))
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -138,6 +191,7 @@ class _Sink:
             self.dest.write(data)
 
     def close(self) -> Written:
+        self._flush()
         self._emit(self.compressor.end())
         return Written(
             "sha256:" + self.raw.hexdigest(), "sha256:" + self.out.hexdigest(), self.size

@@ -15,13 +15,14 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from reproflake import executor, hardware, project
 from reproflake._paths import user_cache_dir
 from reproflake.artifacts import layers as layering
-from reproflake.artifacts import oci, provenance
+from reproflake.artifacts import oci
+from reproflake.artifacts import recipe as _recipe
+from reproflake.artifacts.recipe import PROVENANCE, TAG, Recipe, Resolved
 from reproflake.commands import _image_stamp as _stamp
 from reproflake.commands import _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
@@ -29,10 +30,6 @@ from reproflake.errors import BuildError, HardwareError, UsageError
 from reproflake.spec import SPEC_FILE, Image
 from reproflake.spec import Spec as SpecType
 
-TAG = "latest"
-MANIFEST_MEDIA = oci.MANIFEST
-PROVENANCE = "dev.reproflake.provenance"  # on an archive's image: its referrer's digest
-LABEL = "dev.reproflake."
 ENV_ATTR = "legacyPackages.x86_64-linux.environments."
 DEB_ATTR = "legacyPackages.x86_64-linux.debs."
 
@@ -118,89 +115,52 @@ def _sri(hex_digest: str) -> str:
     return "sha256-" + base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
-def _environment(p: Project, env: str) -> tuple[Path, dict[str, str]]:
-    """The environment's root in the store, and path → package for every file in it."""
-    locked = p.lock.environments[env]
-    debs = {
-        key: executor.fixed_path(_sri(p.lock.debs[key].sha256), key, recursive=False)
-        for key in locked.debs
-    }
-    missing = sorted(executor.invalid_paths(debs.values()))
-    attrs = [ENV_ATTR + env] + [DEB_ATTR + k for k, v in debs.items() if v in missing]
-    built = executor.build_paths(p.root, attrs)
-    root = Path(built[f"reproflake-env-{env}"])
-    cache = user_cache_dir() / "deb-paths"
-
-    def listing(item: tuple[str, str]) -> tuple[str, list[str]]:
-        key, path = item
-        deb = p.lock.debs[key]
-        return deb.package, layering.deb_paths(Path(path), deb.sha256, cache)
-
-    # In the order rootfs.sh unpacks them; read in parallel (lzma releases the GIL).
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        packages = list(pool.map(listing, debs.items()))
-    python = locked.python_version
-    if python:
-        site = f"usr/local/lib/python{python}/dist-packages"
-        packages.extend(sorted(layering.wheel_paths(root, site).items()))
-    return root, layering.owners(packages)
-
-
-def _workspace(p: Project, image: Image, outputs: dict[str, str]) -> layering.Layer:
-    """What the step saw in its working directory: sources, inputs, needed outputs."""
-    step = p.spec.steps[image.step]
-    work = image.workdir.rstrip("/")
-    items: list[tuple[str, Path]] = [
-        (f"{work}/{rel}", p.root / rel) for rel in p.facts.sources.get(image.step, ())
+def _environment(p: Project, recipe: Recipe) -> tuple[str, list[str], list[list[str]]]:
+    """The environment's root in the store, its .debs there, and each one's paths."""
+    debs = [
+        executor.fixed_path(_sri(p.lock.debs[key].sha256), key, recursive=False)
+        for key in recipe["debs"]
     ]
-    for name in step.inputs:
+    missing = executor.invalid_paths(debs)
+    attrs = [ENV_ATTR + recipe["env"]]
+    attrs += [DEB_ATTR + k for k, v in zip(recipe["debs"], debs, strict=True) if v in missing]
+    built = executor.build_paths(p.root, attrs)
+    root = built[f"reproflake-env-{recipe['env']}"]
+    cache = user_cache_dir() / "deb-paths"
+    shas = {path: p.lock.debs[key].sha256 for key, path in zip(recipe["debs"], debs, strict=True)}
+    lists = _recipe.list_debs(debs, lambda d: layering.deb_paths(Path(d), shas[d], cache))
+    return root, debs, lists
+
+
+def _resolved(
+    p: Project, recipe: Recipe, outputs: dict[str, str], env_root: str, debs: list[str]
+) -> Resolved:
+    """Where this export finds the recipe's parts (the same paths the derivation gets),
+    and what the working tree says."""
+    sources = {rel: str(p.root / rel) for rel in recipe["sources"]}
+    workspace = [[rel, path] for rel, path in sources.items()]
+    for name in recipe["inputs"]:
         for f in p.data["inputs"][name]["files"]:
             if f["kind"] == "url":
                 store = executor.fixed_path(_sri(f["sha256"]), f["storeName"], recursive=False)
             else:
                 store = executor.fixed_path(f["narHash"], f["storeName"], recursive=True)
-            local = Path(store) if os.path.exists(store) else p.root / f["path"]
-            items.append((f"{work}/{f['path']}", local))
-    for need in step.needs:
-        items.append((f"{work}/results/{need}", Path(outputs[need])))
-    return layering.Layer(
-        f"step {image.step}: working directory (sources, inputs, needed outputs)",
-        layering.placed(items),
-    )
-
-
-def _runtime_env(p: Project, image: Image) -> dict[str, str]:
-    """The variables the step ran with (as nix/step.sh sets them), then the image's own."""
-    step = p.spec.steps[image.step]
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
-        "HOME": "/root",
-        "TZ": "UTC",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "SOURCE_DATE_EPOCH": str(p.lock.source_date_epoch),
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "OPENBLAS_CORETYPE": p.spec.environments[step.env].openblas_coretype,
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "OUT": image.outputs_path,
-        "REPROFLAKE_STEP": image.step,
-        **step.variables,
+            local = store if os.path.exists(store) else str(p.root / f["path"])
+            workspace.append([f["path"], local])
+    for need in recipe["needs"]:
+        workspace.append([f"results/{need}", outputs[need]])
+    revision, source = _git(p.root)
+    return {
+        "envRoot": env_root,
+        "debs": debs,
+        "workspace": workspace,
+        "outputs": {s: outputs[s] for s in [recipe["step"], *recipe["needs"]]},
+        "sources": sources,
+        "specSha256": _sha256(p.root / SPEC_FILE),
+        "lockSha256": _sha256(p.root / "reproflake.lock"),
+        "revision": revision,
+        "source": source,
     }
-    hw = step.hardware
-    if hw is not None and hw.gpu == "nvidia":
-        # The NVIDIA container toolkit reads these: it refuses to start the container on a
-        # driver or GPU older than required, instead of the step failing at run time.
-        env["NVIDIA_VISIBLE_DEVICES"] = "all"
-        env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
-        if hw.cuda:
-            env["NVIDIA_REQUIRE_CUDA"] = f"cuda>={hw.cuda}"
-        if hw.compute_capability:
-            env["NVIDIA_REQUIRE_ARCH"] = f"arch>={hw.compute_capability}"
-    env.update(image.env)
-    return env
 
 
 def _git(root: Path) -> tuple[str, str]:
@@ -220,109 +180,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _metadata(
-    p: Project, image: Image, revision: str, source: str
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The image's labels and its manifest's annotations."""
-    step = p.spec.steps[image.step]
-    created = oci.rfc3339(p.lock.source_date_epoch)
-    standard = {
-        "org.opencontainers.image.created": created,
-        "org.opencontainers.image.title": f"{p.spec.name}/{image.name}",
-    }
-    if revision:
-        standard["org.opencontainers.image.revision"] = revision
-    if source:
-        standard["org.opencontainers.image.source"] = source
-    own = {
-        LABEL + "step": image.step,
-        LABEL + "environment": step.env,
-        LABEL + "environment.packages.sha256": provenance.package_list_digest(p.lock, step.env),
-        LABEL + "spec.sha256": _sha256(p.root / SPEC_FILE),
-        LABEL + "lock.sha256": _sha256(p.root / "reproflake.lock"),
-        LABEL + "hardware": json.dumps(step.hardware.as_dict(), sort_keys=True)
-        if step.hardware
-        else "{}",
-        LABEL + "system-features": ",".join(step.hardware.features()) if step.hardware else "",
-    }
-    if step.hardware:
-        for key, value in step.hardware.as_dict().items():
-            shown = ",".join(value) if isinstance(value, list) else str(value)
-            own[f"{LABEL}hardware.{key}"] = shown
-    labels_ = {**standard, **image.labels, **own}
-    annotations = {**standard, **own}
-    return labels_, annotations
-
-
 def _export(
     p: Project, image: Image, req: _stamp.Request, outputs: dict[str, str], log: Log
 ) -> tuple[oci.Descriptor, oci.Descriptor]:
-    step = p.spec.steps[image.step]
-    env_root, owner_of = _environment(p, step.env)
-    plan = layering.environment_layers(env_root, owner_of, step.env)
-    if image.workspace:
-        workspace = _workspace(p, image, outputs)
-        if workspace.entries:
-            plan.append(workspace)
-    plan.append(
-        layering.Layer(
-            f"step {image.step}: outputs",
-            layering.placed([(image.outputs_path, Path(outputs[image.step]))]),
-        )
-    )
+    recipe = p.data["images"][image.name]
+    env_root, debs, lists = _environment(p, recipe)
+    resolved = _resolved(p, recipe, outputs, env_root, debs)
     store = oci.BlobStore(user_cache_dir() / "oci")
-    sde = p.lock.source_date_epoch
-    # Layers compress in parallel: zlib and zstd release the interpreter's lock.
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        blobs = list(pool.map(lambda layer: store.layer(layer, sde, req.compression), plan))
-    revision, source = _git(p.root)
-    labels_, annotations = _metadata(p, image, revision, source)
-    cfg = oci.ImageConfig(
-        created=oci.rfc3339(sde),
-        entrypoint=image.entrypoint,
-        cmd=image.cmd,
-        env=_runtime_env(p, image),
-        workdir=image.workdir,
-        labels=labels_,
-        annotations=annotations,
-    )
-    manifest = oci.image(store, blobs, cfg)
-    work = image.workdir.rstrip("/")
-    facts = provenance.Facts(
-        image=f"{p.spec.name}/{image.name}",
-        step=image.step,
-        env=step.env,
-        revision=revision,
-        spec_sha256=_sha256(p.root / SPEC_FILE),
-        lock_sha256=_sha256(p.root / "reproflake.lock"),
-        outputs={s: outputs[s] for s in [image.step, *step.needs]},
-        sources={
-            f"{work}/{rel}": _sha256(p.root / rel) for rel in p.facts.sources.get(image.step, ())
-        },
-    )
-    statement = provenance.statement(facts, manifest, blobs, p.lock, step.inputs)
-    referrer = oci.referrer(
-        store,
-        manifest,
-        oci.IN_TOTO,
-        statement,
-        {"org.opencontainers.image.created": oci.rfc3339(sde)},
-    )
+    manifest, referrer, blobs = _recipe.write_image(store, recipe, resolved, lists, req.compression)
     req.dest.parent.mkdir(parents=True, exist_ok=True)
-    if req.fmt == "oci-dir":
-        # The layout's index lists the referrer beside the image, as image-spec 1.1 has it.
-        tagged = oci.Descriptor(MANIFEST_MEDIA, manifest.digest, manifest.size, {oci.REF_NAME: TAG})
-        oci.write_dir(store, [tagged, referrer], req.dest)
-    else:
-        # An archive is what `podman load` reads, and it takes only an index of one image:
-        # the referrer's blobs travel inside, named by an annotation on the image.
-        tagged = oci.Descriptor(
-            MANIFEST_MEDIA,
-            manifest.digest,
-            manifest.size,
-            {oci.REF_NAME: TAG, PROVENANCE: referrer.digest},
-        )
-        oci.write_archive(store, [tagged], req.dest, sde, extra=[referrer])
+    _recipe.write_layout(store, manifest, referrer, req.fmt, req.dest, recipe["sourceDateEpoch"])
     size = sum(b.descriptor.size for b in blobs)
     log(f"image {image.name}: {len(blobs)} layers, {size / 1e6:.1f} MB ({req.compression})")
     return manifest, referrer

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from reproflake.artifacts.validate import check_layout
-from tests.e2e.conftest import reproflake
+from tests.e2e.conftest import git, raw_nix_build, reproflake
 from tests.e2e.test_hardware_scheduling import fake_gpu_path
 
 pytestmark = pytest.mark.e2e
@@ -219,3 +219,36 @@ def test_an_unknown_image_is_a_usage_error(project_copy: Path) -> None:
     run = reproflake("image", "nope", cwd=project_copy, check=False)
     assert run.returncode == 2
     assert "unknown image 'nope'" in run.stderr and "known images: report" in run.stderr
+
+
+def _tree(top: Path) -> dict[str, bytes]:
+    """Every file under ``top`` by relative path: its bytes."""
+    return {str(p.relative_to(top)): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+def test_nix_build_of_the_image_gives_the_exported_bytes(
+    project_copy: Path, tmp_path: Path
+) -> None:
+    """`nix build .#image-report` (raw Nix, sandbox on, offline) writes, in the sandbox
+    with the environment's own python3, the bytes `reproflake image report` writes."""
+    root = project_copy
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    export(root, "-o", str(tmp_path / "first.oci"), env=env)  # generated files up to date
+    if not (root / ".git").is_dir():
+        git("init", "-q", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "--allow-empty", "-m", "image", cwd=root)  # a clean tree: self.rev
+    export(root, "-o", str(tmp_path / "cli.oci"), env=env)
+    export(root, "--format", "oci-archive", "--compression", "none",
+           "-o", str(tmp_path / "cli.tar"), env=env)  # fmt: skip
+    layout = Path(raw_nix_build(root, "image-report"))
+    archive = Path(
+        raw_nix_build(root, "legacyPackages.x86_64-linux.images.report.oci-archive.none")
+    )
+    cli = _tree(tmp_path / "cli.oci")
+    assert "index.json" in cli and len(cli) > 10
+    assert _tree(layout) == cli
+    assert archive.read_bytes() == (tmp_path / "cli.tar").read_bytes()
+    # The image names the commit it was built from, both ways.
+    head = git("rev-parse", "HEAD", cwd=root).strip()
+    assert config_of(layout)["config"]["Labels"]["org.opencontainers.image.revision"] == head  # type: ignore[index]

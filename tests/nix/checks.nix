@@ -7,7 +7,8 @@
 { lib, templates }:
 let
   inherit (builtins) all any attrNames attrValues concatStringsSep filter fromJSON getContext
-    hasAttr isString listToAttrs map readFile removeAttrs sort split toFile toJSON tryEval;
+    hasAttr isString listToAttrs map readFile removeAttrs sort split toFile toJSON tryEval
+    unsafeDiscardStringContext;
 
   system = "x86_64-linux";
   src = ./fixture;
@@ -44,11 +45,15 @@ in
   outputs = check "outputs" {
     "mkPipeline returns packages, checks and legacyPackages" =
       attrNames result == [ "checks" "legacyPackages" "packages" ];
-    "packages are the steps and default" =
-      attrNames packages == sorted (stepNames ++ [ "default" ]);
+    "packages are the steps, default and image-NAME per image" =
+      attrNames packages == sorted (stepNames ++ [ "default" ] ++ map (n: "image-${n}") (attrNames data.images));
     "checks hold the seed check" = attrNames result.checks.${system} == [ "seed" ];
-    "legacyPackages hold debs, drvPaths, environments, gcroots, inputs, verify, verifyVaried and wheels" =
-      attrNames legacy == [ "debs" "drvPaths" "environments" "gcroots" "inputs" "verify" "verifyVaried" "wheels" ];
+    "legacyPackages hold debs, drvPaths, environments, gcroots, images, inputs, verify, verifyVaried and wheels" =
+      attrNames legacy == [ "debs" "drvPaths" "environments" "gcroots" "images" "inputs" "verify" "verifyVaried" "wheels" ];
+    "images come in both formats, each with gzip or no compression" =
+      all (n: attrNames legacy.images.${n} == [ "oci-archive" "oci-dir" ]
+              && all (f: attrNames legacy.images.${n}.${f} == [ "gzip" "none" ]) [ "oci-archive" "oci-dir" ])
+        (attrNames data.images);
     "one environment, deb and wheel per entry of the data" =
       attrNames legacy.environments == attrNames data.environments
       && attrNames legacy.debs == attrNames data.debs
@@ -87,6 +92,17 @@ in
       !(dependsOn packages.prepare packages.fit) && !(dependsOn packages.hello packages.prepare);
     "a step depends on its environment only" =
       dependsOn packages.prepare legacy.environments.py && !(dependsOn packages.prepare legacy.environments.base);
+    "image-NAME is the layout directory with gzip layers" =
+      packages.image-model.drvPath == legacy.images.model.oci-dir.gzip.drvPath;
+    "an image depends on its step, the steps it needs and its environment" =
+      all (d: dependsOn packages.image-model d) [ packages.fit packages.prepare legacy.environments.py ];
+    "an image depends on no other step" = !(dependsOn packages.image-model packages.hello);
+    "an image's formats and compressions are derivations of their own" =
+      legacy.images.model.oci-dir.none.drvPath != packages.image-model.drvPath
+      && legacy.images.model.oci-archive.gzip.drvPath != packages.image-model.drvPath;
+    "an image without an environment that has python3 is refused when built" =
+      fails (pipeline (data // { images.model = data.images.model // { pythonEnv = ""; }; }))
+        .packages.${system}.image-model.drvPath;
     "a hardware constraint changes the step's derivation" =
       (pipeline (data // { steps = data.steps // { fit = data.steps.fit // { hardware = ""; systemFeatures = [ ]; }; }; }))
         .packages.${system}.fit.drvPath != packages.fit.drvPath;
@@ -98,6 +114,10 @@ in
     "a variable with Nix syntax reaches the step unchanged" =
       carries packages.prepare data.steps.prepare.variables.HOSTILE;
     "evaluating them evaluates nothing in them" = isString packages.prepare.drvPath;
+    "an image label with Nix syntax reaches the image's job unchanged" =
+      isString packages.image-model.drvPath
+      && (fromJSON (unsafeDiscardStringContext packages.image-model.drvAttrs.job)).recipe.labels
+        == data.images.model.labels;
     "the hostile command changes the derivation like any other" =
       (pipeline (data // { steps = data.steps // { prepare = data.steps.prepare // { run = "true"; }; }; }))
         .packages.${system}.prepare.drvPath != packages.prepare.drvPath;

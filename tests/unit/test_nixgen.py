@@ -138,6 +138,7 @@ def test_render_lists_every_generated_file(project: tuple[spec.Spec, Lock]) -> N
             ".reproflake/build.json",
             ".reproflake/seed/busybox",
             *(f".reproflake/lib/{name}" for name in nixgen.LIB_FILES),
+            *(f".reproflake/image/reproflake/{name}" for name in nixgen.WRITER_FILES),
         ]
     )
     assert files[".reproflake/seed/busybox"] == (SEED, 0o755)

@@ -140,3 +140,57 @@ def test_an_image_layout_validates_and_a_flipped_byte_does_not(tmp_path: Path) -
     target.write_bytes(bytes(data))
     problems = check_layout(tmp_path / "image")
     assert any("content hashes to" in p for p in problems)
+
+
+def test_the_fast_tar_header_is_the_bytes_tarfile_writes() -> None:
+    from reproflake.artifacts import tarball
+
+    cases = [
+        tarball.Entry("a", "dir"),
+        tarball.Entry("tmp", "dir"),
+        tarball.Entry("usr/bin/x", "file", source="/x", executable=True),
+        tarball.Entry("a/b", "file"),
+        tarball.Entry("l", "symlink", target="../x"),
+        tarball.Entry("x" * 100, "file"),
+        tarball.Entry("x" * 101, "file"),  # a PAX record: tarfile's own
+        tarball.Entry("\u00e9", "file"),
+        tarball.Entry("d" * 99, "dir"),
+        tarball.Entry("d" * 100, "dir"),
+        tarball.Entry("l2", "symlink", target="t" * 101),
+    ]
+    for entry in cases:
+        for size in (0, 5, 12345678):
+            size = size if entry.kind == "file" else 0
+            fast = tarball.header(entry, 1700000000, size)
+            assert fast == tarball._tarfile_header(entry, 1700000000, size), entry
+
+
+def test_gathered_writes_compress_as_one_stream(tmp_path: Path) -> None:
+    """The sink gathers small writes: the layer must still be the tar compressed whole."""
+    import io
+    import zlib
+
+    import zstandard
+
+    from reproflake.artifacts import tarball
+
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 9000)  # more than one gathered piece
+    entries = [tarball.Entry("big", "file", source=str(big))]
+    for i in range(300):
+        small = tmp_path / f"s{i:03}"
+        small.write_bytes(b"x" * i)
+        entries.append(tarball.Entry(small.name, "file", source=str(small)))
+    raw = io.BytesIO()
+    tarball.write_tar(entries, 0, raw, "none")
+    for kind in ("gzip", "zstd"):
+        out = io.BytesIO()
+        tarball.write_tar(entries, 0, out, kind)
+        if kind == "gzip":
+            z = zlib.compressobj(tarball.GZIP_LEVEL, zlib.DEFLATED, 31)
+            whole = z.compress(raw.getvalue()) + z.flush()
+        else:
+            c = zstandard.ZstdCompressor(level=tarball.ZSTD_LEVEL, threads=1, write_checksum=True)
+            zobj = c.compressobj()
+            whole = zobj.compress(raw.getvalue()) + zobj.flush()
+        assert out.getvalue() == whole, kind
