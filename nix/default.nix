@@ -6,10 +6,17 @@
 # this file, run by the pinned static busybox seed.
 { src, data, revision ? "" }:
 let
-  inherit (builtins) attrNames concatStringsSep listToAttrs map;
+  inherit (builtins) attrNames concatStringsSep listToAttrs map mapAttrs;
 
   system = data.system;
-  forAttrs = attrs: f: listToAttrs (map (name: { inherit name; value = f name attrs.${name}; }) (attrNames attrs));
+
+  # Every builder here but the applets' own: a script of this directory, run by the seed's
+  # busybox with the applets on PATH; `attrs` are the derivation's other attributes.
+  script = file: attrs: derivation ({
+    inherit system busybox applets;
+    builder = busybox;
+    args = [ "sh" "-e" file ];
+  } // attrs);
 
   # The bootstrap seed: one static busybox, vendored in the project and pinned by NAR hash.
   seed = builtins.path {
@@ -55,21 +62,18 @@ let
     impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
   };
 
-  debs = forAttrs data.debs (_: fetch);
-  wheels = forAttrs data.wheels (_: fetch);
+  debs = mapAttrs (_: fetch) data.debs;
+  wheels = mapAttrs (_: fetch) data.wheels;
 
   # A root filesystem per environment: the unpacked .debs plus the wheels.
-  environments = forAttrs data.environments (name: env: derivation {
+  environments = mapAttrs (name: env: script ./rootfs.sh {
     name = "reproflake-env-${name}";
-    inherit system busybox applets;
-    builder = busybox;
-    args = [ "sh" "-e" ./rootfs.sh ];
     debs = map (k: debs.${k}) env.debs;
     wheels = map (k: wheels.${k}) env.wheels;
     pythonVersion = env.python;
     configureScript = ./configure.sh;
     sourceDateEpoch = toString data.sourceDateEpoch;
-  });
+  }) data.environments;
 
   # An input file enters the store by content. Tracked files come from the flake's
   # source (so do files outside git that a release archive carries); large files outside
@@ -94,7 +98,7 @@ let
       outputHash = i.narHash;
     };
   # Each input is one or more files (a glob input: every file it matched).
-  inputs = forAttrs data.inputs (name: i: map (f: { inherit (f) path; store = inputFile name f; }) i.files);
+  inputs = mapAttrs (name: i: map (f: { inherit (f) path; store = inputFile name f; }) i.files) data.inputs;
 
   lines = xs: concatStringsSep "" (map (x: x + "\n") xs);
 
@@ -104,11 +108,8 @@ let
   # its environment and its variables.
   source = f: builtins.path { path = src + "/${f}"; name = "reproflake-source"; };
   stepDrv = extra: name: s:
-    derivation ({
+    script ./step.sh ({
       name = "reproflake-step-${name}";
-      inherit system busybox applets;
-      builder = busybox;
-      args = [ "sh" "-e" ./step.sh ];
       stepName = name;
       stepRun = s.run;
       rootfs = environments.${s.env};
@@ -129,7 +130,7 @@ let
       # The declared constraints themselves, so changing one changes the derivation.
       reproflakeHardware = s.hardware;
     }) // extra // listToAttrs (map (v: { name = "var_${v}"; value = s.variables.${v}; }) (attrNames s.variables)));
-  steps = forAttrs data.steps (stepDrv { });
+  steps = mapAttrs (stepDrv { }) data.steps;
 
   # The same steps built a second time, independently (`reproflake verify`): outputs are
   # content-addressed, so a reproducible step lands on exactly the same store path. The
@@ -142,26 +143,20 @@ let
   varyKey = vs: if vs == [ ] then "none" else concatStringsSep "_" vs;
   verifyVaried = listToAttrs (map (vs: {
     name = varyKey vs;
-    value = forAttrs data.steps (stepDrv ({ reproflakeVerify = "independent rebuild"; }
-      // (if vs == [ ] then { } else { reproflakeVary = concatStringsSep " " vs; })));
+    value = mapAttrs (stepDrv ({ reproflakeVerify = "independent rebuild"; }
+      // (if vs == [ ] then { } else { reproflakeVary = concatStringsSep " " vs; }))) data.steps;
   }) (subsets variations));
   verify = verifyVaried.${varyKey variations};
 
   # Re-extracts the seed from its pinned .deb with the seed itself: both must agree.
-  seedCheck = derivation {
+  seedCheck = script ./seed-check.sh {
     name = "reproflake-seed-check";
-    inherit system busybox applets;
-    builder = busybox;
-    args = [ "sh" "-e" ./seed-check.sh ];
     deb = debs.${data.seed.deb};
     member = data.seed.member;
   };
 
-  all = derivation {
+  all = script ./link-all.sh {
     name = "reproflake-all";
-    inherit system busybox applets;
-    builder = busybox;
-    args = [ "sh" "-e" ./link-all.sh ];
     links = lines (map (n: "${n}\t${steps.${n}}") (attrNames steps));
   };
 
@@ -169,11 +164,8 @@ let
   # environment's root, every fetched .deb and wheel, the seed. `reproflake build` keeps a
   # garbage-collector root on it, so collecting garbage never throws away what the next
   # build needs.
-  gcroots = derivation {
+  gcroots = script ./link-all.sh {
     name = "reproflake-gcroots";
-    inherit system busybox applets;
-    builder = busybox;
-    args = [ "sh" "-e" ./link-all.sh ];
     links = lines (
       map (n: "env-${n}\t${environments.${n}}") (attrNames environments)
       ++ map (k: "deb-${k}\t${debs.${k}}") (attrNames debs)
@@ -191,11 +183,9 @@ let
   imageDrv = name: i: format: compression:
     if i.pythonEnv == "" then
       throw "reproflake: image '${name}' cannot be built by Nix: no environment has Debian's python3, which writes it (add python3 to one environment's debian list)"
-    else derivation {
+    else script ./image.sh {
       name = "reproflake-image-${name}";
-      inherit system busybox applets writer;
-      builder = busybox;
-      args = [ "sh" "-e" ./image.sh ];
+      inherit writer;
       python = environments.${i.pythonEnv};
       job = builtins.toJSON {
         recipe = i;
@@ -218,7 +208,7 @@ let
     };
   imageData = data.images or { };
   # Every format and compression the sandbox writes, by image.
-  images = builtins.mapAttrs (name: i:
+  images = mapAttrs (name: i:
     builtins.listToAttrs (map (format: {
       name = format;
       value = builtins.listToAttrs (map (compression: {
@@ -237,9 +227,9 @@ in
     # Every step's .drv path from one evaluation: `reproflake build` realises these
     # rather than naming each step (Nix 2.8 reads the flake again for every name).
     drvPaths = {
-      steps = builtins.mapAttrs (_: d: d.drvPath) steps;
-      verify = builtins.mapAttrs (_: d: d.drvPath) verify;
-      verifyVaried = builtins.mapAttrs (_: set: builtins.mapAttrs (_: d: d.drvPath) set) verifyVaried;
+      steps = mapAttrs (_: d: d.drvPath) steps;
+      verify = mapAttrs (_: d: d.drvPath) verify;
+      verifyVaried = mapAttrs (_: set: mapAttrs (_: d: d.drvPath) set) verifyVaried;
     };
   };
 }

@@ -135,7 +135,9 @@ done
 
 status=0
 vary_inside
-# $vary*: the variations of `reproflake verify` (empty in a first build).
+# $vary*: the variations of `reproflake verify` (empty in a first build), word lists
+# split on purpose.
+# shellcheck disable=SC2086
 $varyPrefix chroot "$root" $varyInRoot /usr/bin/env -i -C /work \
   PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin \
   HOME=/tmp/home TMPDIR=/tmp TZ=UTC LANG=C.UTF-8 LC_ALL=C.UTF-8 \

@@ -24,3 +24,9 @@ def user_cache_dir() -> Path:
 
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "reproflake"
+
+
+# The one system reproflake builds for (Debian's amd64), and where the flake keeps the
+# attributes that are not packages.
+SYSTEM = "x86_64-linux"
+LEGACY = f"legacyPackages.{SYSTEM}"

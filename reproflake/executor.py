@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reproflake import _proc
-from reproflake._paths import unusable_in_flake_path
+from reproflake._paths import LEGACY, SYSTEM, unusable_in_flake_path
 from reproflake.errors import HashMismatchError, NixError
 
 FEATURES = "nix-command flakes ca-derivations"
@@ -326,7 +326,7 @@ def derivations(root: Path, which: str = STEPS) -> dict[str, str]:
     Nix 2.8 reads the flake anew (and starts git) for every `.#name` on a command line:
     about 12 ms per step, against milliseconds for all of them evaluated at once."""
     check_flake_path(root)
-    attr = f".#legacyPackages.x86_64-linux.drvPaths.{which}"
+    attr = f".#{LEGACY}.drvPaths.{which}"
     result = _nix(["eval", "--json", attr], cwd=root, check=False)
     if result.returncode != 0:
         raise NixError(
@@ -570,7 +570,7 @@ def rebuild_matches(root: Path, attr: str) -> Recheck:
 def check_seed(root: Path) -> Recheck:
     """Re-extract the bootstrap seed from its pinned .deb inside Nix and compare."""
     return _recheck(
-        _nix(["build", ".#checks.x86_64-linux.seed", "--no-link", "-L"], cwd=root, check=False)
+        _nix(["build", f".#checks.{SYSTEM}.seed", "--no-link", "-L"], cwd=root, check=False)
     )
 
 

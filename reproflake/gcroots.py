@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 
 from reproflake import executor
+from reproflake._paths import LEGACY
 
 ROOTS = Path(".reproflake/cache/gcroots")
-ATTR = "legacyPackages.x86_64-linux.gcroots"
+ATTR = f"{LEGACY}.gcroots"
 
 
 def lock_digest(root: Path) -> str:

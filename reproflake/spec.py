@@ -527,11 +527,11 @@ def load(path: Path) -> Spec:
 
 def _cache_file(path: Path, text: str) -> Path:
     import hashlib
-    import os
 
     from reproflake import __version__
+    from reproflake._paths import user_cache_dir
 
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reproflake" / "specs"
+    base = user_cache_dir() / "specs"
     key = hashlib.sha256(f"{__version__}\0{path.resolve()}\0{text}".encode()).hexdigest()
     return base / f"{key}.pickle"
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reproflake import executor, hardware, project
-from reproflake._paths import user_cache_dir
+from reproflake._paths import LEGACY, user_cache_dir
 from reproflake.artifacts import layers as layering
 from reproflake.artifacts import oci
 from reproflake.artifacts import recipe as _recipe
@@ -30,8 +30,8 @@ from reproflake.errors import BuildError, HardwareError, UsageError
 from reproflake.spec import SPEC_FILE, Image
 from reproflake.spec import Spec as SpecType
 
-ENV_ATTR = "legacyPackages.x86_64-linux.environments."
-DEB_ATTR = "legacyPackages.x86_64-linux.debs."
+ENV_ATTR = f"{LEGACY}.environments."
+DEB_ATTR = f"{LEGACY}.debs."
 
 
 def run(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reproflake import compare, executor
+from reproflake._paths import LEGACY
 from reproflake.commands._project import (
     Log,
     Project,
@@ -117,7 +118,7 @@ def run(
             out(f"  {step}: reproducible (built twice, identical bytes: {a})")
     for env in sorted({p.spec.steps[s].env for s in wanted}):
         what = f"environment {env}"
-        check = executor.rebuild_matches(p.root, f"legacyPackages.x86_64-linux.environments.{env}")
+        check = executor.rebuild_matches(p.root, f"{LEGACY}.environments.{env}")
         if check.same:
             out(f"  {what}: reproducible (root filesystem rebuilt, identical bytes)")
         elif check.differs:
