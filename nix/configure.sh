@@ -205,7 +205,7 @@ run)
   if { [ -n "$essential" ] && ! dpkg --configure $essential >>/tmp/configure.log 2>&1; } ||
     ! dpkg --configure -a >>/tmp/configure.log 2>&1; then
     cat /tmp/configure.log >&2
-    failed="$(sed -n '/^Errors were encountered while processing:/,$ { /^ /p }' /tmp/configure.log | tr -d ' ' | tr '\n' ' ')"
+    failed="$(sed -n '/^Errors were encountered while processing:/,$ { /^ /p }' /tmp/configure.log | tr -d ' ' | paste -sd ' ')"
     echo "reproflake: configuring the environment failed: maintainer scripts of ${failed:-some packages} failed (dpkg's output above)" >&2
     exit 1
   fi

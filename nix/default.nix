@@ -148,6 +148,30 @@ let
   }) (subsets variations));
   verify = verifyVaried.${varyKey variations};
 
+  # What `reproflake shell` enters: each step's attributes with the outputs of the steps it
+  # needs and its environment resolved by Nix, written down by step.sh (`describe`), which
+  # then lays out the same /work from them outside the sandbox. Nothing of the step runs, so
+  # no hardware is required here. `--env NAME`: an empty step in that environment.
+  describe = label: stepDrv {
+    name = "reproflake-shell-${label}";
+    args = [ "sh" "-e" ./step.sh "describe" ];
+    requiredSystemFeatures = [ ];
+  };
+  shells = {
+    steps = builtins.mapAttrs (name: describe name name) data.steps;
+    environments = builtins.mapAttrs (env: _: describe "env-${env}" "shell" {
+      inherit env;
+      run = "";
+      sourceFiles = [ ];
+      inputs = [ ];
+      needs = [ ];
+      outputs = [ ];
+      variables = { };
+      systemFeatures = [ ];
+      hardware = "";
+    }) data.environments;
+  };
+
   # Re-extracts the seed from its pinned .deb with the seed itself: both must agree.
   seedCheck = script ./seed-check.sh {
     name = "reproflake-seed-check";
@@ -223,7 +247,7 @@ in
   packages.${system} = steps // imagePackages // { default = all; };
   checks.${system} = { seed = seedCheck; };
   legacyPackages.${system} = {
-    inherit environments inputs debs wheels verify verifyVaried gcroots images;
+    inherit environments inputs debs wheels verify verifyVaried gcroots images shells;
     # Every step's .drv path from one evaluation: `reproflake build` realises these
     # rather than naming each step (Nix 2.8 reads the flake again for every name).
     drvPaths = {

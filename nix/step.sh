@@ -15,6 +15,25 @@ work="$NIX_BUILD_TOP/work"
 scratch="$NIX_BUILD_TOP/scratch"
 fstab="$NIX_BUILD_TOP/fstab"
 
+# `reproflake shell` (docs/commands.md) enters a step's environment with this same
+# script, outside Nix's sandbox. `describe` (a derivation of its own, nothing of the step
+# runs) records the attributes below as Nix resolved them, one file each; `shell` is then
+# run with them as variables: /work and the root are laid out as for the step, in a new
+# network namespace as well, and the user's command ($shellCommand, or an interactive
+# shell) runs where the step's would.
+if [ "$1" = describe ]; then
+  export PATH="$applets"
+  # shellcheck disable=SC2034 # recorded by name in the loop below
+  script="$0"
+  mkdir -p "$out"
+  for name in script busybox applets stepName stepRun rootfs sourceCopies inputLinks \
+      needLinks outputsList varNames sourceDateEpoch openblasCoretype; do
+    eval "printf '%s' \"\$$name\"" >"$out/$name"
+  done
+  for name in $varNames; do eval "printf '%s' \"\$var_$name\"" >"$out/var_$name"; done
+  exit 0
+fi
+
 # ---- begin: the variations of `reproflake verify` --------------------------------
 # The verify rebuild of a step (attribute reproflakeVary, a space-separated list) changes
 # what a step must not depend on, as reprotest does, inside the sandbox; the first build
@@ -85,9 +104,11 @@ EOF
   done <<EOF
 $inputLinks$needLinks
 EOF
+  [ "$1" != shell ] || exec unshare -r -m -n "$busybox" sh -e "$0" inner shell
   # $varyUts: see the variations of `reproflake verify` above.
   exec unshare -r -m $varyUts "$busybox" sh -e "$0" inner
 fi
+mode="${2:-step}"
 
 # One line of the mount table mounted below with a single `mount -a` (a mount
 # command per directory was a fork and exec each). Fields escape backslash, space
@@ -133,6 +154,10 @@ for name in $varNames; do
   set -- "$@" "$name=$value"
 done
 
+run="$stepRun"
+if [ "$mode" = shell ]; then
+  run="${shellCommand:-if [ -x /bin/bash ]; then exec /bin/bash; fi; exec /bin/sh}"
+fi
 status=0
 vary_inside
 # $vary*: the variations of `reproflake verify` (empty in a first build), word lists
@@ -145,7 +170,8 @@ $varyPrefix chroot "$root" $varyInRoot /usr/bin/env -i -C /work \
   PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0 \
   OPENBLAS_CORETYPE="$openblasCoretype" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
   MKL_NUM_THREADS=1 OUT="/work/results/$stepName" REPROFLAKE_STEP="$stepName" \
-  $varyEnv $varyCpus "$@" /bin/sh -ec "$stepRun" || status=$?
+  $varyEnv $varyCpus "$@" /bin/sh -ec "$run" || status=$?
+[ "$mode" != shell ] || exit "$status"
 if [ "$status" -ne 0 ]; then
   echo "reproflake: step '$stepName' failed: its command exited with status $status" >&2
   exit "$status"

@@ -133,3 +133,22 @@ def stop(proc: subprocess.Popen[str]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def interactive(argv: Sequence[str], *, env: Mapping[str, str]) -> int:
+    """Run ``argv`` on this terminal with exactly ``env``; its exit status (128+N for signal N).
+
+    The child keeps this process's group, so Ctrl-C reaches it (and an interactive shell
+    handles it); this process ignores Ctrl-C meanwhile rather than dying under it."""
+    if VERBOSE:
+        print("+ " + shlex.join(argv), file=sys.stderr)
+    try:
+        proc = subprocess.Popen(list(argv), env=dict(env))
+    except FileNotFoundError as exc:
+        raise ReproflakeError(f"cannot run {argv[0]!r}: not found") from exc
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - code if code < 0 else code

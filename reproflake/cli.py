@@ -473,3 +473,27 @@ def image(
         )
 
     _guard(go)
+
+
+class _ShellCommand(click.Command):
+    """Everything after `--` is the command to run, kept verbatim (click would otherwise
+    take its first word for the step)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["shell_command"] = args[cut + 1 :]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_ShellCommand)
+@click.argument("step", required=False)
+@click.option("--env", "env", metavar="ENV", help="An environment, with an empty /work.")
+@click.pass_context
+def shell(ctx: click.Context, step: str | None, env: str | None) -> None:
+    """Enter a step's environment as the step sees it: [STEP | --env ENV] [-- COMMAND...]."""
+    from reproflake.commands import shell as cmd
+
+    command = list(ctx.meta.get("shell_command", []))
+    _guard(lambda: cmd.run(ctx.obj, step, env, command, log=_log))

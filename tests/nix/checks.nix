@@ -48,8 +48,8 @@ in
     "packages are the steps, default and image-NAME per image" =
       attrNames packages == sorted (stepNames ++ [ "default" ] ++ map (n: "image-${n}") (attrNames data.images));
     "checks hold the seed check" = attrNames result.checks.${system} == [ "seed" ];
-    "legacyPackages hold debs, drvPaths, environments, gcroots, images, inputs, verify, verifyVaried and wheels" =
-      attrNames legacy == [ "debs" "drvPaths" "environments" "gcroots" "images" "inputs" "verify" "verifyVaried" "wheels" ];
+    "legacyPackages hold debs, drvPaths, environments, gcroots, images, inputs, shells, verify, verifyVaried and wheels" =
+      attrNames legacy == [ "debs" "drvPaths" "environments" "gcroots" "images" "inputs" "shells" "verify" "verifyVaried" "wheels" ];
     "images come in both formats, each with gzip or no compression" =
       all (n: attrNames legacy.images.${n} == [ "oci-archive" "oci-dir" ]
               && all (f: attrNames legacy.images.${n}.${f} == [ "gzip" "none" ]) [ "oci-archive" "oci-dir" ])
