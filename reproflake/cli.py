@@ -46,10 +46,16 @@ def _error(message: str) -> None:
     click.secho(message, fg="red", err=True, color=_color())
 
 
-def _guard(fn: Callable[[], int]) -> None:
+def _guard(fn: Callable[[], int], *, as_json: bool = False) -> None:
     try:
         code = fn()
     except ReproflakeError as exc:
+        if as_json:  # a script reading stdout gets a document, not text on stderr
+            import json
+
+            doc = {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+            click.echo(json.dumps(doc, indent=2, sort_keys=True))
+            sys.exit(exc.exit_code)
         _error(f"error: {exc.message}")
         if exc.hint:
             click.echo(f"  hint: {exc.hint}", err=True)
@@ -236,9 +242,15 @@ def _jobs_option(fn: Callable[..., None]) -> Callable[..., None]:
     help="After a step fails, still build the steps that do not need it.",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Build nothing: say what would build (= plan).")
+@click.option("--json", "as_json", is_flag=True, help="Per step: status, output, time, log.")
 @click.pass_obj
 def build(
-    directory: Path, steps: tuple[str, ...], jobs: int | None, keep_going: bool, dry_run: bool
+    directory: Path,
+    steps: tuple[str, ...],
+    jobs: int | None,
+    keep_going: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Build steps (default: all) in Nix's sandbox."""
     from reproflake.commands import _noop
@@ -247,15 +259,18 @@ def build(
         if dry_run:
             from reproflake.commands import plan
 
-            return plan.run(directory, steps, as_json=False, log=_log, out=_out)
+            return plan.run(directory, steps, as_json=as_json, log=_log, out=_out)
         # Nothing changed since the last build: answer before importing the heavy parts.
-        if _noop.answer(directory, steps, _out):
+        if not as_json and _noop.answer(directory, steps, _out):
             return 0
         from reproflake.commands import build as cmd
 
-        return cmd.run(directory, steps, log=_log, out=_out, jobs=jobs, keep_going=keep_going)
+        return cmd.run(
+            directory, steps, log=_log, out=_out, jobs=jobs, keep_going=keep_going,
+            as_json=as_json,
+        )  # fmt: skip
 
-    _guard(go)
+    _guard(go, as_json=as_json)
 
 
 _VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
@@ -330,7 +345,7 @@ def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
     """Say which steps a build would run, and why, without building."""
     from reproflake.commands import plan as cmd
 
-    _guard(lambda: cmd.run(directory, steps, as_json=as_json, log=_log, out=_out))
+    _guard(lambda: cmd.run(directory, steps, as_json=as_json, log=_log, out=_out), as_json=as_json)
 
 
 @main.command()
@@ -404,9 +419,10 @@ def log_(directory: Path, step: str) -> None:
 
 @main.command()
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg", "png"]), default=None,
+    "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "json", "svg", "png"]),
+    default=None,
     help="Output format (svg and png need Graphviz's dot). Default: from -o's extension "
-    "(.svg, .png, .dot/.gv, .mmd), else text.",
+    "(.svg, .png, .dot/.gv, .mmd, .json), else text.",
 )  # fmt: skip
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."

@@ -30,6 +30,7 @@ from reproflake.fsutil import symlink_atomic, write_atomic
 from reproflake.hardware import HostProfile
 
 RESULTS = "results"
+JSON_STATUSES = ("built", "fetched", "already-built", "failed", "not-built")
 
 
 def select(p: Project, steps: Sequence[str]) -> list[str]:
@@ -41,11 +42,14 @@ class Progress:
     """One line per step start and end; on a terminal, a live timer for running steps."""
 
     def __init__(self, log: Log) -> None:
+        self.seconds: dict[str, float] = {}
         self.log = log
         self.tty = sys.stderr.isatty()
         self.fetched = 0
 
     def __call__(self, kind: str, step: str, seconds: float) -> None:
+        if kind in ("done", "failed"):
+            self.seconds[step] = round(seconds, 3)
         if kind == "fetch":
             if self.fetched == 0:
                 self.log("fetching pinned packages and inputs …")
@@ -158,6 +162,7 @@ def run(
     out: Log,
     jobs: int | None = None,
     keep_going: bool = True,
+    as_json: bool = False,
 ) -> int:
     executor.require_nix()
     p = load_project(start, log, steps=steps)
@@ -212,6 +217,9 @@ def run(
     already = [
         s for s in order if s in outcome.outputs and s not in outcome.built and s not in fetched
     ]
+    human = out
+    if as_json:
+        out = lambda _line: None  # noqa: E731 - the JSON document below says it all
     for step, lines in sorted(outcome.failed.items()):
         out(f"\nstep {step} failed; last lines of its log:")
         for line in lines:
@@ -238,6 +246,26 @@ def run(
         gcroots.keep_lock(p.root)
         outputs = {s: outcome.outputs[s] for s in order}
         _noop.record(p.root, steps, before, order, outputs, outcome.derivations)
+    if as_json:
+        status = {s: "built" for s in built}
+        status.update({s: "fetched" for s in fetched})
+        status.update({s: "already-built" for s in already})
+        status.update({s: "failed" for s in outcome.failed})
+        status.update({s: "not-built" for s in skipped})
+        doc = {
+            "steps": {
+                s: {
+                    "status": status[s],
+                    "output": outcome.outputs.get(s),
+                    "seconds": progress.seconds.get(s),
+                    "log": executor.log_command(outcome.drvs[s]) if s in outcome.drvs else None,
+                }
+                for s in order
+            },
+            "summary": {k: sum(1 for v in status.values() if v == k) for k in JSON_STATUSES},
+        }
+        human(json.dumps(doc, indent=2, sort_keys=True))
+        return 1 if outcome.failed or skipped else 0
     if outcome.failed or skipped:
         raise BuildError(
             f"{len(outcome.failed)} step(s) failed: {', '.join(sorted(outcome.failed))}",

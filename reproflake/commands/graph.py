@@ -69,6 +69,19 @@ def dot(g: Graph, marks: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def as_json(g: Graph, marks: dict[str, str]) -> str:
+    """Nodes (kind, name, and a step's status) and edges (from what is needed to what needs it)."""
+    nodes = []
+    for node in g.nodes:
+        kind, name = node.split(":", 1)
+        entry: dict[str, str | None] = {"id": node, "kind": kind, "name": name}
+        if kind == "step":
+            entry["status"] = marks.get(name)
+        nodes.append(entry)
+    doc = {"nodes": nodes, "edges": [[a, b] for a, b in g.edges]}
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
 def mermaid(g: Graph, marks: dict[str, str]) -> str:
     ids = {node: f"n{i}" for i, node in enumerate(g.nodes)}
     lines = ["flowchart LR"]
@@ -81,7 +94,14 @@ def mermaid(g: Graph, marks: dict[str, str]) -> str:
 
 
 # What -o's extension says when --format does not.
-EXTENSIONS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
+EXTENSIONS = {
+    ".svg": "svg",
+    ".png": "png",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".mmd": "mermaid",
+    ".json": "json",
+}
 
 
 def choose_format(fmt: str | None, output: Path | None) -> str:
@@ -95,7 +115,7 @@ def choose_format(fmt: str | None, output: Path | None) -> str:
         known = ", ".join(sorted(EXTENSIONS))
         raise UsageError(
             f"cannot tell the format of {output} from its extension",
-            hint=f"use one of {known}, or give --format text|dot|mermaid|svg|png",
+            hint=f"use one of {known}, or give --format text|dot|mermaid|json|svg|png",
         )
     return found
 
@@ -125,7 +145,7 @@ def run(start: Path, fmt: str | None, output: Path | None, *, log: Log, out: Log
             write_atomic(output, rendered_bytes)
             log(f"wrote {output}")
         return 0
-    rendered = {"text": text, "dot": dot, "mermaid": mermaid}[fmt](g, marks)
+    rendered = {"text": text, "dot": dot, "mermaid": mermaid, "json": as_json}[fmt](g, marks)
     if output is None:
         out(rendered.rstrip("\n"))
     else:

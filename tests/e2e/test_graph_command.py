@@ -69,3 +69,14 @@ def test_graph_format_follows_the_output_extension(python_project: Path, tmp_pat
     assert run.returncode == 2
     assert "cannot tell the format of" in run.stderr and ".mmd" in run.stderr
     assert not (tmp_path / "g.xyz").exists()
+
+
+def test_graph_as_json_has_nodes_and_edges(python_project: Path, tmp_path: Path) -> None:
+    import json
+
+    doc = json.loads(reproflake("graph", "--format", "json", cwd=python_project).stdout)
+    steps = {n["name"]: n["status"] for n in doc["nodes"] if n["kind"] == "step"}
+    assert steps == {"prepare": "built", "fit": "built", "report": "built"}
+    assert ["step:prepare", "step:fit"] in doc["edges"]
+    reproflake("graph", "-o", str(tmp_path / "g.json"), cwd=python_project)
+    assert json.loads((tmp_path / "g.json").read_text()) == doc

@@ -216,3 +216,37 @@ def test_keep_going_is_the_default_and_can_be_turned_off(
     fake = FakeNix()
     run_build(project, fake, monkeypatch, keep_going=False)
     assert fake.keep_going is False
+
+
+def test_json_says_per_step_status_output_time_and_log(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeNix(fail=["b"])
+    monkeypatch.setattr(_proc, "run", fake.run)
+    monkeypatch.setattr(_proc, "stream", fake.stream)
+    monkeypatch.setattr(executor, "require_nix", lambda: "nix")
+    monkeypatch.setattr(executor, "add_indirect_root", lambda _link: None)
+    printed: list[str] = []
+    code = build.run(project, [], log=lambda _m: None, out=printed.append, as_json=True)
+    assert code == 1
+    (text,) = printed  # one document, nothing else on stdout
+    doc = json.loads(text)
+    assert doc["steps"]["a"]["status"] == "built" and doc["steps"]["a"]["output"] == out("a")
+    assert isinstance(doc["steps"]["a"]["seconds"], float)
+    assert doc["steps"]["b"]["status"] == "failed" and doc["steps"]["b"]["output"] is None
+    assert doc["steps"]["b"]["log"] == executor.log_command(drv("b"))
+    assert doc["summary"] == {
+        "built": 1, "fetched": 0, "already-built": 0, "failed": 1, "not-built": 0
+    }  # fmt: skip
+
+
+def test_errors_under_json_are_json(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from reproflake.cli import main
+
+    result = CliRunner().invoke(main, ["build", "--json", "-C", str(tmp_path)])
+    assert result.exit_code == 2
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 2 and doc["error"].startswith("no reproflake.toml in ")
+    assert doc["hint"]
