@@ -209,14 +209,24 @@ def init(
 @main.command()
 @click.option("--check", is_flag=True, help="Exit 1 if the lock is stale; write nothing.")
 @click.option("--upgrade", is_flag=True, help="Re-resolve every package, not only what changed.")
+@click.option("--json", "as_json", is_flag=True, help="With --check: the verdict as JSON.")
 @click.pass_obj
-def lock(directory: Path, check: bool, upgrade: bool) -> None:
+def lock(directory: Path, check: bool, upgrade: bool, as_json: bool) -> None:
     """Pin every input (packages, wheels, data) into reproflake.lock."""
     from reproflake.commands import lock as cmd
 
+    if as_json and not check:
+        raise click.UsageError("--json goes with --check")
+
     def go() -> int:
         try:
-            return cmd.run(directory, check=check, upgrade=upgrade, log=_log)
+            return cmd.run(
+                directory,
+                check=check,
+                upgrade=upgrade,
+                log=_log,
+                json_out=_out if as_json else None,
+            )
         except ReproflakeError as exc:
             from reproflake.errors import StaleLockError
 
@@ -224,7 +234,7 @@ def lock(directory: Path, check: bool, upgrade: bool) -> None:
                 exc.exit_code = 1  # --check reports staleness as failure
             raise
 
-    _guard(go)
+    _guard(go, as_json=as_json)
 
 
 def _jobs_option(fn: Callable[..., None]) -> Callable[..., None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from reproflake import executor, project, templates
@@ -12,7 +13,8 @@ from reproflake.lock import model, pin
 from reproflake.spec import find_spec
 
 
-def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
+def run(start: Path, *, check: bool, upgrade: bool, log: Log, json_out: Log | None = None) -> int:
+    """``json_out``: with ``check``, print the verdict there as a JSON document."""
     if not check:  # a project copied verbatim from a template (nix flake init -t) is finished here
         for line in templates.complete(find_spec(start)):
             log(line)
@@ -32,6 +34,9 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log) -> int:
                 and not spec.inputs[name].is_url
             ):
                 stale.append(f"inputs.{name}: {spec.inputs[name].path} changed since it was locked")
+        if json_out is not None:
+            json_out(json.dumps({"up_to_date": not stale, "stale": stale}, indent=2))
+            return 1 if stale else 0
         if stale:
             raise StaleLockError(
                 f"{spec.root / model.LOCK_FILE} is stale:\n" + "\n".join(f"  {s}" for s in stale),

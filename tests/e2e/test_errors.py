@@ -120,6 +120,13 @@ def test_lock_check_fails_on_a_stale_lock(project_copy: Path) -> None:
     assert "reproflake.lock" in run.stderr
     before = (project_copy / "reproflake.lock").read_bytes()
     assert (project_copy / "reproflake.lock").read_bytes() == before  # --check writes nothing
+    import json
+
+    run = reproflake("lock", "--check", "--json", cwd=project_copy, check=False)
+    assert run.returncode == 1
+    doc = json.loads(run.stdout)
+    assert doc["up_to_date"] is False
+    assert "environments.py.python: requirements changed" in doc["stale"]
 
 
 def test_minimal_template_builds(tmp_path: Path) -> None:
