@@ -59,12 +59,12 @@ def test_flake_check_and_show_offline() -> None:
     assert sorted(shown["checks"]["x86_64-linux"]) == [
         "derivations", "entry", "hostile", "outputs", "templates"
     ]  # fmt: skip
-    assert {"default", "minimal", "python"} <= set(shown["templates"])
+    assert {"default", "minimal", "paper", "python"} <= set(shown["templates"])
     lib = json.loads(nix("eval", "--json", ".#lib", "--apply", "builtins.attrNames"))
     assert lib == ["dataVersion", "mkPipeline", "systems"]
 
 
-@pytest.mark.parametrize("template", ["minimal", "python"])
+@pytest.mark.parametrize("template", ["minimal", "python", "paper"])
 def test_nix_flake_init_then_lock_and_build(
     template: str, tmp_path: Path, python_project: Path
 ) -> None:
@@ -89,6 +89,8 @@ def test_nix_flake_init_then_lock_and_build(
     if template == "minimal":
         hello = (root / "results/hello/hello.txt").read_text()
         assert hello == "hello from a hermetic build\n"
+    elif template == "paper":
+        assert (root / "results/paper/paper.pdf").read_bytes().startswith(b"%PDF-")
     else:
         # The same project `reproflake init` makes: the same derivations, the same outputs.
         assert drv_paths(root, PYTHON_STEPS) == drv_paths(python_project, PYTHON_STEPS)
