@@ -29,7 +29,9 @@ for deb in $debs; do
   esac
   ar -p "$deb" "$member" | tar -x -v $unpack -f - -C "$out" >"$control/$i/.files"
 done
-if [ -x "$out/usr/bin/dpkg" ]; then
+# Maintainer scripts assume Debian's Essential set (sed, grep, ...): a root without it
+# (essential = false) is only unpacked, even when dpkg came in as a dependency.
+if [ -x "$out/usr/bin/dpkg" ] && [ -x "$out/usr/bin/sed" ]; then
   sh -e "$configureScript" register
   unshare -r -m "$busybox" sh -e "$configureScript" chroot
   sh -e "$configureScript" normalise

@@ -563,7 +563,14 @@ def _recheck(result: _proc.Result) -> Recheck:
 
 
 def rebuild_matches(root: Path, attr: str) -> Recheck:
-    """Build an input-addressed attribute again and let Nix compare the bytes (--rebuild)."""
+    """Build an input-addressed attribute again and let Nix compare the bytes (--rebuild).
+
+    `--rebuild` needs a first build to compare with. A step whose content-addressed
+    output Nix already had does not need its environment's root built, and the root may
+    have been garbage-collected since: it is built first when missing."""
+    first = _nix(["build", f".#{attr}", "--no-link"], cwd=root, check=False)
+    if first.returncode != 0:
+        return _recheck(first)
     return _recheck(_nix(["build", f".#{attr}", "--rebuild", "--no-link"], cwd=root, check=False))
 
 

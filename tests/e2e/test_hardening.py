@@ -221,3 +221,18 @@ def test_a_crashed_rebuild_is_could_not_verify(project_copy: Path, tmp_path: Pat
     assert "a simulated crash" in run.stdout
     assert "NOT reproducible" not in run.stdout
     assert "prepare: reproducible" in run.stdout
+
+
+def test_an_environment_without_the_essential_set_is_only_unpacked(project_copy: Path) -> None:
+    """essential = false: dpkg may come in as a dependency, but maintainer scripts expect
+    sed, grep, ... and are not run; the root is unpacked, and it verifies."""
+    append(
+        project_copy,
+        "[environments.bare]\ndebian = []\nessential = false\n"
+        '[steps.tiny]\nenv = "bare"\nrun = "echo tiny > $OUT/t"\noutputs = ["t"]\n',
+    )
+    reproflake("lock", cwd=project_copy)
+    reproflake("build", "tiny", cwd=project_copy)
+    assert (project_copy / "results/tiny/t").read_text() == "tiny\n"
+    run = reproflake("verify", "tiny", "--vary", "none", cwd=project_copy)
+    assert "environment bare: reproducible" in run.stdout
