@@ -16,7 +16,7 @@ from typing import Any
 from reproflake.artifacts import intoto
 from reproflake.artifacts.intoto import BUILD_TYPE, SLSA, STATEMENT, Facts
 from reproflake.artifacts.oci import Descriptor, LayerBlob
-from reproflake.lock.model import Lock
+from reproflake.lock.model import Lock, LockedInput, LockedWheel
 
 __all__ = ["BUILD_TYPE", "SLSA", "STATEMENT", "Facts", "materials", "package_list",
            "package_list_digest", "statement"]  # fmt: skip
@@ -39,6 +39,23 @@ def package_list_digest(lock: Lock, env: str) -> str:
     return hashlib.sha256("".join(f"{x}\n" for x in package_list(lock, env)).encode()).hexdigest()
 
 
+def wheel_material(w: LockedWheel) -> dict[str, Any]:
+    """A pinned wheel as an in-toto resource descriptor (images and releases alike)."""
+    return {"name": f"wheel:{w.name}=={w.version}", "uri": w.url, "digest": {"sha256": w.sha256}}
+
+
+def input_material(name: str, pinned: LockedInput) -> dict[str, Any]:
+    """A pinned input: a download by its sha256, local data by its NAR hash and path."""
+    entry: dict[str, Any] = {"name": f"input:{name}"}
+    if pinned.url:
+        entry.update(uri=pinned.url, digest={"sha256": pinned.sha256})
+    else:
+        entry.update(digest={"narHash": pinned.nar_hash})
+        if pinned.path:
+            entry["annotations"] = {"path": pinned.path}
+    return entry
+
+
 def materials(lock: Lock, env: str, step_inputs: Sequence[str]) -> list[dict[str, Any]]:
     locked = lock.environments[env]
     found: list[dict[str, Any]] = []
@@ -51,21 +68,8 @@ def materials(lock: Lock, env: str, step_inputs: Sequence[str]) -> list[dict[str
                 "digest": {"sha256": d.sha256},
             }
         )
-    for key in locked.wheels:
-        w = lock.wheels[key]
-        found.append(
-            {"name": f"wheel:{w.name}=={w.version}", "uri": w.url, "digest": {"sha256": w.sha256}}
-        )
-    for name in sorted(step_inputs):
-        pinned = lock.inputs[name]
-        entry: dict[str, Any] = {"name": f"input:{name}"}
-        if pinned.url:
-            entry.update(uri=pinned.url, digest={"sha256": pinned.sha256})
-        else:
-            entry.update(digest={"narHash": pinned.nar_hash})
-            if pinned.path:
-                entry["annotations"] = {"path": pinned.path}
-        found.append(entry)
+    found += [wheel_material(lock.wheels[key]) for key in locked.wheels]
+    found += [input_material(name, lock.inputs[name]) for name in sorted(step_inputs)]
     seed = lock.debs[lock.seed.deb]
     found.append(
         {"name": f"seed:{lock.seed.package}={lock.seed.version}", "uri": seed.url,

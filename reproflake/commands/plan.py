@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reproflake import executor, hardware, planner, state
 from reproflake.commands._project import Log, Project, load_project
-from reproflake.commands.build import select
+from reproflake.commands._steps import select
 from reproflake.errors import NixError
 
 FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is costly

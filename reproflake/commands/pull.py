@@ -8,7 +8,7 @@ from pathlib import Path
 from reproflake import executor
 from reproflake.commands import _remote
 from reproflake.commands._project import Log, generate, load_project
-from reproflake.commands.build import RESULTS, Progress, link_results, select
+from reproflake.commands._steps import RESULTS, Progress, link_results, select
 from reproflake.errors import BuildError, UsageError
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from reproflake import executor
 from reproflake.commands import _remote
 from reproflake.commands._project import Log, load_project
-from reproflake.commands.build import select
+from reproflake.commands._steps import select
 from reproflake.errors import BuildError, UsageError
 
 

@@ -18,6 +18,7 @@ import pygit2
 
 from reproflake import __version__, _proc, executor, hardware, nixgen, project
 from reproflake.artifacts import release as rel
+from reproflake.artifacts.provenance import input_material, wheel_material
 from reproflake.commands._project import (
     Log,
     Project,
@@ -27,7 +28,7 @@ from reproflake.commands._project import (
     seed_bytes,
     store_items,
 )
-from reproflake.commands.build import Progress, hardware_features
+from reproflake.commands._steps import Progress, hardware_features
 from reproflake.errors import BuildError, UsageError
 from reproflake.lock.model import LOCK_FILE
 from reproflake.spec import SPEC_FILE
@@ -247,19 +248,8 @@ def _materials(p: Project) -> list[dict[str, Any]]:
             {"name": f"deb:{d.package}={d.version}:{d.architecture}", "uri": d.url,
              "digest": {"sha256": d.sha256}}
         )  # fmt: skip
-    for w in sorted(lock.wheels.values(), key=lambda w: w.key):
-        found.append(
-            {"name": f"wheel:{w.name}=={w.version}", "uri": w.url, "digest": {"sha256": w.sha256}}
-        )
-    for name, pinned in sorted(lock.inputs.items()):
-        entry: dict[str, Any] = {"name": f"input:{name}"}
-        if pinned.url:
-            entry.update(uri=pinned.url, digest={"sha256": pinned.sha256})
-        else:
-            entry.update(digest={"narHash": pinned.nar_hash})
-            if pinned.path:
-                entry["annotations"] = {"path": pinned.path}
-        found.append(entry)
+    found += [wheel_material(w) for w in sorted(lock.wheels.values(), key=lambda w: w.key)]
+    found += [input_material(name, pinned) for name, pinned in sorted(lock.inputs.items())]
     seed = lock.seed
     found.append(
         {"name": f"seed:{seed.package}={seed.version}", "uri": lock.debs[seed.deb].url,

@@ -25,7 +25,7 @@ from reproflake.commands._project import (
     load_project,
     store_items,
 )
-from reproflake.commands.build import Progress, hardware_features, link_results, select
+from reproflake.commands._steps import Progress, hardware_features, link_results, select
 from reproflake.errors import BuildError
 
 # What the varied rebuild changes (nix/step.sh applies each inside the sandbox).
