@@ -169,7 +169,13 @@ def main(ctx: click.Context) -> None:
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--template", "-t", default="python", show_default=True, help="Project template.")
+@click.option("--template", "-t", default=None, help="Project template (default: python).")
+@click.option("--from", "sources", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Start the spec from the project's requirements file, pyproject.toml or "
+              "environment.yml (repeatable).")  # fmt: skip
+@click.option("--extra", "extras", multiple=True,
+              help="With --from pyproject.toml: also its optional dependencies NAME (repeatable).")  # fmt: skip
 @click.option("--list", "list_", is_flag=True, help="List the templates and exit.")
 @click.option("--debian-mirror", help="Debian mirror URL (default: this machine's apt sources).")
 @click.option("--suite", help="Debian suite, e.g. bookworm (default: this machine's).")
@@ -180,14 +186,16 @@ def main(ctx: click.Context) -> None:
               "(default: this reproflake's source checkout).")  # fmt: skip
 def init(
     directory: Path,
-    template: str,
+    template: str | None,
+    sources: tuple[Path, ...],
+    extras: tuple[str, ...],
     list_: bool,
     debian_mirror: str | None,
     suite: str | None,
     library: str,
     library_url: str | None,
 ) -> None:
-    """Create a new project from a template."""
+    """Create a project from a template, or adopt an existing directory."""
     from reproflake.commands import init as cmd
 
     def go() -> int:
@@ -196,8 +204,23 @@ def init(
                 _out(name)
             return 0
         url = cmd.library_url(library, library_url)
-        files = cmd.run(directory, template, debian_mirror, suite, url)
-        _log(f"created {len(files)} files in {directory} from template {template!r}")
+        done = cmd.run(directory, template, debian_mirror, suite, url, sources, extras)
+        for rel in done.added:
+            _log(f"added {rel}")
+        if done.appended:
+            _log(f"appended to .gitignore: {', '.join(done.appended)}")
+        for rel, why in done.left_alone:
+            _log(f"left alone {rel}: {why}")
+        for note in done.notes:
+            _log(f"note: {note}")
+        for name in done.unmapped:
+            _log(f"not mapped: {name}")
+        if done.created_repository:
+            _log("created a git repository")
+        origin = f"from {', '.join(map(str, sources))}" if sources else (
+            f"from template {template or cmd.DEFAULT_TEMPLATE!r}")  # fmt: skip
+        count = len(done.added)
+        _log(f"created {count} file{'' if count == 1 else 's'} in {directory} {origin}")
         import shlex
 
         _log(f"next: cd {shlex.quote(str(directory))} && reproflake lock && reproflake build")

@@ -109,18 +109,18 @@ def test_placeholder_lookalikes_in_user_text_stay_literal(tmp_path: Path) -> Non
     assert doc["debian"]["mirror"] == mirror
 
 
-def test_refuses_to_overwrite(tmp_path: Path) -> None:
+def test_refuses_an_existing_spec(tmp_path: Path) -> None:
     target = tmp_path / "existing"
     (target / "src").mkdir(parents=True)
     (target / "reproflake.toml").write_text("# mine\n")
-    (target / "src" / "fit.py").write_text("print('mine')\n")
     (target / "notes.txt").write_text("unrelated\n")
     before = snapshot(target)
     result = init(str(target), "--debian-mirror", MIRROR, "--suite", "bookworm")
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {target}: refusing to overwrite existing files: ")
-    assert "reproflake.toml, src/fit.py\n" in result.stderr
-    assert "hint:" in result.stderr
+    assert result.stderr.startswith(
+        f"error: {target}/reproflake.toml: this directory is a reproflake project already\n"
+    )
+    assert "hint: edit its reproflake.toml" in result.stderr
     assert snapshot(target) == before
     assert not (target / ".git").exists()
 
@@ -130,8 +130,10 @@ def test_file_in_the_way_of_a_template_directory(tmp_path: Path) -> None:
     target.mkdir()
     (target / "src").write_text("a file, not a directory\n")
     result = init(str(target), "--debian-mirror", MIRROR, "--suite", "bookworm")
-    assert result.exit_code == 2
-    assert "src" in result.stderr
+    assert result.exit_code == 0, result.output
+    assert (target / "src").read_text() == "a file, not a directory\n"
+    assert "left alone src/fit.py: src is not a directory" in result.stderr
+    assert (target / "reproflake.toml").is_file()
 
 
 def test_unknown_template(tmp_path: Path) -> None:
