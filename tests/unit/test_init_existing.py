@@ -154,3 +154,80 @@ def test_same_bytes_from_two_processes(tmp_path: Path, template: str) -> None:
         made.append(files(root))
     assert made[0] == made[1]
     assert set(made[0]) >= {"reproflake.toml", ".gitignore"}
+
+
+# --------------------------------------------------------------------------- --from
+
+
+def test_init_from_requirements_in_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, head = cloned(tmp_path)
+    (root / "requirements.txt").write_text("numpy==2.2.6\n-e .\nscipy>=1.11  # fits\n")
+    (root / "environment.yml").write_text("dependencies:\n  - graphviz\n  - cudatoolkit=12\n")
+    before = files(root)
+    monkeypatch.chdir(root)
+    result = init(".", "--from", "requirements.txt", "--from", "environment.yml")
+    assert result.exit_code == 0, result.output
+    after = files(root)
+    assert sorted(set(after) - set(before)) == ["reproflake.toml"]
+    assert {k: v for k, v in after.items() if k in before and k != ".gitignore"} == {
+        k: v for k, v in before.items() if k != ".gitignore"
+    }
+    parsed = spec.load(root / "reproflake.toml")
+    assert parsed.environments["main"].python == ("numpy==2.2.6", "scipy>=1.11")
+    assert parsed.environments["main"].debian == ("graphviz", "python3")
+    assert list(parsed.steps) == ["start"]
+    text = (root / "reproflake.toml").read_text()
+    assert "#   cudatoolkit=12  (environment.yml:3)" in text
+    lines = result.stderr.splitlines()
+    assert "added reproflake.toml" in lines
+    assert "not mapped: cudatoolkit=12 (environment.yml:3)" in lines
+    assert any(line.startswith('note: requirements.txt:2: skipped "-e ."') for line in lines)
+    assert "created 1 file in . from requirements.txt, environment.yml" in lines
+    assert str(pygit2.Repository(str(root)).head.target) == head
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "requirements.txt", "-t", "minimal"], "--template does not go with it"),
+        (["--extra", "test"], "--extra names optional dependencies of a pyproject.toml"),
+        (["--from", "missing.txt"], "cannot read"),
+        (["--from", "requirements.txt", "--from", "bad.txt"], "bad.txt:2: "),
+        (["--from", "../outside.txt"], "outside the project directory"),
+    ],
+)
+def test_init_from_refusals_write_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (tmp_path / "outside.txt").write_text("numpy\n")
+    (root / "requirements.txt").write_text("numpy\n")
+    (root / "bad.txt").write_text("numpy\nnot a requirement\n")
+    (root / ".gitignore").write_text("*.o\n")
+    before = files(root)
+    monkeypatch.chdir(root)
+    if args == ["--extra", "test"]:
+        args = ["--from", "requirements.txt", *args]
+    result = init(".", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert files(root) == before
+    assert not (root / ".git").exists()
+
+
+def test_a_relative_from_is_taken_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "requirements.txt").write_text("numpy\n")
+    monkeypatch.chdir(tmp_path)
+    result = init("p", "--from", "requirements.txt")
+    assert result.exit_code == 2
+    assert "hint: a relative --from is taken from the current directory: did you mean " \
+        "--from p/requirements.txt?" in result.stderr  # fmt: skip
+    assert init("p", "--from", "p/requirements.txt").exit_code == 0
