@@ -26,6 +26,8 @@ from reproflake.spec import SPEC_FILE, flake_url_problem
 from reproflake.spec import parse as parse_spec
 
 DEFAULT_TEMPLATE = "python"
+# What `reproflake lock` generates at the project's top (besides .reproflake/).
+GENERATED = ("flake.nix", "flake.lock")
 # A .gitignore larger than this is left alone (and said so), not read.
 IGNORE_LIMIT = 1 << 20
 
@@ -161,11 +163,18 @@ def run(
     created = pygit2.discover_repository(str(target)) is None
     if created:
         pygit2.init_repository(str(target))
+    # `reproflake lock` writes its own flake; a project's own must not vanish unsaid.
+    notes = [
+        f"{rel} exists: `reproflake lock` writes reproflake's own {rel} over it; keep a "
+        "copy (or commit it) first"
+        for rel in GENERATED
+        if os.path.lexists(target / rel)
+    ]
     return Outcome(
         added=tuple(sorted(added)),
         appended=tuple(appended),
         left_alone=tuple(sorted(left_alone)),
-        notes=adopted.notes if adopted else (),
+        notes=(*(adopted.notes if adopted else ()), *notes),
         unmapped=tuple(f"{u.value} ({u.where})" for u in adopted.unmapped) if adopted else (),
         created_repository=created,
     )

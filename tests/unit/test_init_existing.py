@@ -231,3 +231,16 @@ def test_a_relative_from_is_taken_from_the_current_directory(
     assert "hint: a relative --from is taken from the current directory: did you mean " \
         "--from p/requirements.txt?" in result.stderr  # fmt: skip
     assert init("p", "--from", "p/requirements.txt").exit_code == 0
+
+
+def test_a_flake_of_the_project_is_warned_about(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "flake.nix").write_text("{ outputs = _: { }; }\n")
+    result = init(str(root), "-t", "minimal")
+    assert result.exit_code == 0, result.output
+    assert (root / "flake.nix").read_text() == "{ outputs = _: { }; }\n"
+    assert (
+        "note: flake.nix exists: `reproflake lock` writes reproflake's own flake.nix over it"
+        in (result.stderr)
+    )
