@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from reproflake import _proc
@@ -181,45 +181,62 @@ def remote_builders_configured() -> bool:
 
 @dataclass(frozen=True)
 class Gate:
-    """Which declared features this machine advertises to Nix, and which steps no machine
-    can build (their hardware is missing here and Nix has no remote builders)."""
+    """Which declared features this machine advertises to Nix, which steps only a remote
+    builder can build, and which steps no machine can build."""
 
     host: HostProfile
     offered: tuple[str, ...]
     unbuildable: Mapping[str, tuple[str, ...]]  # step → the features nobody offers
+    remote: Mapping[str, str] = field(default_factory=dict)  # step → the builder that can
+    builders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # URI → features
 
     def why(self, step: str) -> str:
-        """The one wording of a refusal, shared by `build` and `plan`."""
+        """The one wording of a refusal, shared by `build`, `plan`, `shell` and `image`."""
+        if self.builders:
+            offers = "; ".join(
+                f"{uri} offers {', '.join(fs) or 'no features'}"
+                for uri, fs in sorted(self.builders.items())
+            )
+            others = f"no configured remote builder offers all of them ({offers})"
+        else:
+            others = "no remote builder is configured"
         return (
             f"needs {', '.join(self.unbuildable[step])}; this machine has "
-            f"{self.host.describe()}, and Nix has no remote builders"
+            f"{self.host.describe()}, and {others}"
         )
 
 
 GATE_HINT = (
-    "build them on a machine that has this hardware, or add a Nix remote builder that "
-    "advertises these system features (nix.conf: builders)"
+    "build them on a machine that has this hardware, or add a remote builder that "
+    "advertises these system features ([[builders]] in reproflake's config.toml, or "
+    "nix.conf: builders; see docs/scaling.md)"
 )
 
 
 def gate(
     required: Mapping[str, Iterable[str]],
     host: HostProfile | None = None,
-    remote_features: set[str] | None = None,
+    builders: Mapping[str, Iterable[str]] | None = None,
 ) -> Gate:
     """The hardware gate for steps and the features each requires (probed once).
 
-    ``remote_features``: what the builders reproflake hands Nix advertise; a step whose
-    missing features one of them offers goes to that builder."""
+    ``builders``: the remote builders reproflake hands Nix, URI → the features each
+    advertises. Nix sends a step to a builder only when that one builder advertises every
+    feature the step requires, so a step is buildable remotely under the same rule."""
     host = host or probe()
     required = {s: tuple(fs) for s, fs in required.items()}
+    offers = {uri: tuple(sorted(set(fs))) for uri, fs in (builders or {}).items()}
     offered = tuple(sorted({f for fs in required.values() for f in fs if host.offers(f)}))
     missing = {s: tuple(host.missing(fs)) for s, fs in required.items() if host.missing(fs)}
-    if remote_features:
-        missing = {s: fs for s, fs in missing.items() if not set(fs) <= remote_features}
+    remote = {}
+    for step in list(missing):
+        able = [uri for uri, fs in sorted(offers.items()) if set(required[step]) <= set(fs)]
+        if able:
+            remote[step] = able[0]
+            del missing[step]
     if missing and remote_builders_configured():
-        missing = {}  # a builder may offer them: Nix decides, and says so if none does
-    return Gate(host, offered, dict(sorted(missing.items())))
+        missing = {}  # nix.conf's builders may offer them: Nix decides, and says so if none does
+    return Gate(host, offered, dict(sorted(missing.items())), remote, offers)
 
 
 # --------------------------------------------------------------------------- advertising
