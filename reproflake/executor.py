@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reproflake import _proc
+from reproflake import _proc, gpuhook
 from reproflake._paths import LEGACY, SYSTEM, unusable_in_flake_path
 from reproflake.errors import HashMismatchError, NixError
 
@@ -345,6 +345,16 @@ def derivations(root: Path, which: str = STEPS) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()}
 
 
+def install_gpu_hook(path: Path | None = None) -> Path:
+    """Write the GPU pre-build hook's launcher (default: in reproflake's cache); its path."""
+    from reproflake._paths import user_cache_dir
+    from reproflake.fsutil import write_if_changed
+
+    path = path or user_cache_dir() / "gpu-hook"
+    write_if_changed(path, gpuhook.launcher(), mode=0o755)
+    return path
+
+
 def _chunks(paths: Sequence[str]) -> list[list[str]]:
     chunks: list[list[str]] = [[]]
     size = 0
@@ -386,6 +396,10 @@ def build(
         options += ["--option", "builders", ""]
     if extra:
         options += ["--option", "extra-system-features", " ".join(extra)]
+    if any(f in gpuhook.DEVICES for f in extra) and not substitute_only:
+        # This machine lends its GPU: Nix asks the hook before each build, and the hook
+        # lends it only to derivations that require the GPU feature (reproflake/gpuhook.py).
+        options += ["--option", "pre-build-hook", str(install_gpu_hook())]
     step_of = {drvs[s]: s for s in steps}
     wanted = [drvs[s] for s in steps]
     stop_ticks = threading.Event()
