@@ -13,10 +13,12 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from reproflake import _proc
+from reproflake.errors import HardwareError
+from reproflake.spec import Spec, gpu_profile_feature
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class Gpu:
     name: str
     compute_capability: str
     driver: str
+
+    @property
+    def profile(self) -> str:
+        """The exact GPU a step may pin (spec: hardware.pin_profile): model and driver."""
+        return f"{self.name}, driver {self.driver}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class HostProfile:
             return feature[4:] in self.cpu_flags
         if feature == "gpu-nvidia":
             return bool(self.gpus)
+        if feature.startswith("gpu-profile-"):
+            return any(gpu_profile_feature(g.profile) == feature for g in self.gpus)
         if feature == "gpu-amd":
             return bool(self.amd_gpus)
         if feature.startswith("gpu-sm-"):
@@ -162,6 +171,37 @@ def probe(proc_root: Path = Path("/proc"), sys_root: Path = Path("/sys")) -> Hos
     return HostProfile(model, flags, _memory_gb(read("meminfo")), gpus, cuda, _amd(sys_root))
 
 
+def resolve_pins(spec: Spec, host: HostProfile | None = None) -> Spec:
+    """The spec with ``pin_profile = true`` replaced by this machine's GPU profile (probed
+    only when a step asks): from here on, every reader sees the one exact profile."""
+    pinning = [
+        name
+        for name, step in spec.steps.items()
+        if step.hardware is not None and step.hardware.pin_profile is True
+    ]
+    if not pinning:
+        return spec
+    host = host or probe()
+    profiles = sorted({g.profile for g in host.gpus})
+    if len(profiles) != 1:
+        found = (
+            "no NVIDIA GPU" if not profiles else "GPUs of several profiles: " + "; ".join(profiles)
+        )
+        raise HardwareError(
+            f"{spec.where('steps', pinning[0], 'hardware')}: steps.{pinning[0]}.hardware."
+            "pin_profile: true pins this machine's "
+            f"GPU profile, and this machine has {found}",
+            hint='write the profile itself: pin_profile = "MODEL, driver VERSION" (the '
+            "profile line of `reproflake hw` on the GPU machine)",
+        )
+    steps = dict(spec.steps)
+    for name in pinning:
+        hw = steps[name].hardware
+        assert hw is not None
+        steps[name] = replace(steps[name], hardware=replace(hw, pin_profile=profiles[0]))
+    return replace(spec, steps=steps)
+
+
 def remote_builders_configured() -> bool:
     """Whether Nix has remote builders (which may offer features this machine lacks)."""
     if os.environ.get("REPROFLAKE_BUILDERS"):
@@ -264,6 +304,7 @@ def advertised(host: HostProfile, required: Iterable[str] = ()) -> tuple[str, ..
     candidates += [f"cuda-{v}" for v in CUDA_VERSIONS] + (
         [f"cuda-{host.cuda}"] if host.cuda else []
     )
+    candidates += [gpu_profile_feature(g.profile) for g in host.gpus]
     candidates += ["gpu-nvidia", "gpu-amd", *required]
     found |= {f for f in candidates if host.offers(f)}
     return tuple(sorted(found))

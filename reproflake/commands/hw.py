@@ -10,6 +10,7 @@ from pathlib import Path
 from reproflake import executor, hardware
 from reproflake.commands._project import Log
 from reproflake.errors import SpecError, UsageError
+from reproflake.spec import gpu_profile_feature
 
 
 def _project_features(start: Path) -> tuple[str, ...]:
@@ -57,6 +58,7 @@ def run(start: Path, *, as_json: bool, out: Log, hook: Path | None = None) -> in
     out(f"memory: {host.memory_gb} GB")
     for g in host.gpus:
         out(f"gpu: {g.name}, compute capability {g.compute_capability}, driver {g.driver}")
+        out(f"profile: {g.profile} (pin_profile feature {gpu_profile_feature(g.profile)})")
     for a in host.amd_gpus:
         out(f"gpu: {a.name}{f' ({a.gfx})' if a.gfx else ''}, driver {a.driver}")
     if not host.gpus and not host.amd_gpus:

@@ -9,11 +9,12 @@ fake driver library. The hook, Nix's extra sandbox paths and the step's root are
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
 from conftest import git, needs_nix, reproflake
-from test_hardware_scheduling import fake_gpu_path
+from test_hardware_scheduling import FAKE_SMI, fake_gpu_path
 
 pytestmark = needs_nix
 
@@ -72,3 +73,41 @@ def test_a_gpu_step_sees_the_devices_and_driver_and_a_cpu_step_does_not(tmp_path
     ]
     assert profile["cuda"] == "12.4"
     assert "gpu_profile" not in record["steps"]["cpu"]
+
+
+PINNED = """
+[steps.train]
+env = "base"
+run = "echo {token} > $OUT/model"
+outputs = ["model"]
+hardware = {{ gpu = "nvidia", pin_profile = true }}
+"""
+
+
+def other_driver_path(tmp_path: Path) -> str:
+    """A fake nvidia-smi of the same GPU with another driver (another profile)."""
+    tool = tmp_path / "fakebin2/nvidia-smi"
+    tool.parent.mkdir()
+    tool.write_text(FAKE_SMI.replace("550.54.15", "550.90.07"))
+    tool.chmod(0o755)
+    return f"{tool.parent}:{os.environ['PATH']}"
+
+
+def test_a_pinned_profile_rebuilds_for_another_driver(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    reproflake("init", "-t", "minimal", str(root), cwd=tmp_path)
+    with open(root / "reproflake.toml", "a") as f:
+        f.write(PINNED.format(token=uuid.uuid4()))
+    git("init", "-q", cwd=root)
+    here = {"PATH": fake_gpu_path(tmp_path)}
+    reproflake("lock", cwd=root, env=here)  # lock writes the flake: it resolves the pin too
+    git("add", "-A", cwd=root)
+    reproflake("build", "train", cwd=root, env=here)
+    assert "train: already built" in reproflake("plan", "train", cwd=root, env=here).stdout
+    there = {"PATH": other_driver_path(tmp_path)}
+    plan = reproflake("plan", "train", cwd=root, env=there).stdout
+    assert "train: will build — hardware constraints changed" in plan
+    assert "550.54.15" in plan and "550.90.07" in plan
+    run = reproflake("build", "train", cwd=root, check=False)  # no (fake) GPU at all
+    assert run.returncode == 1, run.output
+    assert "steps.train.hardware.pin_profile: true pins this machine's GPU profile" in run.stderr
