@@ -148,6 +148,14 @@ mount_entry /nix/store "$root/nix/store" rbind
 mount_entry "$scratch" "$root/tmp" rbind
 mount_entry "$work" "$root/work" rbind
 mount_entry "$out" "$root/work/results/$stepName" bind
+# A GPU step's driver libraries: lent by this machine's pre-build hook (reproflake/gpuhook.py)
+# to steps that require a GPU feature only; the device nodes come with /dev.
+gpuLibs=""
+if [ -d /.reproflake-gpu ]; then
+  mkdir -p "$root/.reproflake-gpu"
+  mount_entry /.reproflake-gpu "$root/.reproflake-gpu" rbind
+  gpuLibs="LD_LIBRARY_PATH=/.reproflake-gpu/lib"
+fi
 mount -a -T "$fstab"
 
 # The step's own variables (names are checked by reproflake: [A-Za-z_][A-Za-z0-9_]*).
@@ -163,8 +171,8 @@ if [ "$mode" = shell ]; then
 fi
 status=0
 vary_inside
-# $vary*: the variations of `reproflake verify` (empty in a first build), word lists
-# split on purpose.
+# $vary*: the variations of `reproflake verify` (empty in a first build), and $gpuLibs,
+# word lists split on purpose.
 # shellcheck disable=SC2086
 $varyPrefix chroot "$root" $varyInRoot /usr/bin/env -i -C /work \
   PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin \
@@ -173,7 +181,7 @@ $varyPrefix chroot "$root" $varyInRoot /usr/bin/env -i -C /work \
   PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0 \
   OPENBLAS_CORETYPE="$openblasCoretype" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
   MKL_NUM_THREADS=1 OUT="/work/results/$stepName" REPROFLAKE_STEP="$stepName" \
-  $varyEnv $varyCpus "$@" /bin/sh -ec "$run" || status=$?
+  $gpuLibs $varyEnv $varyCpus "$@" /bin/sh -ec "$run" || status=$?
 [ "$mode" != shell ] || exit "$status"
 if [ "$status" -ne 0 ]; then
   echo "reproflake: step '$stepName' failed: its command exited with status $status" >&2

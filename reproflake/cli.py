@@ -414,12 +414,19 @@ def pull(directory: Path, steps: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--install-hook",
+    "hook",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the GPU pre-build hook to this file (e.g. /etc/nix/reproflake-gpu-hook) "
+    "and print its nix.conf line.",
+)
 @click.pass_obj
-def hw(directory: Path, as_json: bool) -> None:
+def hw(directory: Path, as_json: bool, hook: Path | None) -> None:
     """Probe this machine's hardware; print the Nix features and config lines for it."""
     from reproflake.commands import hw as cmd
 
-    _guard(lambda: cmd.run(directory, as_json=as_json, out=_out))
+    _guard(lambda: cmd.run(directory, as_json=as_json, out=_out, hook=hook))
 
 
 @main.command()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reproflake import _proc
+from reproflake import _proc, gpuhook
 from reproflake._paths import LEGACY, SYSTEM, unusable_in_flake_path
 from reproflake.errors import HashMismatchError, NixError
 
@@ -216,6 +216,7 @@ class BuildOutcome:
     substituted: set[str] = field(default_factory=set)  # store paths Nix took from a cache
     derivations: dict[str, str] = field(default_factory=dict)  # step → .drv path as evaluated
     errors: list[str] = field(default_factory=list)  # Nix's own error lines
+    machines: dict[str, str] = field(default_factory=dict)  # step → remote builder that ran it
 
 
 Event = Callable[[str, str, float], None]  # (kind, step, seconds): "start", "done", "tick"
@@ -260,12 +261,19 @@ class _LogReader:
         if action == "start" and msg.get("type") == self.ACT_SUBSTITUTE:
             self.outcome.substituted.add(str((msg.get("fields") or [""])[0]))
         elif action == "start" and msg.get("type") == self.ACT_BUILD:
-            drv = (msg.get("fields") or [""])[0]
+            fields = msg.get("fields") or [""]
+            drv = fields[0]
             step = _step_of(drv)
             with self.lock:
                 self.active[msg["id"]] = (step, drv, time.monotonic())
             if step is not None:
                 self.outcome.drvs[step] = drv
+                # On a remote builder, Nix reports the build twice: once naming the
+                # machine (fields: drv, machine, ...), once as the builder's own Nix runs it.
+                if len(fields) > 1 and fields[1]:
+                    self.outcome.machines[step] = str(fields[1])
+                if step in self.outcome.built:
+                    return
                 self.outcome.built.append(step)
                 self.on_event("start", step, 0.0)
             elif (env := _env_of(drv)) is not None:
@@ -337,6 +345,16 @@ def derivations(root: Path, which: str = STEPS) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()}
 
 
+def install_gpu_hook(path: Path | None = None) -> Path:
+    """Write the GPU pre-build hook's launcher (default: in reproflake's cache); its path."""
+    from reproflake._paths import user_cache_dir
+    from reproflake.fsutil import write_if_changed
+
+    path = path or user_cache_dir() / "gpu-hook"
+    write_if_changed(path, gpuhook.launcher(), mode=0o755)
+    return path
+
+
 def _chunks(paths: Sequence[str]) -> list[list[str]]:
     chunks: list[list[str]] = [[]]
     size = 0
@@ -378,6 +396,10 @@ def build(
         options += ["--option", "builders", ""]
     if extra:
         options += ["--option", "extra-system-features", " ".join(extra)]
+    if any(f in gpuhook.DEVICES for f in extra) and not substitute_only:
+        # This machine lends its GPU: Nix asks the hook before each build, and the hook
+        # lends it only to derivations that require the GPU feature (reproflake/gpuhook.py).
+        options += ["--option", "pre-build-hook", str(install_gpu_hook())]
     step_of = {drvs[s]: s for s in steps}
     wanted = [drvs[s] for s in steps]
     stop_ticks = threading.Event()
@@ -503,11 +525,22 @@ def _raise_for_infrastructure(
         from reproflake.errors import HardwareError
 
         step = _step_of(m.group(3)) or m.group(3)
+        # ca-derivations is Nix's own requirement of every step, not the user's.
+        wanted = ", ".join(f for f in m.group(2).split(", ") if f != "ca-derivations")
+        down = re.findall(r"cannot build on '([^']+)': (?:error: )?([^\n]+)", text)
+        if down:
+            uri, why = down[-1]
+            raise HardwareError(
+                f"step {step} needs a machine with {wanted}; this machine lacks it, and the "
+                f"remote builder {uri} that offers it did not answer: {why.strip()}",
+                hint=f"check that {uri} is up and reachable over SSH (NIX_SSHOPTS for a port), "
+                "or build on a machine that has the hardware",
+            )
         raise HardwareError(
-            f"step {step} needs a machine with {m.group(2)}, and neither this machine nor a "
+            f"step {step} needs a machine with {wanted}, and neither this machine nor a "
             "configured remote builder offers it",
             hint="run on a machine that has it, or add a remote builder that advertises it "
-            "(nix.conf: builders, system-features)",
+            "([[builders]] in reproflake's config.toml, or nix.conf: builders)",
         )
     if "sandbox" in text and "not supported" in text:
         raise NixError(

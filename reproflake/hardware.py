@@ -13,10 +13,12 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from reproflake import _proc
+from reproflake.errors import HardwareError
+from reproflake.spec import Spec, gpu_profile_feature
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class Gpu:
     name: str
     compute_capability: str
     driver: str
+
+    @property
+    def profile(self) -> str:
+        """The exact GPU a step may pin (spec: hardware.pin_profile): model and driver."""
+        return f"{self.name}, driver {self.driver}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class HostProfile:
             return feature[4:] in self.cpu_flags
         if feature == "gpu-nvidia":
             return bool(self.gpus)
+        if feature.startswith("gpu-profile-"):
+            return any(gpu_profile_feature(g.profile) == feature for g in self.gpus)
         if feature == "gpu-amd":
             return bool(self.amd_gpus)
         if feature.startswith("gpu-sm-"):
@@ -162,6 +171,37 @@ def probe(proc_root: Path = Path("/proc"), sys_root: Path = Path("/sys")) -> Hos
     return HostProfile(model, flags, _memory_gb(read("meminfo")), gpus, cuda, _amd(sys_root))
 
 
+def resolve_pins(spec: Spec, host: HostProfile | None = None) -> Spec:
+    """The spec with ``pin_profile = true`` replaced by this machine's GPU profile (probed
+    only when a step asks): from here on, every reader sees the one exact profile."""
+    pinning = [
+        name
+        for name, step in spec.steps.items()
+        if step.hardware is not None and step.hardware.pin_profile is True
+    ]
+    if not pinning:
+        return spec
+    host = host or probe()
+    profiles = sorted({g.profile for g in host.gpus})
+    if len(profiles) != 1:
+        found = (
+            "no NVIDIA GPU" if not profiles else "GPUs of several profiles: " + "; ".join(profiles)
+        )
+        raise HardwareError(
+            f"{spec.where('steps', pinning[0], 'hardware')}: steps.{pinning[0]}.hardware."
+            "pin_profile: true pins this machine's "
+            f"GPU profile, and this machine has {found}",
+            hint='write the profile itself: pin_profile = "MODEL, driver VERSION" (the '
+            "profile line of `reproflake hw` on the GPU machine)",
+        )
+    steps = dict(spec.steps)
+    for name in pinning:
+        hw = steps[name].hardware
+        assert hw is not None
+        steps[name] = replace(steps[name], hardware=replace(hw, pin_profile=profiles[0]))
+    return replace(spec, steps=steps)
+
+
 def remote_builders_configured() -> bool:
     """Whether Nix has remote builders (which may offer features this machine lacks)."""
     if os.environ.get("REPROFLAKE_BUILDERS"):
@@ -181,45 +221,62 @@ def remote_builders_configured() -> bool:
 
 @dataclass(frozen=True)
 class Gate:
-    """Which declared features this machine advertises to Nix, and which steps no machine
-    can build (their hardware is missing here and Nix has no remote builders)."""
+    """Which declared features this machine advertises to Nix, which steps only a remote
+    builder can build, and which steps no machine can build."""
 
     host: HostProfile
     offered: tuple[str, ...]
     unbuildable: Mapping[str, tuple[str, ...]]  # step → the features nobody offers
+    remote: Mapping[str, str] = field(default_factory=dict)  # step → the builder that can
+    builders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # URI → features
 
     def why(self, step: str) -> str:
-        """The one wording of a refusal, shared by `build` and `plan`."""
+        """The one wording of a refusal, shared by `build`, `plan`, `shell` and `image`."""
+        if self.builders:
+            offers = "; ".join(
+                f"{uri} offers {', '.join(fs) or 'no features'}"
+                for uri, fs in sorted(self.builders.items())
+            )
+            others = f"no configured remote builder offers all of them ({offers})"
+        else:
+            others = "no remote builder is configured"
         return (
             f"needs {', '.join(self.unbuildable[step])}; this machine has "
-            f"{self.host.describe()}, and Nix has no remote builders"
+            f"{self.host.describe()}, and {others}"
         )
 
 
 GATE_HINT = (
-    "build them on a machine that has this hardware, or add a Nix remote builder that "
-    "advertises these system features (nix.conf: builders)"
+    "build them on a machine that has this hardware, or add a remote builder that "
+    "advertises these system features ([[builders]] in reproflake's config.toml, or "
+    "nix.conf: builders; see docs/scaling.md)"
 )
 
 
 def gate(
     required: Mapping[str, Iterable[str]],
     host: HostProfile | None = None,
-    remote_features: set[str] | None = None,
+    builders: Mapping[str, Iterable[str]] | None = None,
 ) -> Gate:
     """The hardware gate for steps and the features each requires (probed once).
 
-    ``remote_features``: what the builders reproflake hands Nix advertise; a step whose
-    missing features one of them offers goes to that builder."""
+    ``builders``: the remote builders reproflake hands Nix, URI → the features each
+    advertises. Nix sends a step to a builder only when that one builder advertises every
+    feature the step requires, so a step is buildable remotely under the same rule."""
     host = host or probe()
     required = {s: tuple(fs) for s, fs in required.items()}
+    offers = {uri: tuple(sorted(set(fs))) for uri, fs in (builders or {}).items()}
     offered = tuple(sorted({f for fs in required.values() for f in fs if host.offers(f)}))
     missing = {s: tuple(host.missing(fs)) for s, fs in required.items() if host.missing(fs)}
-    if remote_features:
-        missing = {s: fs for s, fs in missing.items() if not set(fs) <= remote_features}
+    remote = {}
+    for step in list(missing):
+        able = [uri for uri, fs in sorted(offers.items()) if set(required[step]) <= set(fs)]
+        if able:
+            remote[step] = able[0]
+            del missing[step]
     if missing and remote_builders_configured():
-        missing = {}  # a builder may offer them: Nix decides, and says so if none does
-    return Gate(host, offered, dict(sorted(missing.items())))
+        missing = {}  # nix.conf's builders may offer them: Nix decides, and says so if none does
+    return Gate(host, offered, dict(sorted(missing.items())), remote, offers)
 
 
 # --------------------------------------------------------------------------- advertising
@@ -247,6 +304,7 @@ def advertised(host: HostProfile, required: Iterable[str] = ()) -> tuple[str, ..
     candidates += [f"cuda-{v}" for v in CUDA_VERSIONS] + (
         [f"cuda-{host.cuda}"] if host.cuda else []
     )
+    candidates += [gpu_profile_feature(g.profile) for g in host.gpus]
     candidates += ["gpu-nvidia", "gpu-amd", *required]
     found |= {f for f in candidates if host.offers(f)}
     return tuple(sorted(found))

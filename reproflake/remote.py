@@ -38,6 +38,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 
+# Nix adds this feature to the requirements of every content-addressed derivation.
+CA_FEATURE = "ca-derivations"
+
+
 class ConfigError(UsageError):
     """The user's reproflake configuration must be fixed."""
 
@@ -53,6 +57,12 @@ class Builder:
     features: tuple[str, ...] = ()
     host_key: str | None = None  # base64 of the host's public key line; None: known_hosts
 
+    def offered(self) -> tuple[str, ...]:
+        """The system features Nix is told this builder supports: the configured ones and
+        ``ca-derivations``, which every step requires of whoever builds it (steps are
+        content-addressed; the builder's Nix must enable that experimental feature)."""
+        return tuple(sorted({*self.features, CA_FEATURE}))
+
     def machines_line(self) -> str:
         return " ".join(
             [
@@ -61,7 +71,7 @@ class Builder:
                 self.ssh_key or "-",
                 str(self.max_jobs),
                 "1",
-                ",".join(self.features) or "-",
+                ",".join(self.offered()),
                 "-",
                 self.host_key or "-",
             ]
@@ -83,8 +93,9 @@ class Remote:
     def builders_setting(self) -> str:
         return "; ".join(b.machines_line() for b in self.builders)
 
-    def features_offered_remotely(self) -> set[str]:
-        return {f for b in self.builders for f in b.features}
+    def offers(self) -> dict[str, tuple[str, ...]]:
+        """Each builder's URI and the features it advertises (for the hardware gate)."""
+        return {b.uri: b.offered() for b in self.builders}
 
 
 def config_path() -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -173,10 +174,16 @@ class Hardware:
     cuda: str | None = None  # minimum CUDA version the driver supports, e.g. "12.2"
     cpu_features: tuple[str, ...] = ()  # /proc/cpuinfo flags, e.g. ("avx2",)
     memory_gb: int | None = None  # minimum
+    # The exact GPU (model and driver) the step is built with, part of its hash: a profile
+    # such as "NVIDIA H100 80GB HBM3, driver 550.54.15", or True for this machine's, which
+    # the commands resolve to the probed profile before anything reads the spec.
+    pin_profile: bool | str = False
 
     def features(self) -> tuple[str, ...]:
         """Nix's requiredSystemFeatures: a machine must advertise every one."""
         found = [f"cpu-{flag}" for flag in self.cpu_features]
+        if isinstance(self.pin_profile, str):
+            found.append(gpu_profile_feature(self.pin_profile))
         if self.gpu:
             found.append(f"gpu-{self.gpu}")
         if self.compute_capability:
@@ -196,9 +203,16 @@ class Hardware:
                 ("cuda", self.cuda),
                 ("cpu_features", self.cpu_features),
                 ("memory_gb", self.memory_gb),
+                ("pin_profile", self.pin_profile),
             )
             if v
         }
+
+
+def gpu_profile_feature(profile: str) -> str:
+    """The system feature of one exact GPU profile: Nix matches features as plain words,
+    and a profile has spaces and commas, so its digest names it."""
+    return "gpu-profile-" + hashlib.sha256(profile.encode()).hexdigest()[:16]
 
 
 GPU_VENDORS = ("amd", "nvidia")
@@ -1010,7 +1024,11 @@ def _tolerance(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, float]:
 def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
     fix = 'e.g. hardware = { gpu = "nvidia", cuda = "12.2", cpu_features = ["avx2"] }'
     table = c.table(raw, key, fix)
-    c.only(table, key, {"gpu", "compute_capability", "cuda", "cpu_features", "memory_gb"})
+    c.only(
+        table,
+        key,
+        {"gpu", "compute_capability", "cuda", "cpu_features", "memory_gb", "pin_profile"},
+    )
     gpu = table.get("gpu")
     if gpu is not None and gpu not in GPU_VENDORS:
         raise c.fail(
@@ -1029,6 +1047,15 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
             versions[name] = value
     if versions and gpu != "nvidia":
         raise c.fail(key, 'compute_capability and cuda need gpu = "nvidia"', 'add gpu = "nvidia"')
+    pin = table.get("pin_profile", False)
+    if not isinstance(pin, bool) and not (isinstance(pin, str) and pin.strip()):
+        raise c.fail(
+            key + ("pin_profile",),
+            f"expected true, false or a GPU profile string, got {_kind(pin)}",
+            'pin_profile = true (this machine\'s GPU), or the "profile" line of `reproflake hw`',
+        )
+    if pin and gpu != "nvidia":
+        raise c.fail(key, 'pin_profile needs gpu = "nvidia"', 'add gpu = "nvidia"')
     flags = c.strings(table.get("cpu_features", []), key + ("cpu_features",), 'e.g. ["avx2"]')
     for flag in flags:
         if not re.fullmatch(r"[a-z0-9_]+", flag):
@@ -1050,6 +1077,7 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
         cuda=versions.get("cuda"),
         cpu_features=tuple(sorted(set(flags))),
         memory_gb=memory,
+        pin_profile=pin.strip() if isinstance(pin, str) else pin,
     )
 
 

@@ -18,6 +18,8 @@ command -v python3 >/dev/null || need+=(python3)
 for tool in skopeo umoci podman runc docker-registry; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
+# The remote-builder tests start their own sshd on 127.0.0.1 (the system's is not used).
+command -v /usr/sbin/sshd >/dev/null || need+=(openssh-server)
 # The test suite lints the builders' shell scripts.
 command -v shellcheck >/dev/null || need+=(shellcheck)
 # Debian's own python3 needs python3-venv for `python3 -m venv` to work.

@@ -10,12 +10,13 @@ the time of the export.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reproflake.artifacts import intoto
 from reproflake.artifacts.intoto import BUILD_TYPE, SLSA, STATEMENT, Facts
 from reproflake.artifacts.oci import Descriptor, LayerBlob
+from reproflake.hardware import HostProfile
 from reproflake.lock.model import Lock, LockedInput, LockedWheel
 
 __all__ = ["BUILD_TYPE", "SLSA", "STATEMENT", "Facts", "materials", "package_list",
@@ -92,3 +93,44 @@ def statement(
         materials(lock, facts.env, inputs),
         package_list_digest(lock, facts.env),
     )
+
+
+# --------------------------------------------------------------------------- builds
+
+
+def gpu_profile(host: HostProfile) -> dict[str, Any]:
+    """The probed GPUs and driver: what a GPU step built here ran against."""
+    return {
+        "nvidia": [
+            {"name": g.name, "compute_capability": g.compute_capability, "driver": g.driver}
+            for g in host.gpus
+        ],
+        "cuda": host.cuda,
+        "amd": [{"name": g.name, "gfx": g.gfx, "driver": g.driver} for g in host.amd_gpus],
+    }
+
+
+def build_record(
+    host: HostProfile,
+    lock_sha256: str,
+    outputs: Mapping[str, str],
+    built: Sequence[str],
+    machines: Mapping[str, str],
+    gpu_steps: Sequence[str],
+) -> dict[str, Any]:
+    """Where and from what each result of a build came: this machine (with its GPU profile
+    for a step that needs a GPU), a remote builder (by its URI), or the store already.
+
+    ``machines``: the steps a remote builder ran, and which one."""
+    steps: dict[str, Any] = {}
+    for s in sorted(outputs):
+        here = s in built and s not in machines
+        entry: dict[str, Any] = {
+            "output": outputs[s],
+            "built_here": here,
+            "built_on": machines.get(s, "this machine" if here else None),
+        }
+        if here and s in gpu_steps:
+            entry["gpu_profile"] = gpu_profile(host)
+        steps[s] = entry
+    return {"host": host.as_dict(), "steps": steps, "lock_sha256": lock_sha256}

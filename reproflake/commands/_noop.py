@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,10 @@ def check(root: Path, request: Sequence[str]) -> tuple[dict[str, Any] | None, li
     entry = _load(root)["requests"].get(_key(request))
     if not entry:
         return None, []
+    # `pin_profile = true` makes the derivation depend on this machine's GPU, which no
+    # file here records: such a project always takes the full path (which probes it).
+    if re.search(r"^\s*[^#\n]*\bpin_profile\s*=\s*true", _spec_text(root), re.M):
+        return None, []
     if entry["spec"] != _digest(root / "reproflake.toml") or entry["lock"] != _digest(
         root / "reproflake.lock"
     ):
@@ -200,6 +205,13 @@ def check(root: Path, request: Sequence[str]) -> tuple[dict[str, Any] | None, li
     if touched and set(entry.get("drvs", {})) != set(entry["outputs"]):
         return None, []
     return dict(entry), touched
+
+
+def _spec_text(root: Path) -> str:
+    try:
+        return (root / "reproflake.toml").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _confirm(root: Path, entry: dict[str, Any]) -> bool:

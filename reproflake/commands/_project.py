@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reproflake import _confine, executor, graph, nixgen, project
+from reproflake import _confine, executor, graph, hardware, nixgen, project
 from reproflake.errors import HashMismatchError, InvalidLockError, StaleLockError, UsageError
 from reproflake.fsutil import sweep_temporaries
 from reproflake.lock import inputs as input_pins
@@ -39,7 +39,7 @@ class Project:
 
 
 def load_spec(start: Path) -> tuple[Spec, graph.Graph]:
-    spec = load(find_spec(start))
+    spec = hardware.resolve_pins(load(find_spec(start)))
     sweep_temporaries(spec.root)
     return spec, graph.build(spec)
 

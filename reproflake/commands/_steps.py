@@ -4,7 +4,7 @@ progress lines and the results/ links (build, verify, release, pull, push, plan)
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from reproflake import executor, hardware
@@ -60,14 +60,14 @@ class Progress:
 
 
 def hardware_features(
-    p: Project, steps: Sequence[str], remote_features: set[str] | None = None
+    p: Project, steps: Sequence[str], builders: Mapping[str, Iterable[str]] | None = None
 ) -> tuple[list[str], HostProfile]:
     """Probe this machine; the declared features it offers; a clear error for what no one
     can build (neither this machine nor a configured builder offers its features)."""
     required = {s: p.spec.steps[s].hardware for s in steps}
     g = hardware.gate(
         {s: h.features() for s, h in required.items() if h is not None},
-        remote_features=remote_features,
+        builders=builders,
     )
     if g.unbuildable:
         raise HardwareError(

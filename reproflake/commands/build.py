@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reproflake import executor, gcroots, state
+from reproflake.artifacts.provenance import build_record
 from reproflake.commands import _noop, _remote
 from reproflake.commands._project import (
     Log,
@@ -38,13 +39,19 @@ from reproflake.hardware import HostProfile
 JSON_STATUSES = ("built", "fetched", "already-built", "failed", "not-built")
 
 
-def provenance(p: Project, host: HostProfile, outputs: dict[str, str], built: list[str]) -> None:
+def provenance(p: Project, host: HostProfile, outcome: executor.BuildOutcome) -> None:
     """Record where and from what each result was built (deterministic JSON, local cache)."""
-    doc = {
-        "host": host.as_dict(),
-        "steps": {s: {"output": outputs[s], "built_here": s in built} for s in sorted(outputs)},
-        "lock_sha256": hashlib.sha256((p.root / "reproflake.lock").read_bytes()).hexdigest(),
-    }
+    gpu_steps = [
+        s for s, step in p.spec.steps.items() if step.hardware and step.hardware.gpu is not None
+    ]
+    doc = build_record(
+        host,
+        hashlib.sha256((p.root / "reproflake.lock").read_bytes()).hexdigest(),
+        outcome.outputs,
+        outcome.built,
+        outcome.machines,
+        gpu_steps,
+    )
     write_atomic(
         p.root / ".reproflake/cache/provenance.json",
         json.dumps(doc, indent=2, sort_keys=True) + "\n",
@@ -101,7 +108,7 @@ def run(
         log(f"added {what} to the Nix store")
     progress = Progress(log)
     remote = _remote.setup(p, log)
-    features, host = hardware_features(p, order, remote.features_offered_remotely())
+    features, host = hardware_features(p, order, remote.offers())
     own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
     before = snapshot(p, order)
     outcome = executor.build(
@@ -126,7 +133,7 @@ def run(
     state.remember_built(p.root, outcome.drvs)
     if progress.fetched:
         log(f"fetched {progress.fetched} pinned file(s)")
-    provenance(p, host, outcome.outputs, outcome.built)
+    provenance(p, host, outcome)
     progress._clear()
     link_results(p, outcome.outputs)
 

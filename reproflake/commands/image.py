@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, hardware, project
+from reproflake import executor, project, remote
 from reproflake._paths import LEGACY, user_cache_dir
 from reproflake.artifacts import layers as layering
 from reproflake.artifacts import oci
@@ -26,7 +26,8 @@ from reproflake.artifacts.recipe import PROVENANCE, TAG, Recipe, Resolved
 from reproflake.commands import _image_stamp as _stamp
 from reproflake.commands import _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
-from reproflake.errors import BuildError, HardwareError, UsageError
+from reproflake.commands._steps import hardware_features
+from reproflake.errors import BuildError, UsageError
 from reproflake.spec import SPEC_FILE, Image
 from reproflake.spec import Spec as SpecType
 
@@ -81,18 +82,10 @@ def _image(spec: SpecType, name: str) -> Image:
 def _build(p: Project, order: Sequence[str], log: Log) -> dict[str, str]:
     """Build the step and what it needs (nothing, when built); their output paths."""
     executor.ensure_in_store(store_items(p, order))
-    host = hardware.probe()
-    wanted = {
-        f for s in order if (hw := p.spec.steps[s].hardware) is not None for f in hw.features()
-    }
-    missing = host.missing(wanted)
-    if missing and not hardware.remote_builders_configured():
-        raise HardwareError(
-            f"the image's steps need {', '.join(missing)}; this machine has {host.describe()}, "
-            "and Nix has no remote builders",
-            hint="export the image on a machine that can build the step, or add a Nix remote "
-            "builder that advertises these system features",
-        )
+    # The one hardware gate, as `build` applies it; the user's builders are handed to Nix.
+    builders = remote.load(p.spec.cache.urls, p.spec.cache.public_keys)
+    executor.configure_remote(builders=builders.builders_setting())
+    features, _host = hardware_features(p, order, builders.offers())
 
     def progress(kind: str, step: str, seconds: float) -> None:
         if kind == "start":
@@ -100,7 +93,6 @@ def _build(p: Project, order: Sequence[str], log: Log) -> dict[str, str]:
         elif kind in ("done", "failed"):
             log(f"{'finished' if kind == 'done' else 'failed'} {step} in {seconds:.1f}s")
 
-    features = sorted(f for f in wanted if host.offers(f))
     outcome = executor.build(p.root, order, progress, labels=labels(p), features=features)
     if outcome.failed or any(s not in outcome.outputs for s in order):
         failed = sorted(outcome.failed) or [s for s in order if s not in outcome.outputs]

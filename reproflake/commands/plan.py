@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from reproflake import executor, hardware, planner, state
+from reproflake import executor, hardware, planner, remote, state
 from reproflake.commands._project import Log, Project, load_project
 from reproflake.commands._steps import select
 from reproflake.errors import NixError
@@ -79,9 +80,15 @@ def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planne
     }
     if not needing:
         return plans
-    g = hardware.gate(needing)
+    # The builders `build` would hand Nix (the user's [[builders]]): a step only one of
+    # them can build is planned there, not refused.
+    offers = remote.load(p.spec.cache.urls, p.spec.cache.public_keys).offers()
+    g = hardware.gate(needing, builders=offers)
     for step in g.unbuildable:
         plans[step] = planner.StepPlan(step, planner.BLOCKED, (g.why(step),))
+    for step, uri in g.remote.items():
+        pl = plans[step]
+        plans[step] = replace(pl, reasons=(*pl.reasons, f"on the remote builder {uri}"))
     return plans
 
 

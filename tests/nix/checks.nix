@@ -106,6 +106,12 @@ in
     "a hardware constraint changes the step's derivation" =
       (pipeline (data // { steps = data.steps // { fit = data.steps.fit // { hardware = ""; systemFeatures = [ ]; }; }; }))
         .packages.${system}.fit.drvPath != packages.fit.drvPath;
+    # pin_profile travels inside the hardware entry and as one more feature (no attribute of its own).
+    "a pinned GPU profile changes the step's derivation" =
+      (pipeline (data // { steps = data.steps // { fit = data.steps.fit // {
+        hardware = builtins.toJSON { cuda = "12.2"; gpu = "nvidia"; pin_profile = "NVIDIA H100 80GB HBM3, driver 550.54.15"; };
+        systemFeatures = data.steps.fit.systemFeatures ++ [ "gpu-profile-0123456789abcdef" ]; }; }; }))
+        .packages.${system}.fit.drvPath != packages.fit.drvPath;
   };
 
   hostile = check "hostile" {

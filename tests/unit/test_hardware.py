@@ -146,3 +146,74 @@ def test_probe_finds_amd_gpus_in_sysfs(tmp_path: Path, monkeypatch: pytest.Monke
     assert host.amd_gpus == (hardware.AmdGpu("AMD GPU 0x740f", "", "amdgpu"),)
     assert host.offers("gpu-amd") and not host.offers("gpu-nvidia")
     assert "gpu-amd" in hardware.advertised(host)
+
+
+# --------------------------------------------------------------------------- pin_profile
+
+H100 = hardware.HostProfile(
+    "Test CPU", (), 16, (hardware.Gpu("NVIDIA H100 80GB HBM3", "9.0", "550.54.15"),), "12.4"
+)
+
+
+def pinned(value: str) -> str:
+    return BASE + f'hardware = {{ gpu = "nvidia", pin_profile = {value} }}\n'
+
+
+def test_a_pinned_profile_is_a_feature_of_its_own_and_part_of_the_hash() -> None:
+    spec = parse(pinned('"NVIDIA H100 80GB HBM3, driver 550.54.15"'), Path("/p/reproflake.toml"))
+    hw = spec.steps["train"].hardware
+    assert hw is not None
+    feature = (
+        "gpu-profile-"
+        + __import__("hashlib").sha256(b"NVIDIA H100 80GB HBM3, driver 550.54.15").hexdigest()[:16]
+    )
+    assert hw.features() == ("gpu-nvidia", feature)
+    assert hw.as_dict()["pin_profile"] == "NVIDIA H100 80GB HBM3, driver 550.54.15"
+    assert H100.offers(feature)
+    assert feature in hardware.advertised(H100)
+    other = hardware.HostProfile(
+        "Test CPU", (), 16, (hardware.Gpu("NVIDIA H100 80GB HBM3", "9.0", "550.90.07"),), "12.4"
+    )
+    assert not other.offers(feature)  # another driver is another profile
+
+
+def test_pin_profile_true_becomes_this_machines_profile() -> None:
+    spec = parse(pinned("true"), Path("/p/reproflake.toml"))
+    resolved = hardware.resolve_pins(spec, H100)
+    hw = resolved.steps["train"].hardware
+    assert hw is not None and hw.pin_profile == "NVIDIA H100 80GB HBM3, driver 550.54.15"
+    assert hardware.resolve_pins(parse(BASE, Path("/p/reproflake.toml"))).steps  # no probe
+
+
+def test_pin_profile_true_without_a_gpu_is_a_clear_error() -> None:
+    from reproflake.errors import HardwareError
+
+    spec = parse(pinned("true"), Path("/p/reproflake.toml"))
+    none = hardware.HostProfile("Test CPU", (), 16, (), None)
+    with pytest.raises(HardwareError) as err:
+        hardware.resolve_pins(spec, none)
+    assert "steps.train.hardware.pin_profile: true pins this machine's GPU profile" in str(
+        err.value
+    )
+    assert "no NVIDIA GPU" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("3", "expected true, false or a GPU profile string, got an integer"),
+        ('""', "expected true, false or a GPU profile string"),
+    ],
+)
+def test_a_bad_pin_profile_is_refused(value: str, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse(pinned(value), Path("/p/reproflake.toml"))
+    assert message in str(err.value)
+    assert "reproflake.toml:" in str(err.value)
+
+
+def test_pin_profile_needs_an_nvidia_gpu() -> None:
+    text = BASE + 'hardware = { gpu = "amd", pin_profile = true }\n'
+    with pytest.raises(SpecError) as err:
+        parse(text, Path("/p/reproflake.toml"))
+    assert 'pin_profile needs gpu = "nvidia"' in str(err.value)

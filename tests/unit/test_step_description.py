@@ -123,3 +123,21 @@ def test_build_json_bytes_are_pinned(base: tuple[Spec, Lock]) -> None:
     rendered = nixgen.render(spec, lock, FACTS, b"seed")[".reproflake/build.json"][0]
     assert rendered == text.encode()
     assert hashlib.sha256(rendered).hexdigest() == BUILD_JSON_SHA256, text
+
+
+def test_a_pinned_gpu_profile_reaches_nix_and_the_plan_through_hardware(
+    base: tuple[Spec, Lock],
+) -> None:
+    """pin_profile adds no attribute of its own: it is part of the hardware entry (and
+    one system feature), so the derivation and `plan`'s fingerprint change together."""
+    spec, lock = base
+    profile = "NVIDIA H100 80GB HBM3, driver 550.54.15"
+    gpu = _step(spec, hardware=Hardware(gpu="nvidia"))
+    pinned = _step(spec, hardware=Hardware(gpu="nvidia", pin_profile=profile))
+    other = _step(spec, hardware=Hardware(gpu="nvidia", pin_profile=profile + "x"))
+    d = nixgen.step_data(pinned, FACTS, "s")
+    assert d["hardware"] == json.dumps({"gpu": "nvidia", "pin_profile": profile})
+    digest = hashlib.sha256(profile.encode()).hexdigest()[:16]
+    assert d["systemFeatures"] == ["gpu-nvidia", f"gpu-profile-{digest}"]
+    prints = [own_components(sp, lock, FACTS, "s", _hash) for sp in (gpu, pinned, other)]
+    assert prints[0]["hardware"] != prints[1]["hardware"] != prints[2]["hardware"]
