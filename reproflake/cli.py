@@ -144,6 +144,32 @@ def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _completer(table: str) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """A click ``shell_complete`` callback naming the project's steps, environments or
+    images (the project of -C, else of the working directory)."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        from reproflake import completion
+
+        directory = next((c.obj for c in _contexts(ctx) if c.obj is not None), Path("."))
+        # STEP... offers each step once; a single STEP has nothing given yet.
+        given = (ctx.params.get(param.name or "") or ()) if param.nargs == -1 else ()
+        return completion.names(directory, table, incomplete, given)
+
+    return complete
+
+
+def _contexts(ctx: click.Context | None) -> list[click.Context]:
+    found = []
+    while ctx is not None:
+        found.append(ctx)
+        ctx = ctx.parent
+    return found
+
+
+_STEPS = _completer("steps")
+
+
 class _Group(click.Group):
     """Every subcommand accepts the global options too (`reproflake plan -v`)."""
 
@@ -245,7 +271,7 @@ def _jobs_option(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @_jobs_option
 @click.option(
     "--keep-going/--no-keep-going", default=True, show_default=True,
@@ -287,7 +313,7 @@ _VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @_jobs_option
 @click.option(
     "--vary",
@@ -348,7 +374,7 @@ def release(
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
@@ -359,7 +385,7 @@ def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.pass_obj
 def status(directory: Path, steps: tuple[str, ...]) -> None:
     """One word per step: built, will build, may build or cannot build here (plan, short)."""
@@ -369,7 +395,7 @@ def status(directory: Path, steps: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.option("--to", metavar="URL", help="The cache to push to (default: [cache] push).")
 @click.pass_obj
 def push(directory: Path, steps: tuple[str, ...], to: str | None) -> None:
@@ -380,7 +406,7 @@ def push(directory: Path, steps: tuple[str, ...], to: str | None) -> None:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.pass_obj
 def pull(directory: Path, steps: tuple[str, ...]) -> None:
     """Fetch steps' results (default: all) from the caches without building anything."""
@@ -418,7 +444,7 @@ def gc(directory: Path, keep: int, dry_run: bool) -> None:
 
 
 @main.command(name="log")
-@click.argument("step")
+@click.argument("step", shell_complete=_STEPS)
 @click.pass_obj
 def log_(directory: Path, step: str) -> None:
     """Print a step's whole build log (failed or not), as Nix kept it."""
@@ -458,7 +484,7 @@ def diff(directory: Path, rev_a: str | None, rev_b: str | None, as_json: bool) -
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", shell_complete=_completer("images"))
 @click.option(
     "--format", "fmt", type=click.Choice(["oci-dir", "oci-archive"]), default="oci-dir",
     show_default=True, help="An OCI layout directory, or the same as one tar file.",
@@ -514,8 +540,9 @@ class _ShellCommand(click.Command):
 
 
 @main.command(cls=_ShellCommand)
-@click.argument("step", required=False)
-@click.option("--env", "env", metavar="ENV", help="An environment, with an empty /work.")
+@click.argument("step", required=False, shell_complete=_STEPS)
+@click.option("--env", "env", metavar="ENV", help="An environment, with an empty /work.",
+              shell_complete=_completer("environments"))  # fmt: skip
 @click.pass_context
 def shell(ctx: click.Context, step: str | None, env: str | None) -> None:
     """Enter a step's environment as the step sees it: [STEP | --env ENV] [-- COMMAND...]."""
