@@ -322,10 +322,12 @@ _VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
     type=click.Choice([*_VARIATIONS, "all", "none"]),
     help="What the second build varies (repeatable; default: all).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Per step and environment: a verdict.")
 @click.pass_obj
 def verify(
-    directory: Path, steps: tuple[str, ...], jobs: int | None, vary: tuple[str, ...]
-) -> None:
+    directory: Path, steps: tuple[str, ...], jobs: int | None, vary: tuple[str, ...],
+    as_json: bool,
+) -> None:  # fmt: skip
     """Rebuild steps with the clock, CPUs, host name, umask and ASLR varied; compare bytes."""
     from reproflake.commands import verify as cmd
 
@@ -333,7 +335,12 @@ def verify(
     if "all" in chosen:
         chosen |= set(_VARIATIONS)
     chosen -= {"all", "none"}
-    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out, jobs=jobs, vary=sorted(chosen)))
+    _guard(
+        lambda: cmd.run(
+            directory, steps, log=_log, out=_out, jobs=jobs, vary=sorted(chosen), as_json=as_json
+        ),
+        as_json=as_json,
+    )
 
 
 @main.command()
