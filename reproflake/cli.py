@@ -534,6 +534,26 @@ def image(
     _guard(go)
 
 
+@main.command()
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of reproflake.toml (for editors: Taplo, Even Better TOML)."""
+    from reproflake import schema as json_schema
+
+    def go() -> int:
+        if output is None:
+            click.echo(json_schema.text(), nl=False)
+        else:
+            from reproflake.fsutil import write_if_changed
+
+            write_if_changed(output, json_schema.text().encode())
+        return 0
+
+    _guard(go)
+
+
 class _ShellCommand(click.Command):
     """Everything after `--` is the command to run, kept verbatim (click would otherwise
     take its first word for the step)."""
