@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from reproflake.spec import find_spec
+from reproflake._paths import find_spec
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -16,6 +16,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reproflake import speckeys
+
+# Re-exported: the spec file is found without loading this module (shell completion).
+from reproflake._paths import SPEC_FILE as SPEC_FILE
+from reproflake._paths import find_spec as find_spec
 from reproflake.errors import SpecError
 
 if sys.version_info >= (3, 11):
@@ -23,7 +27,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-SPEC_FILE = "reproflake.toml"
 
 # One argument of a process may be at most 128 KiB on Linux (MAX_ARG_STRLEN), and a
 # step's command and variables travel as arguments and environment variables (twice:
@@ -482,19 +485,6 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def find_spec(start: Path) -> Path:
-    """The reproflake.toml in ``start`` or its nearest parent."""
-    here = start.resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / SPEC_FILE
-        if candidate.is_file():
-            return candidate
-    raise SpecError(
-        f"no {SPEC_FILE} in {here} or any parent directory",
-        hint="run `reproflake init` to create a project, or cd into one",
-    )
 
 
 def load(path: Path) -> Spec:
