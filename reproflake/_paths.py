@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
+SPEC_FILE = "reproflake.toml"
 
 
 def data_dir(name: str) -> Path:
@@ -30,3 +31,19 @@ def user_cache_dir() -> Path:
 # attributes that are not packages.
 SYSTEM = "x86_64-linux"
 LEGACY = f"legacyPackages.{SYSTEM}"
+
+
+def find_spec(start: Path) -> Path:
+    """The reproflake.toml in ``start`` or its nearest parent. (Here, not in spec, so that
+    shell completion finds the project without loading the validator.)"""
+    from reproflake.errors import SpecError
+
+    here = start.resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / SPEC_FILE
+        if candidate.is_file():
+            return candidate
+    raise SpecError(
+        f"no {SPEC_FILE} in {here} or any parent directory",
+        hint="run `reproflake init` to create a project, or cd into one",
+    )

@@ -144,6 +144,32 @@ def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _completer(table: str) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """A click ``shell_complete`` callback naming the project's steps, environments or
+    images (the project of -C, else of the working directory)."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        from reproflake import completion
+
+        directory = next((c.obj for c in _contexts(ctx) if c.obj is not None), Path("."))
+        # STEP... offers each step once; a single STEP has nothing given yet.
+        given = (ctx.params.get(param.name or "") or ()) if param.nargs == -1 else ()
+        return completion.names(directory, table, incomplete, given)
+
+    return complete
+
+
+def _contexts(ctx: click.Context | None) -> list[click.Context]:
+    found = []
+    while ctx is not None:
+        found.append(ctx)
+        ctx = ctx.parent
+    return found
+
+
+_STEPS = _completer("steps")
+
+
 class _Group(click.Group):
     """Every subcommand accepts the global options too (`reproflake plan -v`)."""
 
@@ -268,7 +294,7 @@ def _jobs_option(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @_jobs_option
 @click.option(
     "--keep-going/--no-keep-going", default=True, show_default=True,
@@ -310,7 +336,7 @@ _VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @_jobs_option
 @click.option(
     "--vary",
@@ -319,10 +345,12 @@ _VARIATIONS = ("aslr", "cpus", "hostname", "time", "umask")
     type=click.Choice([*_VARIATIONS, "all", "none"]),
     help="What the second build varies (repeatable; default: all).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Per step and environment: a verdict.")
 @click.pass_obj
 def verify(
-    directory: Path, steps: tuple[str, ...], jobs: int | None, vary: tuple[str, ...]
-) -> None:
+    directory: Path, steps: tuple[str, ...], jobs: int | None, vary: tuple[str, ...],
+    as_json: bool,
+) -> None:  # fmt: skip
     """Rebuild steps with the clock, CPUs, host name, umask and ASLR varied; compare bytes."""
     from reproflake.commands import verify as cmd
 
@@ -330,7 +358,12 @@ def verify(
     if "all" in chosen:
         chosen |= set(_VARIATIONS)
     chosen -= {"all", "none"}
-    _guard(lambda: cmd.run(directory, steps, log=_log, out=_out, jobs=jobs, vary=sorted(chosen)))
+    _guard(
+        lambda: cmd.run(
+            directory, steps, log=_log, out=_out, jobs=jobs, vary=sorted(chosen), as_json=as_json
+        ),
+        as_json=as_json,
+    )
 
 
 @main.command()
@@ -371,7 +404,7 @@ def release(
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
@@ -382,7 +415,7 @@ def plan(directory: Path, steps: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.pass_obj
 def status(directory: Path, steps: tuple[str, ...]) -> None:
     """One word per step: built, will build, may build or cannot build here (plan, short)."""
@@ -392,7 +425,7 @@ def status(directory: Path, steps: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.option("--to", metavar="URL", help="The cache to push to (default: [cache] push).")
 @click.pass_obj
 def push(directory: Path, steps: tuple[str, ...], to: str | None) -> None:
@@ -403,7 +436,7 @@ def push(directory: Path, steps: tuple[str, ...], to: str | None) -> None:
 
 
 @main.command()
-@click.argument("steps", nargs=-1)
+@click.argument("steps", nargs=-1, shell_complete=_STEPS)
 @click.pass_obj
 def pull(directory: Path, steps: tuple[str, ...]) -> None:
     """Fetch steps' results (default: all) from the caches without building anything."""
@@ -448,7 +481,7 @@ def gc(directory: Path, keep: int, dry_run: bool) -> None:
 
 
 @main.command(name="log")
-@click.argument("step")
+@click.argument("step", shell_complete=_STEPS)
 @click.pass_obj
 def log_(directory: Path, step: str) -> None:
     """Print a step's whole build log (failed or not), as Nix kept it."""
@@ -488,7 +521,7 @@ def diff(directory: Path, rev_a: str | None, rev_b: str | None, as_json: bool) -
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", shell_complete=_completer("images"))
 @click.option(
     "--format", "fmt", type=click.Choice(["oci-dir", "oci-archive"]), default="oci-dir",
     show_default=True, help="An OCI layout directory, or the same as one tar file.",
@@ -531,6 +564,26 @@ def image(
     _guard(go)
 
 
+@main.command()
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of reproflake.toml (for editors: Taplo, Even Better TOML)."""
+    from reproflake import schema as json_schema
+
+    def go() -> int:
+        if output is None:
+            click.echo(json_schema.text(), nl=False)
+        else:
+            from reproflake.fsutil import write_if_changed
+
+            write_if_changed(output, json_schema.text().encode())
+        return 0
+
+    _guard(go)
+
+
 class _ShellCommand(click.Command):
     """Everything after `--` is the command to run, kept verbatim (click would otherwise
     take its first word for the step)."""
@@ -544,8 +597,9 @@ class _ShellCommand(click.Command):
 
 
 @main.command(cls=_ShellCommand)
-@click.argument("step", required=False)
-@click.option("--env", "env", metavar="ENV", help="An environment, with an empty /work.")
+@click.argument("step", required=False, shell_complete=_STEPS)
+@click.option("--env", "env", metavar="ENV", help="An environment, with an empty /work.",
+              shell_complete=_completer("environments"))  # fmt: skip
 @click.pass_context
 def shell(ctx: click.Context, step: str | None, env: str | None) -> None:
     """Enter a step's environment as the step sees it: [STEP | --env ENV] [-- COMMAND...]."""

@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from reproflake import speckeys
+
+# Re-exported: the spec file is found without loading this module (shell completion).
+from reproflake._paths import SPEC_FILE as SPEC_FILE
+from reproflake._paths import find_spec as find_spec
 from reproflake.errors import SpecError
 
 if sys.version_info >= (3, 11):
@@ -23,7 +28,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-SPEC_FILE = "reproflake.toml"
 
 # One argument of a process may be at most 128 KiB on Linux (MAX_ARG_STRLEN), and a
 # step's command and variables travel as arguments and environment variables (twice:
@@ -35,26 +39,19 @@ MAX_STEP_TEXT_BYTES = 400_000
 # small enough that no regular expression or message over it can take long.
 MAX_STRING_BYTES = 4096
 MAX_REQUIREMENT_BYTES = 1000
-URL_CHARS = r"(https?|file)://[A-Za-z0-9._~%/:@+=,!*-]*"
-URL_QUERY_CHARS = r"(https?|file)://[A-Za-z0-9._~%/:@+=,!*-]*(\?[A-Za-z0-9._~%/:@+=,!*&;-]*)?"
+# Keys, types, enums and patterns live in speckeys (shared with the JSON Schema).
+URL_CHARS = speckeys.URL_CHARS
+URL_QUERY_CHARS = speckeys.URL_QUERY_CHARS
 HOST_RE = re.compile(
     r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
 )
-SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._+-]{0,63}){0,2}$")
-COMPONENT_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}(/[a-z0-9][a-z0-9._+-]{0,63}){0,2}$")
-# A PEP 508 requirement by name: the name, extras, version specifiers and a marker. No
-# URL or path references (they would make the resolver read what the spec points at), no
-# '$', braces, backquotes, backslashes or control characters, and a letter or digit
-# first (a leading '-' would be an option to the resolver). Linear to match.
-REQUIREMENT_RE = re.compile(
-    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?"
-    r"[ \t]*(?:\[[A-Za-z0-9._, -]{0,200}\])?"
-    r"[ \t]*(?:[(<>=!~][A-Za-z0-9 ._*!=<>~,()+-]*)?"
-    r"(?:;[A-Za-z0-9 ._*!=<>~,()'\"-]*)?$"
-)
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SUITE_RE = re.compile(speckeys.SUITE)
+COMPONENT_RE = re.compile(speckeys.COMPONENT)
+REQUIREMENT_RE = re.compile(speckeys.REQUIREMENT)
+NAME_RE = re.compile(speckeys.NAME)
+VAR_RE = re.compile(speckeys.VAR)
+SHA256_RE = re.compile(speckeys.SHA256)
+DEBIAN_PACKAGE_RE = re.compile(speckeys.DEBIAN_PACKAGE)
 # Variables the build environment fixes; a step may not override them.
 RESERVED_VARS = frozenset(
     {
@@ -215,7 +212,7 @@ def gpu_profile_feature(profile: str) -> str:
     return "gpu-profile-" + hashlib.sha256(profile.encode()).hexdigest()[:16]
 
 
-GPU_VENDORS = ("amd", "nvidia")
+GPU_VENDORS = speckeys.GPU_VENDORS
 
 
 @dataclass(frozen=True)
@@ -426,7 +423,7 @@ class _Checker:
                 )
 
     def name(self, name: str, key: tuple[str, ...], what: str) -> str:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise self.fail(
                 key,
                 f"{what} name {_show(name)} is not allowed",
@@ -502,19 +499,6 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def find_spec(start: Path) -> Path:
-    """The reproflake.toml in ``start`` or its nearest parent."""
-    here = start.resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / SPEC_FILE
-        if candidate.is_file():
-            return candidate
-    raise SpecError(
-        f"no {SPEC_FILE} in {here} or any parent directory",
-        hint="run `reproflake init` to create a project, or cd into one",
-    )
 
 
 def load(path: Path) -> Spec:
@@ -616,23 +600,9 @@ def parse(text: str, path: Path) -> Spec:
 
 
 def _validate(raw: dict[str, Any], c: _Checker, path: Path) -> Spec:
-    c.only(
-        raw,
-        (),
-        {
-            "project",
-            "debian",
-            "python",
-            "environments",
-            "inputs",
-            "steps",
-            "nix",
-            "images",
-            "cache",
-        },
-    )
+    c.only(raw, (), speckeys.allowed(speckeys.SPEC))
     project = c.table(raw.get("project"), ("project",), 'add a [project] table with name = "..."')
-    c.only(project, ("project",), {"name", "source_date_epoch", "description"})
+    c.only(project, ("project",), speckeys.allowed(speckeys.PROJECT))
     if "description" in project:
         c.string(project["description"], ("project", "description"), "free text", empty_ok=True)
     name = c.name(
@@ -692,15 +662,15 @@ def flake_url_problem(url: str) -> str | None:
     )
 
 
-CACHE_URL_RE = re.compile(r"(file:///|https?://|ssh-ng://|ssh://|s3://)\S+")
-PUBLIC_KEY_RE = re.compile(r"[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=")
+CACHE_URL_RE = re.compile(speckeys.CACHE_URL)
+PUBLIC_KEY_RE = re.compile(speckeys.PUBLIC_KEY)
 
 
 def _cache(raw: Any, c: _Checker) -> CacheSpec:
     key = ("cache",)
     fix = '[cache] urls = ["https://cache.example.org"], public_keys = ["name:base64key="]'
     table = c.table(raw, key, fix)
-    c.only(table, key, {"urls", "public_keys"})
+    c.only(table, key, speckeys.allowed(speckeys.CACHE))
     urls = c.strings(table.get("urls", []), key + ("urls",), fix)
     for url in urls:
         if not CACHE_URL_RE.fullmatch(url):
@@ -731,7 +701,7 @@ def _cache(raw: Any, c: _Checker) -> CacheSpec:
 def _nix_library(raw: Any, c: _Checker) -> str | None:
     key = ("nix",)
     table = c.table(raw, key, '[nix] holds library = "vendored" or a flake URL')
-    c.only(table, key, {"library"})
+    c.only(table, key, speckeys.allowed(speckeys.NIX))
     fix = (
         'library = "vendored" (the copy in .reproflake/lib, the default), or the URL of '
         'reproflake\'s flake, e.g. "git+file:///home/me/src/reproflake" or "path:/opt/reproflake"'
@@ -749,10 +719,10 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
     key = ("debian",)
     fix = 'add [debian] with mirror = "http://<your mirror>/debian" and suite = "bookworm"'
     table = c.table(raw, key, fix)
-    c.only(table, key, {"mirror", "suite", "components", "architecture", "keyring", "verify"})
+    c.only(table, key, speckeys.allowed(speckeys.DEBIAN))
     mirror = c.url(table.get("mirror"), key + ("mirror",), fix, query=False).rstrip("/")
     suite = c.string(table.get("suite"), key + ("suite",), 'for example suite = "bookworm"')
-    if not SUITE_RE.match(suite) or ".." in suite:
+    if not SUITE_RE.fullmatch(suite) or ".." in suite:
         raise c.fail(
             key + ("suite",),
             f"{_show(suite)} is not a Debian suite name",
@@ -762,17 +732,17 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
     if "components" in table:
         components = c.strings(table["components"], key + ("components",), 'e.g. ["main"]')
         for component in components:
-            if not COMPONENT_RE.match(component) or ".." in component:
+            if not COMPONENT_RE.fullmatch(component) or ".." in component:
                 raise c.fail(
                     key + ("components",),
                     f"{_show(component)} is not an archive component",
                     'use names such as "main", "contrib", "non-free-firmware"',
                 )
     arch = table.get("architecture", "amd64")
-    if arch != "amd64":
+    if arch not in speckeys.ARCHITECTURES:
         raise c.fail(
             key + ("architecture",),
-            f"expected one of: amd64, got {_show(arch)}",
+            f"expected one of: {', '.join(speckeys.ARCHITECTURES)}, got {_show(arch)}",
             "reproflake builds for x86_64-linux (amd64) for now",
         )
     keyring = None
@@ -797,7 +767,7 @@ def _debian(raw: Any, c: _Checker) -> DebianConfig:
 def _python_index(raw: Any, c: _Checker) -> PythonIndex:
     key = ("python",)
     table = c.table(raw, key, "[python] holds index_url and extra_index_urls")
-    c.only(table, key, {"index_url", "extra_index_urls"})
+    c.only(table, key, speckeys.allowed(speckeys.PYTHON))
     fix = "a package index URL (http://, https:// or file://), e.g. the one pip is set up with"
     index_url = None
     if "index_url" in table:
@@ -820,10 +790,10 @@ def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
         key = ("environments", name)
         c.name(name, key, "environment")
         env = c.table(table[name], key, fix)
-        c.only(env, key, {"debian", "python", "openblas_coretype", "essential"})
+        c.only(env, key, speckeys.allowed(speckeys.ENVIRONMENT))
         debian = c.strings(env.get("debian", []), key + ("debian",), 'e.g. debian = ["python3"]')
         for pkg in debian:
-            if not re.match(r"^[a-z0-9][a-z0-9+.\-]+(=[A-Za-z0-9.+:~\-]+)?$", pkg):
+            if not DEBIAN_PACKAGE_RE.fullmatch(pkg):
                 raise c.fail(
                     key + ("debian",),
                     f"{_show(pkg)} is not a Debian package name",
@@ -836,7 +806,7 @@ def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
             limit=MAX_REQUIREMENT_BYTES,
         )
         for req in python:
-            if not REQUIREMENT_RE.match(req):
+            if not REQUIREMENT_RE.fullmatch(req):
                 raise c.fail(
                     key + ("python",),
                     f"{_show(req)} is not a Python requirement",
@@ -852,7 +822,7 @@ def _environments(raw: Any, c: _Checker) -> dict[str, Environment]:
         coretype = c.string(
             env.get("openblas_coretype", "Haswell"), key + ("openblas_coretype",), "e.g. Haswell"
         )
-        if not re.match(r"^[A-Za-z0-9_]+$", coretype):
+        if not re.fullmatch(speckeys.OPENBLAS_CORE, coretype):
             raise c.fail(key + ("openblas_coretype",), "expected an OpenBLAS core name", "Haswell")
         essential = c.boolean(
             env.get("essential", True),
@@ -871,14 +841,14 @@ def _inputs(raw: Any, c: _Checker) -> dict[str, Input]:
         c.name(name, key, "input")
         fix = 'give either path = "data/file.csv" or url = "https://…" with sha256 = "…"'
         item = c.table(table[name], key, fix)
-        c.only(item, key, {"path", "url", "sha256"})
+        c.only(item, key, speckeys.allowed(speckeys.INPUT))
         path = c.relpath(item["path"], key + ("path",), fix) if "path" in item else None
         url = None
         sha256 = None
         if "url" in item:
             url = c.url(item["url"], key + ("url",), fix, query=True)
             sha256 = c.string(item.get("sha256"), key + ("sha256",), 'add sha256 = "<64 hex>"')
-            if not SHA256_RE.match(sha256):
+            if not SHA256_RE.fullmatch(sha256):
                 raise c.fail(
                     key + ("sha256",),
                     "expected 64 lowercase hex digits",
@@ -907,21 +877,14 @@ def _steps(
     for name in sorted(table):
         key = ("steps", name)
         c.name(name, key, "step")
-        if name == "default":
+        if name in speckeys.SPEC.keys["steps"].reserved_keys:
             raise c.fail(
                 key,
                 "the step name 'default' is taken by the flake's package of all steps",
                 "choose another name",
             )
         step = c.table(table[name], key, fix)
-        c.only(
-            step,
-            key,
-            {
-                "env", "run", "sources", "inputs", "needs", "outputs", "variables", "hardware",
-                "unreproducible", "tolerance",
-            },
-        )  # fmt: skip
+        c.only(step, key, speckeys.allowed(speckeys.STEP))
         env = c.string(step.get("env"), key + ("env",), f"one of: {', '.join(environments)}")
         if env not in environments:
             raise c.fail(
@@ -1024,11 +987,7 @@ def _tolerance(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, float]:
 def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
     fix = 'e.g. hardware = { gpu = "nvidia", cuda = "12.2", cpu_features = ["avx2"] }'
     table = c.table(raw, key, fix)
-    c.only(
-        table,
-        key,
-        {"gpu", "compute_capability", "cuda", "cpu_features", "memory_gb", "pin_profile"},
-    )
+    c.only(table, key, speckeys.allowed(speckeys.HARDWARE))
     gpu = table.get("gpu")
     if gpu is not None and gpu not in GPU_VENDORS:
         raise c.fail(
@@ -1040,7 +999,7 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
     for name in ("compute_capability", "cuda"):
         if name in table:
             value = c.string(table[name], key + (name,), 'a version such as "8.0"')
-            if not re.fullmatch(r"\d+\.\d+", value):
+            if not re.fullmatch(speckeys.VERSION, value):
                 raise c.fail(
                     key + (name,), f'expected a version like "8.0", got {_show(value)}', fix
                 )
@@ -1058,7 +1017,7 @@ def _hardware(raw: Any, key: tuple[str, ...], c: _Checker) -> Hardware:
         raise c.fail(key, 'pin_profile needs gpu = "nvidia"', 'add gpu = "nvidia"')
     flags = c.strings(table.get("cpu_features", []), key + ("cpu_features",), 'e.g. ["avx2"]')
     for flag in flags:
-        if not re.fullmatch(r"[a-z0-9_]+", flag):
+        if not re.fullmatch(speckeys.CPU_FLAG, flag):
             raise c.fail(
                 key + ("cpu_features",),
                 f"{_show(flag)} is not a CPU flag",
@@ -1087,7 +1046,7 @@ def _variables(
     table = c.table(raw, key, 'e.g. variables = { SEED = "42" }')
     result = {}
     for var in sorted(table):
-        if not VAR_RE.match(var):
+        if not VAR_RE.fullmatch(var):
             raise c.fail(
                 key + (var,), f"{_show(var)} is not a variable name", "use [A-Za-z_][A-Za-z0-9_]*"
             )
@@ -1113,7 +1072,7 @@ RESERVED_LABEL_PREFIX = "dev.reproflake."
 RESERVED_LABELS = frozenset(
     {"org.opencontainers.image.revision", "org.opencontainers.image.created"}
 )
-LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+LABEL_KEY_RE = re.compile(speckeys.LABEL_KEY)
 
 
 def _images(raw: Any, c: _Checker, steps: Mapping[str, Step]) -> dict[str, Image]:
@@ -1124,11 +1083,7 @@ def _images(raw: Any, c: _Checker, steps: Mapping[str, Step]) -> dict[str, Image
         key = ("images", name)
         c.name(name, key, "image")
         image = c.table(table[name], key, fix)
-        c.only(
-            image,
-            key,
-            {"step", "entrypoint", "cmd", "env", "workdir", "labels", "outputs", "workspace"},
-        )
+        c.only(image, key, speckeys.allowed(speckeys.IMAGE))
         step = c.string(image.get("step"), key + ("step",), f"one of: {', '.join(sorted(steps))}")
         if step not in steps:
             raise c.fail(
@@ -1182,7 +1137,7 @@ def _labels(raw: Any, key: tuple[str, ...], c: _Checker) -> dict[str, str]:
     table = c.table(raw, key, 'e.g. labels = { "org.opencontainers.image.licenses" = "MIT" }')
     result = {}
     for label in sorted(table):
-        if not LABEL_KEY_RE.match(label):
+        if not LABEL_KEY_RE.fullmatch(label):
             raise c.fail(
                 key + (label,),
                 f"{_show(label)} is not a label key",

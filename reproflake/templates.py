@@ -27,7 +27,7 @@ GITIGNORE = "gitignore"
 def project_name(directory: Path) -> str:
     """The project's name: its directory's, when that is a valid name."""
     name = directory.resolve().name
-    return name if NAME_RE.match(name) else "pipeline"
+    return name if NAME_RE.fullmatch(name) else "pipeline"
 
 
 def fill(text: str, *, name: str, mirror: str, suite: str) -> str:

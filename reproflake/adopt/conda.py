@@ -190,7 +190,7 @@ def _package(spec: str, where: str, into: Imported) -> None:
         return
     version, dropped = pip_version(rest)
     requirement = pypi + (version or "")
-    if version and not REQUIREMENT_RE.match(requirement):
+    if version and not REQUIREMENT_RE.fullmatch(requirement):
         requirement, dropped = pypi, "a version pip cannot read"
     if dropped:
         into.notes.append(f"{where}: {shown}: {dropped} dropped; took {requirement}")

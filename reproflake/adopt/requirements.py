@@ -140,7 +140,7 @@ def take_requirement(text: str, where: str, into: Imported) -> None:
             f"{MAX_REQUIREMENT_BYTES}",
             hint="shorten it, or remove the line",
         )
-    if not REQUIREMENT_RE.match(text):
+    if not REQUIREMENT_RE.fullmatch(text):
         raise UsageError(
             f"{where}: {_show(text)} is not a requirement reproflake can read",
             hint="write one PEP 508 requirement per line, e.g. numpy==2.2.6 or "

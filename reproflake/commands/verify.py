@@ -12,8 +12,11 @@ named, with diffoscope's report when it is installed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reproflake import compare, executor
 from reproflake._paths import LEGACY
@@ -60,6 +63,41 @@ def _cannot_vary(p: Project, wanted: Sequence[str], vary: Sequence[str]) -> dict
     return missing
 
 
+# A verdict per step, environment and the seed (`verify --json`, docs/commands.md).
+IDENTICAL = "identical"
+DIFFERENT = "different"
+WITHIN_TOLERANCE = "within-tolerance"
+COULD_NOT_VERIFY = "could-not-verify"
+VERDICTS = (IDENTICAL, DIFFERENT, WITHIN_TOLERANCE, COULD_NOT_VERIFY)
+
+
+@dataclass
+class Report:
+    """What verify found, for `--json`; the text output says the same as it goes."""
+
+    varied: list[str]
+    not_varied: dict[str, str]
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        every = [*self.steps.values(), *self.environments.values(), self.seed]
+        return {
+            "varied": self.varied,
+            "not_varied": self.not_varied,
+            "steps": self.steps,
+            "environments": self.environments,
+            "seed": self.seed,
+            "summary": {v: sum(1 for e in every if e["verdict"] == v) for v in VERDICTS},
+        }
+
+
+def _recheck_entry(check: executor.Recheck) -> dict[str, Any]:
+    verdict = IDENTICAL if check.same else DIFFERENT if check.differs else COULD_NOT_VERIFY
+    return {"verdict": verdict, "log_tail": list(check.detail)}
+
+
 def run(
     start: Path,
     steps: Sequence[str],
@@ -68,6 +106,7 @@ def run(
     out: Log,
     jobs: int | None = None,
     vary: Sequence[str] = VARIATIONS,
+    as_json: bool = False,
 ) -> int:
     executor.require_nix()
     p = load_project(start, log, steps=steps)
@@ -84,10 +123,14 @@ def run(
             f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"
         )
     link_results(p, first.outputs)
+    human = out
+    if as_json:
+        out = lambda _line: None  # noqa: E731 - the JSON document at the end says it all
+    report = Report(sorted(vary), _cannot_vary(p, wanted, vary))
     out(
         "varied in the second build: " + ("; ".join(DESCRIBE[v] for v in sorted(vary)) or "nothing")
     )
-    for what, why in sorted(_cannot_vary(p, wanted, vary).items()):
+    for what, why in sorted(report.not_varied.items()):
         out(f"  not varied: {what}: {why}")
     second = executor.build(
         p.root,
@@ -102,23 +145,34 @@ def run(
     for step in wanted:
         a = first.outputs.get(step)
         b = second.outputs.get(step)
+        entry: dict[str, Any] = {"first": a, "second": b, "files": [], "log": None}
+        entry["log_tail"] = []
         if step in second.failed or b is None:
             # A build that did not finish says nothing about the bytes.
             unverified.append(step)
+            entry["verdict"] = COULD_NOT_VERIFY
+            entry["log_tail"] = list(second.failed.get(step, second.errors[-10:]))
             out(f"  {step}: could not verify: the second build failed")
-            for line in second.failed.get(step, second.errors[-10:]):
+            for line in entry["log_tail"]:
                 out(f"    | {line}")
             if step in second.drvs:
-                out(f"    full log: {executor.log_command(second.drvs[step])}")
+                entry["log"] = executor.log_command(second.drvs[step])
+                out(f"    full log: {entry['log']}")
         elif a != b:
             assert a is not None  # the first build succeeded for every wanted step
-            if _report_files(p, step, Path(a), Path(b), out):
+            failing, files = _report_files(p, step, Path(a), Path(b), out, explain=not as_json)
+            entry["verdict"] = DIFFERENT if failing else WITHIN_TOLERANCE
+            entry["files"] = files
+            if failing:
                 bad.append(step)
         else:
+            entry["verdict"] = IDENTICAL
             out(f"  {step}: reproducible (built twice, identical bytes: {a})")
+        report.steps[step] = entry
     for env in sorted({p.spec.steps[s].env for s in wanted}):
         what = f"environment {env}"
         check = executor.rebuild_matches(p.root, f"{LEGACY}.environments.{env}")
+        report.environments[env] = _recheck_entry(check)
         if check.same:
             out(f"  {what}: reproducible (root filesystem rebuilt, identical bytes)")
         elif check.differs:
@@ -129,6 +183,7 @@ def run(
             _could_not(out, what, check)
     seed = p.lock.seed
     check = executor.check_seed(p.root)
+    report.seed = _recheck_entry(check)
     origin = f"./bin/busybox in its pinned {seed.package} {seed.version}"
     if check.same:
         out(f"  seed: .reproflake/seed/busybox is identical to {origin}")
@@ -138,6 +193,9 @@ def run(
     else:
         unverified.append("seed")
         _could_not(out, "seed", check)
+    if as_json:
+        human(json.dumps(report.document(), indent=2, sort_keys=True))
+        return 1 if bad or unverified else 0
     if bad:
         raise BuildError(
             f"{len(bad)} step(s) are not bit-for-bit reproducible: {', '.join(bad)}",
@@ -159,9 +217,11 @@ def _could_not(out: Log, what: str, check: executor.Recheck) -> None:
         out(f"    | {line}")
 
 
-def _report_files(p: Project, step: str, a: Path, b: Path, out: Log) -> bool:
-    """Name every file the two builds disagree on; True when any differs beyond what the
-    spec declares acceptable."""
+def _report_files(
+    p: Project, step: str, a: Path, b: Path, out: Log, *, explain: bool = True
+) -> tuple[bool, list[dict[str, str]]]:
+    """Name every file the two builds disagree on. Whether any differs beyond what the
+    spec declares acceptable, and each such file (``path``, ``verdict``, ``detail``)."""
     spec_step = p.spec.steps[step]
     policy = compare.Policy(spec_step.unreproducible, spec_step.tolerance)
     verdicts = compare.compare_trees(a, b, policy)
@@ -171,15 +231,17 @@ def _report_files(p: Project, step: str, a: Path, b: Path, out: Log) -> bool:
         out(f"  {step}: NOT reproducible: first build {a}, second build {b}")
     else:
         out(f"  {step}: within tolerance (declared in the spec; the bytes differ: {a} vs {b})")
+    files = []
     for v in accepted + failing:
         name = f"results/{step}/{v.path}" if v.path else f"results/{step}"
+        files.append({"path": name, "verdict": v.verdict.replace(" ", "-"), "detail": v.detail})
         out(f"    {v.verdict}: {name}" + (f" ({v.detail})" if v.detail else ""))
-        if v.verdict == compare.DIFFERENT:
+        if explain and v.verdict == compare.DIFFERENT:
             for line in compare.explain(a / v.path if v.path else a, b / v.path if v.path else b):
                 out(f"      {line}")
     if failing and compare.diffoscope_available() is None:
         out(f"    compare them: diff -r {a} {b} (or install diffoscope for a full report)")
-    return bool(failing)
+    return bool(failing), files
 
 
 ACCEPTED = frozenset({compare.WITHIN_TOLERANCE, compare.UNREPRODUCIBLE})

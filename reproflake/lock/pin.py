@@ -195,13 +195,17 @@ def lock(
             ctx.log(
                 f"resolving Python requirements for environment {name} (Python {python_version})"
             )
+            py_index = _index_config(spec)
+            if py_index.constraints:
+                # Said, not silent: the host's constraints shape the lock but are not in it.
+                ctx.log(f"  with pip's constraint file(s): {' '.join(py_index.constraints)}")
             try:
                 resolved = py.resolve(
                     env.python,
                     python_version,
                     m.group(1) if m else "2.17",
                     "x86_64",
-                    _index_config(spec),
+                    py_index,
                     ctx.cache_dir / "uv",
                 )
             except LockError as exc:
@@ -309,7 +313,8 @@ def _verifier(spec: Spec) -> deb_index.Verify:
 
 
 def _index_config(spec: Spec) -> py.IndexConfig:
-    """The spec's package index if it names one, else pip's configuration on this host."""
+    """The spec's package index if it names one, else pip's configuration on this host
+    (its indexes and its constraint files: a spec that names its index reads neither)."""
     if spec.python_index.index_url or spec.python_index.extra_index_urls:
         return py.IndexConfig(
             index_url=spec.python_index.index_url,

@@ -4,7 +4,8 @@ The target (Python version, glibc, CPU) is the Debian system the Nix build runs 
 the host running reproflake, so uv resolves for an explicit ``--python-version`` and
 ``--python-platform`` and only binary distributions are allowed: reproflake installs wheels
 and never builds from source. Package indexes come from pip's configuration (or the user's
-spec); none is written into this module.
+spec); none is written into this module. pip's constraint files (``constraint =``,
+``PIP_CONSTRAINT``) narrow the resolution as they narrow ``pip install``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ else:  # pragma: no cover - the package still declares Python 3.10 support
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """Where packages come from. ``index_url=None`` means uv's own default index."""
+    """Where packages come from, and the constraint files that narrow which versions may
+    be chosen. ``index_url=None`` means uv's own default index."""
 
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
 
 
 # pip's site-wide file besides those under $XDG_CONFIG_DIRS, and the one of the running
@@ -48,13 +51,14 @@ class IndexConfig:
 _ETC_PIP_CONF = Path("/etc/pip.conf")
 _SITE_PIP_CONF = Path(sys.prefix) / "pip.conf"
 
-# The pip options that say where packages come from. extra-index-url and find-links may be
-# given several times; pip splits their configured values on whitespace.
-_INDEX_OPTIONS = ("index-url", "extra-index-url", "find-links")
+# The pip options that say where packages come from and which versions are allowed.
+# extra-index-url, find-links and constraint may be given several times; pip splits their
+# configured values on whitespace.
+_INDEX_OPTIONS = ("index-url", "extra-index-url", "find-links", "constraint")
 
 
 def index_from_pip_config(env: Mapping[str, str] | None = None) -> IndexConfig:
-    """Read the index settings `pip install` would use, without importing pip.
+    """Read the index and constraint settings `pip install` would use, without importing pip.
 
     Mirrors pip's precedence: files are merged per ``section.key`` (later files win), then
     ``[global]`` is applied, then ``[install]``, then ``PIP_*`` environment variables.
@@ -73,6 +77,7 @@ def index_from_pip_config(env: Mapping[str, str] | None = None) -> IndexConfig:
         index_url=index_url,
         extra_index_urls=tuple(options.get("extra-index-url", "").split()),
         find_links=tuple(options.get("find-links", "").split()),
+        constraints=tuple(options.get("constraint", "").split()),
     )
 
 
@@ -113,7 +118,8 @@ def _read_pip_config_file(path: Path) -> dict[str, str]:
 
 
 def _pip_env_options(env: Mapping[str, str]) -> dict[str, str]:
-    """Index options from ``PIP_*`` variables (``PIP_EXTRA_INDEX_URL`` -> extra-index-url)."""
+    """Index and constraint options from ``PIP_*`` variables (``PIP_EXTRA_INDEX_URL`` ->
+    extra-index-url, ``PIP_CONSTRAINT`` -> constraint)."""
     options = {}
     for name, value in env.items():
         if name.startswith("PIP_") and _pip_key(name[4:]) in _INDEX_OPTIONS:
@@ -327,6 +333,9 @@ def _uv_compile_args(
         args += ["--extra-index-url", _absolute_location(url)]
     for link in index.find_links:
         args += ["--find-links", _absolute_location(link)]
+    # uv reads constraint files as pip does (a file or a URL, `-c` lines inside followed).
+    for constraint in index.constraints:
+        args += ["--constraint", _absolute_location(constraint)]
     return args
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -61,6 +62,33 @@ def test_vary_chooses_what_changes(tmp_path: Path) -> None:
     assert "probe: reproducible" in plain.stdout
 
 
+def test_json_gives_a_verdict_per_step_environment_and_seed(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    run = reproflake("verify", "--json", "--vary", "umask", "probe", cwd=root, check=False)
+    assert run.returncode == 1, run.output
+    doc = json.loads(run.stdout)  # the whole of stdout is one document
+    probe = doc["steps"]["probe"]
+    assert probe["verdict"] == "different"
+    assert probe["files"] == [
+        {"path": "results/probe/umask.txt", "verdict": "different", "detail": ""}
+    ]
+    assert probe["first"] == os.readlink(root / "results/probe")
+    assert probe["second"].startswith("/nix/store/") and probe["second"] != probe["first"]
+    assert doc["environments"] == {"base": {"verdict": "identical", "log_tail": []}}
+    assert doc["seed"] == {"verdict": "identical", "log_tail": []}
+    assert doc["varied"] == ["umask"]
+    assert doc["summary"] == {
+        "identical": 2, "different": 1, "within-tolerance": 0, "could-not-verify": 0,
+    }  # fmt: skip
+    same = reproflake("verify", "--json", "--vary", "none", "probe", cwd=root)
+    assert json.loads(same.stdout)["steps"]["probe"]["verdict"] == "identical"
+    # An error is a document too, on stdout, with the exit code.
+    unknown = reproflake("verify", "--json", "nosuchstep", cwd=root, check=False)
+    assert unknown.returncode == 2
+    error = json.loads(unknown.stdout)
+    assert error["exit_code"] == 2 and "nosuchstep" in error["error"]
+
+
 def test_declared_unreproducible_and_tolerance_are_reported_not_ignored(tmp_path: Path) -> None:
     root = tmp_path / "tol"
     reproflake("init", "--template", "minimal", str(root), cwd=tmp_path)
@@ -79,6 +107,20 @@ def test_declared_unreproducible_and_tolerance_are_reported_not_ignored(tmp_path
     assert "tol: within tolerance" in run.stdout
     assert "declared unreproducible: results/tol/report.html" in run.stdout
     assert "within tolerance: results/tol/m.csv (largest difference 2e-09 <= 1e-06)" in run.stdout
+    doc = json.loads(reproflake("verify", "--json", "tol", cwd=root).stdout)
+    assert doc["steps"]["tol"]["verdict"] == "within-tolerance"
+    assert doc["steps"]["tol"]["files"] == [
+        {
+            "path": "results/tol/m.csv",
+            "verdict": "within-tolerance",
+            "detail": "largest difference 2e-09 <= 1e-06",
+        },
+        {
+            "path": "results/tol/report.html",
+            "verdict": "declared-unreproducible",
+            "detail": "declared in the spec's unreproducible",
+        },
+    ]
     # Tighter than the difference: a failure that names the file.
     text = (root / "reproflake.toml").read_text().replace("1e-6", "1e-12")
     (root / "reproflake.toml").write_text(text)

@@ -113,8 +113,8 @@ def test_render_with_the_library_from_an_input(make_lock: Callable[[spec.Spec], 
     # No vendored library, and flake.lock is Nix's: it pins the input. The image writer
     # is vendored either way (the project pins it by content).
     writer = sorted(f".reproflake/image/reproflake/{n}" for n in nixgen.WRITER_FILES)
-    assert sorted(files) == [".reproflake/build.json", *writer, ".reproflake/seed/busybox",
-                             "flake.nix"]  # fmt: skip
+    assert sorted(files) == [".reproflake/build.json", *writer, nixgen.SCHEMA_FILE,
+                             ".reproflake/seed/busybox", "flake.nix"]  # fmt: skip
     plain = parse()
     vendored = nixgen.render(plain, make_lock(plain), nixgen.Facts({}, frozenset()), b"seed")
     assert files[".reproflake/build.json"] == vendored[".reproflake/build.json"]

@@ -137,6 +137,7 @@ def test_render_lists_every_generated_file(project: tuple[spec.Spec, Lock]) -> N
             "flake.lock",
             ".reproflake/build.json",
             ".reproflake/seed/busybox",
+            nixgen.SCHEMA_FILE,
             *(f".reproflake/lib/{name}" for name in nixgen.LIB_FILES),
             *(f".reproflake/image/reproflake/{name}" for name in nixgen.WRITER_FILES),
         ]

@@ -5,6 +5,7 @@ The resolution tests at the end use the host's pip configuration and may need th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import zipfile
 from datetime import datetime, timezone
@@ -46,7 +47,7 @@ def test_no_configuration_means_uv_default(pip_env: dict[str, str]) -> None:
     assert index_from_pip_config(pip_env) == IndexConfig(None, (), ())
 
 
-def test_user_file_with_multi_values_and_ignored_constraint(
+def test_user_file_with_multi_values_and_constraint(
     pip_env: dict[str, str], tmp_path: Path
 ) -> None:
     write(
@@ -62,6 +63,7 @@ def test_user_file_with_multi_values_and_ignored_constraint(
         "https://index.example/simple",
         ("file:///srv/a/simple", "https://b.example/simple", "https://c.example/simple"),
         ("/opt/wheels",),
+        ("/etc/constraints.txt",),
     )
 
 
@@ -117,12 +119,13 @@ def test_environment_variables_beat_files(pip_env: dict[str, str], tmp_path: Pat
         **pip_env,
         "PIP_INDEX_URL": "https://env.example/simple",
         "PIP_EXTRA_INDEX_URL": "https://x.example/simple https://y.example/simple",
-        "PIP_CONSTRAINT": "/ignored.txt",
+        "PIP_CONSTRAINT": "/env-a.txt /env-b.txt",
     }
     assert index_from_pip_config(env) == IndexConfig(
         "https://env.example/simple",
         ("https://x.example/simple", "https://y.example/simple"),
         ("/file",),
+        ("/env-a.txt", "/env-b.txt"),
     )
 
 
@@ -347,6 +350,28 @@ def test_local_resolution_picks_one_wheel_with_absolute_file_url(
     ]
     assert lock.platform == "x86_64-manylinux_2_36"
     assert not lock.pylock.startswith("#")
+
+
+def test_constraint_files_narrow_the_resolution(
+    local_index: IndexConfig, tmp_path: Path
+) -> None:
+    make_wheel(tmp_path / "wheels", "rf_fake", "1.0", "py3-none-any")
+    make_wheel(tmp_path / "wheels", "rf_fake", "2.0", "py3-none-any")
+    unconstrained = resolve(["rf-fake"], "3.11", "2.36", "x86_64", local_index, tmp_path / "c")
+    assert [w.version for w in unconstrained.wheels] == ["2.0"]
+    # A relative path, as in pip.conf: uv runs elsewhere, so it must be made absolute.
+    write(tmp_path / "constraints.txt", "rf-fake<2\n")
+    index = dataclasses.replace(local_index, constraints=("constraints.txt",))
+    constrained = resolve(["rf-fake"], "3.11", "2.36", "x86_64", index, tmp_path / "c")
+    assert [w.version for w in constrained.wheels] == ["1.0"]
+
+
+def test_conflicting_constraint_fails_resolution(local_index: IndexConfig, tmp_path: Path) -> None:
+    make_wheel(tmp_path / "wheels", "rf_fake", "2.0", "py3-none-any")
+    write(tmp_path / "constraints.txt", "rf-fake==1.0\n")
+    index = dataclasses.replace(local_index, constraints=(str(tmp_path / "constraints.txt"),))
+    with pytest.raises(LockError):
+        resolve(["rf-fake==2.0"], "3.11", "2.36", "x86_64", index, tmp_path / "c")
 
 
 def test_sdist_only_package_is_refused(local_index: IndexConfig, tmp_path: Path) -> None:

@@ -773,3 +773,19 @@ def test_tolerance_is_for_numeric_files_and_non_negative() -> None:
         )
     )
     assert "expected a number >= 0" in err.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("[steps.report]", '[steps."report\\n"]'),
+        ('debian = ["python3", ', 'debian = ["python3\\n", '),
+        ('"numpy==2.2.6"', '"numpy==2.2.6\\n"'),
+        ('SEED = "42"', '"SEED\\n" = "42"'),
+        ('suite = "bookworm"', 'suite = "bookworm\\n"'),
+    ],
+)
+def test_a_final_newline_does_not_slip_through_a_pattern(old: str, new: str) -> None:
+    # Python's '$' also matches before a final newline: every pattern must match whole.
+    with pytest.raises(SpecError):
+        spec.parse(edit(old, new), Path("/p/reproflake.toml"))
