@@ -26,7 +26,7 @@ Log = Callable[[str], None]
 
 REDRAWS_PER_SECOND = 10
 FETCH_EVERY = 10.0  # seconds between fetch summaries when not on a terminal
-STILL_EVERY = 30.0  # quiet seconds before saying which steps still run (not on a terminal)
+STILL_EVERY = 30.0  # seconds with no word on steps before naming those still running
 BOLD, PLAIN = "\x1b[1m", "\x1b[0m"
 CLEAR = "\r\x1b[K"  # to the line's start, erase to its end
 
@@ -111,7 +111,7 @@ class Progress:
         self._latest: Snapshot | None = None
         self._shown = ""  # the status line on screen now ("" when none)
         self._drawn_at = float("-inf")
-        self._said_at = self.started  # when a line was last printed
+        self._steps_said_at = self.started  # when a line last said what builds
         self._fetch_said: tuple[int, int] = (0, 0)
         self._fetch_said_at = self.started
 
@@ -143,7 +143,8 @@ class Progress:
         with self._lock:
             self.clear()
             self.log(line)
-            self._said_at = self.clock()
+            if not line.startswith("fetching:"):
+                self._steps_said_at = self.clock()
             self._drawn_at = float("-inf")
 
     def status(self, snapshot: Snapshot) -> None:
@@ -216,7 +217,7 @@ class Progress:
         if fetching and progress != self._fetch_said and now - self._fetch_said_at >= FETCH_EVERY:
             self._fetch_said, self._fetch_said_at = progress, now
             self.say(f"fetching: {fetched(s, self.expected_files)}")
-        if s.running and now - self._said_at >= STILL_EVERY:
+        if s.running and now - self._steps_said_at >= STILL_EVERY:
             self.say(
                 "still building: "
                 + ", ".join(
