@@ -390,7 +390,9 @@ def build(
     """Build ``steps`` of the flake in ``root``; never raises for a failing step.
 
     ``steps`` come in build order (needs first): a list too long for one command line is
-    built in several commands. ``jobs`` steps are built at once (default: one per core)."""
+    built in several commands. ``jobs`` steps are built at once (default: one per core).
+    ``on_event`` hears of steps and environments starting and ending; ``on_status`` gets
+    Nix's progress after each change and every STATUS_SECONDS."""
     require_nix()
     drvs = derivations(root, which)
     outcome = BuildOutcome(derivations={s: drvs[s] for s in steps})
@@ -412,8 +414,9 @@ def build(
         while on_status is not None and not stop_ticks.wait(STATUS_SECONDS):
             on_status(reader.snapshot())
 
+    timer = threading.Thread(target=ticker, daemon=True)
     if on_status is not None:
-        threading.Thread(target=ticker, daemon=True).start()
+        timer.start()
     failed_commands = False
     try:
         for chunk in _chunks(wanted):
@@ -429,6 +432,8 @@ def build(
                 failed_commands = True
     finally:
         stop_ticks.set()
+        if timer.is_alive():
+            timer.join()  # no status drawn after the build returns (and its line is cleared)
     if not failed_commands:
         return outcome
 

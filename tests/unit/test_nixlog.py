@@ -10,7 +10,10 @@ mirror.invalid; nothing else is changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from reproflake import executor, nixlog
 from reproflake.nixlog import Act, Activities, Count, Res
@@ -170,3 +173,35 @@ def test_reader_reports_running_steps_with_their_start() -> None:
     assert snapshots[-1].running == ()
     assert snapshots[-1].downloads == 4
     assert outcome.built == ["broken", "slow", "banner"]
+
+
+def test_build_reports_status_and_stops_reporting_when_it_returns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import time
+
+    from reproflake import _proc
+
+    drv = "/nix/store/vdzpkilc15285xphghyba0ixzi4m2jji-reproflake-step-slow.drv"
+
+    def run(argv: list[str], **_kw: object) -> _proc.Result:
+        return _proc.Result(0, json.dumps({"slow": drv}), "")
+
+    def stream(argv: list[str], on_stderr: Callable[[str], None], **_kw: object) -> _proc.Result:
+        for line in recorded():
+            on_stderr(line)
+            if "reproflake: step 'slow' finished" in line:
+                time.sleep(executor.STATUS_SECONDS * 2.5)  # Nix silent: the timer reports
+        return _proc.Result(0, json.dumps([{"drvPath": drv, "outputs": {"out": "/x"}}]), "")
+
+    monkeypatch.setattr(executor, "require_nix", lambda: "nix")
+    monkeypatch.setattr(_proc, "run", run)
+    monkeypatch.setattr(_proc, "stream", stream)
+    snapshots: list[nixlog.Snapshot] = []
+    outcome = executor.build(tmp_path, ["slow"], lambda *_: None, on_status=snapshots.append)
+    assert outcome.outputs == {"slow": "/x"}
+    timer = [s for s in snapshots if s.running and s.running[0].name == "slow"]
+    assert len(timer) >= 2  # the same moment reported again while Nix said nothing
+    seen = len(snapshots)
+    time.sleep(executor.STATUS_SECONDS * 2)
+    assert len(snapshots) == seen  # nothing after build returned
