@@ -137,13 +137,13 @@ class Progress:
                 self.failed += 1
                 self.say(f"failed {name} after {seconds:.1f}s")
 
-    def say(self, line: str) -> None:
+    def say(self, line: str, *, about_steps: bool = True) -> None:
         """A line that stays: the status line is taken away first, and comes back with
         the next snapshot (the one at hand may predate what the line says)."""
         with self._lock:
             self.clear()
             self.log(line)
-            if not line.startswith("fetching:"):
+            if about_steps:
                 self._steps_said_at = self.clock()
             self._drawn_at = float("-inf")
 
@@ -216,7 +216,7 @@ class Progress:
         fetching = s.downloading > 0 or progress[0] < (self.expected_files or 0)
         if fetching and progress != self._fetch_said and now - self._fetch_said_at >= FETCH_EVERY:
             self._fetch_said, self._fetch_said_at = progress, now
-            self.say(f"fetching: {fetched(s, self.expected_files)}")
+            self.say(f"fetching: {fetched(s, self.expected_files)}", about_steps=False)
         if s.running and now - self._steps_said_at >= STILL_EVERY:
             self.say(
                 "still building: "
