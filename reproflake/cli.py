@@ -14,16 +14,11 @@ from typing import Any
 
 import click
 
-from reproflake import __version__
+from reproflake import __version__, _term
 from reproflake.errors import ReproflakeError
 
-
-class _Settings:
-    """What the global options say; set by the group or by any subcommand (-v after the
-    subcommand works as well as before it)."""
-
-    quiet = False
-    color: bool | None = None  # None: colour on a terminal, unless NO_COLOR is set
+# What the global options say (shared with progress on the terminal).
+_Settings = _term.settings
 
 
 def _log(message: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reproflake import _proc, gpuhook
+from reproflake import _proc, gpuhook, nixlog
 from reproflake._paths import LEGACY, SYSTEM, unusable_in_flake_path
 from reproflake.errors import HashMismatchError, NixError
 
@@ -219,7 +219,12 @@ class BuildOutcome:
     machines: dict[str, str] = field(default_factory=dict)  # step → remote builder that ran it
 
 
-Event = Callable[[str, str, float], None]  # (kind, step, seconds): "start", "done", "tick"
+# (kind, name, seconds): "start", "done", "failed" (steps), "env-start", "env-done"
+# (environments), "fetch" (a pinned file's derivation starts).
+Event = Callable[[str, str, float], None]
+# Where the build stands, after every change Nix reports and twice a second meanwhile.
+Status = Callable[[nixlog.Snapshot], None]
+STATUS_SECONDS = 0.5
 
 
 def _env_of(drv: str) -> str | None:
@@ -234,77 +239,94 @@ def _step_of(drv: str) -> str | None:
 
 
 class _LogReader:
-    """Follows Nix's internal-json log: which step builds, its log lines, errors."""
+    """Follows Nix's internal-json log: which step builds, its log lines, errors, and
+    Nix's counts of what is fetched and built (:mod:`reproflake.nixlog`)."""
 
-    ACT_BUILD = 105
-    ACT_SUBSTITUTE = 108
-    RES_BUILD_LOG_LINE = 101
     END_OF_STEP = re.compile(r"^reproflake: step '([^']+)' (finished|failed)")
 
-    def __init__(self, on_event: Event, outcome: BuildOutcome) -> None:
+    def __init__(
+        self,
+        on_event: Event,
+        outcome: BuildOutcome,
+        on_status: Status | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.on_event = on_event
+        self.on_status = on_status
+        self.clock = clock
         self.outcome = outcome
         self.active: dict[int, tuple[str | None, str, float]] = {}
+        self.running: dict[int, nixlog.Running] = {}  # activity id → step or environment
+        self.acts = nixlog.Activities()
         self.logs: dict[str, list[str]] = {}
         self.lock = threading.Lock()
 
     def feed(self, line: str) -> None:
-        if not line.startswith("@nix "):
-            if line.strip():
+        msg = nixlog.parse(line)
+        if msg is None:
+            if not line.startswith("@nix ") and line.strip():
                 self.outcome.errors.append(line.rstrip())
             return
-        try:
-            msg = json.loads(line[5:])
-        except ValueError:
-            return
+        with self.lock:
+            changed = self.acts.feed(msg)
         action = msg.get("action")
-        if action == "start" and msg.get("type") == self.ACT_SUBSTITUTE:
-            self.outcome.substituted.add(str((msg.get("fields") or [""])[0]))
-        elif action == "start" and msg.get("type") == self.ACT_BUILD:
-            fields = msg.get("fields") or [""]
-            drv = fields[0]
+        ident = msg.get("id", -1)
+        fields = msg.get("fields") or [""]
+        if action == "start" and msg.get("type") == nixlog.Act.SUBSTITUTE:
+            self.outcome.substituted.add(str(fields[0]))
+        elif action == "start" and msg.get("type") == nixlog.Act.BUILD:
+            drv = str(fields[0])
             step = _step_of(drv)
+            now = self.clock()
             with self.lock:
-                self.active[msg["id"]] = (step, drv, time.monotonic())
+                self.active[ident] = (step, drv, now)
             if step is not None:
                 self.outcome.drvs[step] = drv
                 # On a remote builder, Nix reports the build twice: once naming the
                 # machine (fields: drv, machine, ...), once as the builder's own Nix runs it.
                 if len(fields) > 1 and fields[1]:
                     self.outcome.machines[step] = str(fields[1])
-                if step in self.outcome.built:
-                    return
-                self.outcome.built.append(step)
-                self.on_event("start", step, 0.0)
+                if step not in self.outcome.built:  # the machine's report came first
+                    self.outcome.built.append(step)
+                    with self.lock:
+                        self.running[ident] = nixlog.Running("step", step, now)
+                    self.on_event("start", step, 0.0)
             elif (env := _env_of(drv)) is not None:
+                with self.lock:
+                    self.running[ident] = nixlog.Running("environment", env, now)
                 self.on_event("env-start", env, 0.0)
             elif _drv_name(drv) not in HELPERS:
                 self.on_event("fetch", _drv_name(drv), 0.0)
-        elif action == "stop" and msg.get("id") in self.active:
+        elif action == "stop" and ident in self.active:
             # Nix stops a content-addressed step's activity only when its dependents are
             # done too; a step's own end is the last line of its log (below).
             with self.lock:
-                step, _drv, started = self.active.pop(msg["id"])
+                step, _drv, started = self.active.pop(ident)
+                self.running.pop(ident, None)
             if step is None and (env := _env_of(_drv)) is not None:
-                self.on_event("env-done", env, time.monotonic() - started)
-        elif action == "result" and msg.get("type") == self.RES_BUILD_LOG_LINE:
-            entry = self.active.get(msg.get("id", -1))
+                self.on_event("env-done", env, self.clock() - started)
+        elif action == "result" and msg.get("type") == nixlog.Res.BUILD_LOG_LINE:
+            entry = self.active.get(ident)
             if entry is not None:
-                line = str((msg.get("fields") or [""])[0])
-                self.logs.setdefault(entry[1], []).append(line)
-                m = self.END_OF_STEP.match(line)
+                text = str(fields[0])
+                self.logs.setdefault(entry[1], []).append(text)
+                m = self.END_OF_STEP.match(text)
                 if m and entry[0] == m.group(1):
                     with self.lock:
-                        self.active[msg["id"]] = (None, entry[1], entry[2])  # no more ticks
+                        self.active[ident] = (None, entry[1], entry[2])
+                        self.running.pop(ident, None)
+                        changed = True
                     kind = "done" if m.group(2) == "finished" else "failed"
-                    self.on_event(kind, m.group(1), time.monotonic() - entry[2])
+                    self.on_event(kind, m.group(1), self.clock() - entry[2])
         elif action == "msg" and msg.get("level", 9) <= 0:
             self.outcome.errors.append(_strip_ansi(str(msg.get("msg", ""))))
+        if changed and self.on_status is not None:
+            self.on_status(self.snapshot())
 
-    def ticks(self) -> list[tuple[str, float]]:
-        now = time.monotonic()
+    def snapshot(self) -> nixlog.Snapshot:
         with self.lock:
-            return [(s, now - t) for s, _d, t in self.active.values() if s is not None]
+            running = tuple(sorted(self.running.values(), key=lambda r: (r.started, r.name)))
+            return nixlog.Snapshot.of(self.acts, running)
 
 
 def _strip_ansi(text: str) -> str:
@@ -372,6 +394,7 @@ def build(
     steps: Sequence[str],
     on_event: Event,
     *,
+    on_status: Status | None = None,
     which: str = STEPS,
     labels: Mapping[str, str] | None = None,
     features: Iterable[str] = (),
@@ -383,11 +406,13 @@ def build(
     """Build ``steps`` of the flake in ``root``; never raises for a failing step.
 
     ``steps`` come in build order (needs first): a list too long for one command line is
-    built in several commands. ``jobs`` steps are built at once (default: one per core)."""
+    built in several commands. ``jobs`` steps are built at once (default: one per core).
+    ``on_event`` hears of steps and environments starting and ending; ``on_status`` gets
+    Nix's progress after each change and every STATUS_SECONDS."""
     require_nix()
     drvs = derivations(root, which)
     outcome = BuildOutcome(derivations={s: drvs[s] for s in steps})
-    reader = _LogReader(on_event, outcome)
+    reader = _LogReader(on_event, outcome, on_status)
     extra = sorted(set(features))
     # Substitute only (`reproflake pull`): no local job slot and no builders, so Nix can
     # only take what the caches have.
@@ -405,11 +430,13 @@ def build(
     stop_ticks = threading.Event()
 
     def ticker() -> None:
-        while not stop_ticks.wait(1.0):
-            for step, seconds in reader.ticks():
-                on_event("tick", step, seconds)
+        # Nix says nothing while a step runs quietly: the clock still moves on.
+        while on_status is not None and not stop_ticks.wait(STATUS_SECONDS):
+            on_status(reader.snapshot())
 
-    threading.Thread(target=ticker, daemon=True).start()
+    timer = threading.Thread(target=ticker, daemon=True)
+    if on_status is not None:
+        timer.start()
     failed_commands = False
     try:
         for chunk in _chunks(wanted):
@@ -425,6 +452,8 @@ def build(
                 failed_commands = True
     finally:
         stop_ticks.set()
+        if timer.is_alive():
+            timer.join()  # no status drawn after the build returns (and its line is cleared)
     if not failed_commands:
         return outcome
 

@@ -1,13 +1,15 @@
 """What the commands that build steps share: choosing the steps, the hardware gate,
-progress lines and the results/ links (build, verify, release, pull, push, plan)."""
+progress (commands/_progress.py) and the results/ links (build, verify, release, pull, push, plan)."""
 
 from __future__ import annotations
 
-import sys
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from reproflake import executor, hardware
+from reproflake.commands._progress import Progress as Progress  # shared by the building commands
 from reproflake.commands._project import Log, Project, check_steps
 from reproflake.errors import HardwareError
 from reproflake.fsutil import symlink_atomic
@@ -21,42 +23,39 @@ def select(p: Project, steps: Sequence[str]) -> list[str]:
     return list(steps) if steps else p.graph.order()
 
 
-class Progress:
-    """One line per step start and end; on a terminal, a live timer for running steps."""
+def build_steps(
+    root: Path, steps: Sequence[str], log: Log, **options: Any
+) -> executor.BuildOutcome:
+    """:func:`executor.build` with progress on standard error, its status line taken away
+    after (also when the build raises)."""
+    progress = Progress(log)
+    try:
+        return executor.build(root, steps, progress, on_status=progress.status, **options)
+    finally:
+        progress.clear()
 
-    def __init__(self, log: Log) -> None:
-        self.seconds: dict[str, float] = {}
-        self.log = log
-        self.tty = sys.stderr.isatty()
-        self.fetched = 0
 
-    def __call__(self, kind: str, step: str, seconds: float) -> None:
-        if kind in ("done", "failed"):
-            self.seconds[step] = round(seconds, 3)
-        if kind == "fetch":
-            if self.fetched == 0:
-                self.log("fetching pinned packages and inputs …")
-            self.fetched += 1
-        elif kind == "env-start":
-            self.log(f"assembling environment {step} …")
-        elif kind == "env-done":
-            self._clear()
-            self.log(f"assembled environment {step} in {seconds:.1f}s")
-        elif kind == "start":
-            self.log(f"building {step} …")
-        elif kind == "done":
-            self._clear()
-            self.log(f"finished {step} in {seconds:.1f}s")
-        elif kind == "failed":
-            self._clear()
-            self.log(f"failed {step} after {seconds:.1f}s")
-        elif kind == "tick" and self.tty:
-            sys.stderr.write(f"\r  {step}: building for {seconds:.0f}s\x1b[K")
-            sys.stderr.flush()
-
-    def _clear(self) -> None:
-        if self.tty:
-            sys.stderr.write("\r\x1b[K")
+def files_to_fetch(p: Project, steps: Sequence[str]) -> int:
+    """How many pinned files (packages, wheels, URL inputs) these steps need that the store
+    lacks: what "3/68 files" counts toward. One store query; nothing is evaluated."""
+    envs = {p.spec.steps[s].env for s in steps}
+    debs = {k for e in envs for k in p.lock.environments[e].debs}
+    wheels = {k for e in envs for k in p.lock.environments[e].wheels}
+    inputs = {i for s in steps for i in p.spec.steps[s].inputs}
+    data = p.data
+    pinned = [
+        *((k, v["sha256"]) for k, v in data["debs"].items() if k in debs),
+        *((k, v["sha256"]) for k, v in data["wheels"].items() if k in wheels),
+        *((f["storeName"], f["sha256"]) for name, entry in data["inputs"].items()
+          if name in inputs for f in entry["files"] if f["kind"] == "url"),
+    ]  # fmt: skip
+    paths = [
+        executor.fixed_path(
+            "sha256-" + base64.b64encode(bytes.fromhex(sha256)).decode(), name, recursive=False
+        )
+        for name, sha256 in pinned
+    ]
+    return len(executor.invalid_paths(paths)) if paths else 0
 
 
 def hardware_features(

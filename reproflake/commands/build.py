@@ -21,6 +21,7 @@ from reproflake.commands._project import (
 from reproflake.commands._steps import (
     RESULTS,
     Progress,
+    files_to_fetch,
     hardware_features,
     link_results,
     select,
@@ -35,6 +36,7 @@ from reproflake.fingerprint import (
 )
 from reproflake.fsutil import write_atomic
 from reproflake.hardware import HostProfile
+from reproflake.remote import Remote
 
 JSON_STATUSES = ("built", "fetched", "already-built", "failed", "not-built")
 
@@ -86,6 +88,33 @@ def record(p: Project, own: dict[str, Components], outputs: dict[str, str]) -> N
     state.save(p.root, built, environments)
 
 
+def _build(
+    p: Project,
+    order: Sequence[str],
+    progress: Progress,
+    remote: Remote,
+    features: Sequence[str],
+    jobs: int | None,
+    keep_going: bool,
+    log: Log,
+) -> executor.BuildOutcome:
+    """Nix builds the steps; what a cache offered unsigned is built here instead."""
+    outcome = executor.build(
+        p.root, order, progress, on_status=progress.status, labels=labels(p),
+        features=features, jobs=jobs, keep_going=keep_going,
+    )  # fmt: skip
+    if _remote.refuse_unsigned(remote, outcome, order, log):
+        # Built here instead, with no cache: what the cache offered is not used again.
+        executor.configure_remote(builders=remote.builders_setting())
+        again = executor.build(
+            p.root, order, progress, on_status=progress.status, labels=labels(p),
+            features=features, jobs=jobs,
+        )  # fmt: skip
+        again.substituted |= outcome.substituted
+        outcome = again
+    return outcome
+
+
 def run(
     start: Path,
     steps: Sequence[str],
@@ -107,34 +136,19 @@ def run(
     for what in added:
         log(f"added {what} to the Nix store")
     progress = Progress(log)
+    progress.expected_files = files_to_fetch(p, order)
     remote = _remote.setup(p, log)
     features, host = hardware_features(p, order, remote.offers())
     own = {s: own_components(p.spec, p.lock, p.facts, s) for s in order}
     before = snapshot(p, order)
-    outcome = executor.build(
-        p.root,
-        order,
-        progress,
-        labels=labels(p),
-        features=features,
-        jobs=jobs,
-        keep_going=keep_going,
-    )
-    refused = _remote.refuse_unsigned(remote, outcome, order, log)
-    if refused:
-        # Built here instead, with no cache: what the cache offered is not used again.
-        executor.configure_remote(builders=remote.builders_setting())
-        again = executor.build(
-            p.root, order, progress, labels=labels(p), features=features, jobs=jobs
-        )
-        again.substituted |= outcome.substituted
-        outcome = again
+    try:
+        outcome = _build(p, order, progress, remote, features, jobs, keep_going, log)
+    except BaseException:
+        progress.clear()  # an error (or Ctrl-C) is not written after the status line
+        raise
     record(p, own, outcome.outputs)
     state.remember_built(p.root, outcome.drvs)
-    if progress.fetched:
-        log(f"fetched {progress.fetched} pinned file(s)")
     provenance(p, host, outcome)
-    progress._clear()
     link_results(p, outcome.outputs)
 
     # Every step involved counts: the requested ones and the steps they need.
@@ -149,6 +163,7 @@ def run(
     already = [
         s for s in order if s in outcome.outputs and s not in outcome.built and s not in fetched
     ]
+    progress.finish(len(built))
     human = out
     if as_json:
         out = lambda _line: None  # noqa: E731 - the JSON document below says it all

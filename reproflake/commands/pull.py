@@ -8,7 +8,7 @@ from pathlib import Path
 from reproflake import executor
 from reproflake.commands import _remote
 from reproflake.commands._project import Log, generate, load_project
-from reproflake.commands._steps import RESULTS, Progress, link_results, select
+from reproflake.commands._steps import RESULTS, build_steps, link_results, select
 from reproflake.errors import BuildError, UsageError
 
 
@@ -29,7 +29,7 @@ def run(start: Path, steps: Sequence[str], *, log: Log, out: Log) -> int:
             f"no cache answers: could not get {', '.join(order)}",
             hint="check the cache (or the network) and try again, or `reproflake build`",
         )
-    outcome = executor.build(p.root, order, Progress(log), substitute_only=True)
+    outcome = build_steps(p.root, order, log, substitute_only=True)
     _remote.refuse_unsigned(r, outcome, order, log)
     got = {s: outcome.outputs[s] for s in order if s in outcome.outputs}
     link_results(p, got)

@@ -28,7 +28,7 @@ from reproflake.commands._project import (
     seed_bytes,
     store_items,
 )
-from reproflake.commands._steps import Progress, hardware_features
+from reproflake.commands._steps import build_steps, hardware_features
 from reproflake.errors import BuildError, UsageError
 from reproflake.lock.model import LOCK_FILE
 from reproflake.spec import SPEC_FILE
@@ -124,7 +124,7 @@ def _build(p: Project, log: Log) -> dict[str, str]:
     order = p.graph.order()
     executor.ensure_in_store(store_items(p, order, seed=True))
     features, _host = hardware_features(p, order)
-    outcome = executor.build(p.root, order, Progress(log), labels=labels(p), features=features)
+    outcome = build_steps(p.root, order, log, labels=labels(p), features=features)
     missing = sorted(outcome.failed) or [s for s in order if s not in outcome.outputs]
     if missing:
         raise BuildError(

@@ -28,7 +28,7 @@ from reproflake.commands._project import (
     load_project,
     store_items,
 )
-from reproflake.commands._steps import Progress, hardware_features, link_results, select
+from reproflake.commands._steps import build_steps, hardware_features, link_results, select
 from reproflake.errors import BuildError
 
 # What the varied rebuild changes (nix/step.sh applies each inside the sandbox).
@@ -115,9 +115,7 @@ def run(
     needed = sorted(p.graph.upstream(wanted))
     executor.ensure_in_store(store_items(p, needed, seed=True))
     features, _host = hardware_features(p, needed)
-    first = executor.build(
-        p.root, wanted, Progress(log), labels=labels(p), features=features, jobs=jobs
-    )
+    first = build_steps(p.root, wanted, log, labels=labels(p), features=features, jobs=jobs)
     if first.failed:
         raise BuildError(
             f"cannot verify: step(s) failed to build: {', '.join(sorted(first.failed))}"
@@ -132,10 +130,10 @@ def run(
     )
     for what, why in sorted(report.not_varied.items()):
         out(f"  not varied: {what}: {why}")
-    second = executor.build(
+    second = build_steps(
         p.root,
         wanted,
-        Progress(log),
+        log,
         which=f"{executor.VERIFY_VARIED}.{variation_set(vary)}",
         features=features,
         jobs=jobs,
