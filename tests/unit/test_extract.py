@@ -270,6 +270,6 @@ def test_damaged_and_foreign_files(place: Path) -> None:
     with pytest.raises(ArchiveError, match="cannot"):
         extract.extract(cut, place / "dest")
     (place / "foreign.zip").write_bytes(b"PK\x03\x04" + bytes(600))
-    with pytest.raises(ArchiveError, match="not a tar.zst, tar.gz or tar archive"):
+    with pytest.raises(ArchiveError, match=r"not a tar\.zst, tar\.gz or tar archive"):
         extract.extract(place / "foreign.zip", place / "dest")
     assert not (place / "dest").exists()
