@@ -1,8 +1,8 @@
 """`reproflake reproduce`: a release archive extracted safely, rebuilt, compared.
 
 Stages: the archive extracted (every entry checked first: artifacts/extract.py) → its
-records read (SHA256SUMS, provenance.json) → its signature checked, when it has one or
-one is required → the extracted files against SHA256SUMS and the provenance subjects →
+signature checked, when it has one or one is required (a bad one stops here) → its
+records read (SHA256SUMS, provenance.json) → the extracted files against SHA256SUMS and the provenance subjects →
 every step built from the release's own flake (a vendored release needs no network) →
 each output, file by file, against the recorded hashes → a verdict table. Exit 0 only
 when everything is identical.
@@ -64,12 +64,12 @@ def run(
     top = got.top
     files = sum(1 for m in got.members.values() if m.kind == "file")
     out(f"extracted {archive} into {top} ({files} files, every entry checked)")
-    rec = recorded.read(top)
-    out(f"release of {rec.project} at commit {rec.commit}")
-    failures: list[str] = []
-    failures += _signature(top, out, allowed_signers, public_key)
+    # The signature first: it is over SHA256SUMS' bytes, whatever they say.
+    failures = _signature(top, out, allowed_signers, public_key)
     if failures:  # nothing in it can be trusted: do not go on to build it
         raise BuildError(failures[0], hint="get the release again from its author")
+    rec = recorded.read(top)
+    out(f"release of {rec.project} at commit {rec.commit}")
     problems = recorded.check_files(rec, got.members)
     if problems:
         out(f"{SUMS}: {len(problems)} problem(s) with the files as extracted:")
