@@ -68,7 +68,9 @@ def run(
             hint="rename the tracked file that collides with reproflake's own "
             "(results/, vendor/, SHA256SUMS, provenance.json)",
         )
-    items.append(rel.memory(rel.README, rel.readme(p.spec.name, p.graph.order(), vendor)))
+    items.append(
+        rel.memory(rel.README, rel.readme(p.spec.name, p.graph.order(), vendor, sign is not None))
+    )
     items.append(
         rel.memory(rel.PROVENANCE, rel.statement(_provenance(p, rev, commit, outputs), items))
     )

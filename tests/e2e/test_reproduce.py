@@ -57,6 +57,7 @@ def test_reproduce_offline_matches_every_hash(signed: tuple[Path, Path], tmp_pat
         assert any(line.split()[:2] == [step, "identical"] for line in out.splitlines()), out
     assert "reproduced 3 step(s) bit for bit" in out
     (top,) = (tmp_path / "elsewhere").iterdir()
+    assert "ssh-keygen -Y verify" in (top / "README.release.md").read_text()
     # Anyone checks the signature with OpenSSH alone, as docs/commands.md says.
     allowed = tmp_path / "allowed_signers"
     allowed.write_text(f"rel {Path(f'{key}.pub').read_text()}")
