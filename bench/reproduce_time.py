@@ -55,29 +55,42 @@ def main() -> None:
         subprocess.run(["git", "init", "-q"], cwd=root, check=False, capture_output=True)
         subprocess.run(["git", "add", "-A"], cwd=root, check=True)
         subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
-        archive = base / "r.tar.zst"
-        subprocess.run([*rf, "release", "--vendor", "-o", str(archive)], cwd=root, check=True,
-                       capture_output=True)  # fmt: skip
         plan = subprocess.run(
             [*rf, "plan", "--json"], cwd=root, check=True, capture_output=True, text=True
         )
         names = [s["step"] for s in json.loads(plan.stdout)]
         attrs = " ".join(f".#{n}" for n in names)
-        peer = (f"tar -xf {archive} && cd */ && sha256sum -c --quiet SHA256SUMS && "
-                f"unshare -n {shlex.join(NIX)} "
-                f"build {attrs} --no-link")  # fmt: skip
+        sources = subprocess.run(["git", "ls-files", "*.py"], cwd=root, check=True,
+                                 capture_output=True, text=True).stdout.split()  # fmt: skip
+
+        def salted(label: str) -> Path:
+            """A release whose steps no store has built: a salt comment in every source."""
+            for name in sources:
+                with (root / name).open("a") as f:
+                    f.write(f"# bench salt {label} {time.time_ns()}\n")
+            subprocess.run([*git, "commit", "-qam", label], cwd=root, check=True)
+            out = base / f"{label}.tar.zst"
+            subprocess.run([*rf, "release", "--vendor", "-o", str(out)], cwd=root, check=True,
+                           capture_output=True)  # fmt: skip
+            return out
+
         a: list[float] = []
         b: list[float] = []
         notes = []
         for i in range(args.runs + 1):
-            d = base / f"a{i}"
+            archive = salted(f"a{i}")
             seconds, out = timed(
-                ["unshare", "-n", *rf, "reproduce", str(archive), "--dir", str(d)], base
+                ["unshare", "-n", *rf, "reproduce", str(archive), "--dir", str(base / f"a{i}")],
+                base,
             )
             a.append(seconds)
             if i == 0:
                 notes.append("environment assembled" if "assembled environment" in out else
                              "environment found in the store")  # fmt: skip
+            assert out.count("(rebuilt)") == len(names), out  # every step really ran
+            peer_archive = salted(f"b{i}")
+            peer = (f"tar -xf {peer_archive} && cd */ && sha256sum -c --quiet SHA256SUMS && "
+                    f"unshare -n {shlex.join(NIX)} build {attrs} --no-link")  # fmt: skip
             d = base / f"b{i}"
             d.mkdir()
             b.append(timed(peer, d)[0])
@@ -85,7 +98,7 @@ def main() -> None:
         vendored = sum(p.stat().st_size for p in (top / "vendor").iterdir())
         tree = sum(p.stat().st_size for p in top.rglob("*") if p.is_file())
         ma, mb = statistics.median(a[1:]), statistics.median(b[1:])
-        size = archive.stat().st_size
+        size = (base / "a0.tar.zst").stat().st_size
         print(f"template {args.template}: steps {', '.join(names)}; tree {tree / 1e6:.1f} MB, "
               f"{vendored / 1e6:.1f} MB vendored")  # fmt: skip
         print(f"first run: reproduce {a[0]:.2f} s ({notes[0]}), peer {b[0]:.2f} s")

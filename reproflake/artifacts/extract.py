@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import posixpath
 import shutil
 import stat
 import tarfile
@@ -277,12 +276,25 @@ class _Writer:
         self.members[rel] = Member("file", digest.hexdigest(), written, executable=executable)
 
     def _symlink(self, info: tarfile.TarInfo, name: str, rel: str, path: Path) -> None:
+        """A link whose target climbs only at its start ('../../x/y'), and no higher than the
+        top directory. Its own directory is a real one (nothing is written through a link),
+        so the climb is what the kernel does too; the names after it only descend, into
+        directories or into links that themselves stay inside: so does every link, in
+        whatever order the archive makes them. ('x/../y' is refused: were x a link, '..'
+        would leave from where x points, not from here.)"""
         target = info.linkname
+        outside = f"is a symbolic link to {target!r}, outside the archive"
         if not target or target.startswith("/") or "\0" in target:
-            raise _refuse(info, f"is a symbolic link to {target!r}, outside the archive")
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-        if resolved != self.top and not resolved.startswith(self.top + "/"):
-            raise _refuse(info, f"is a symbolic link to {target!r}, outside the archive")
+            raise _refuse(info, outside)
+        parts = [p for p in target.split("/") if p not in ("", ".")]
+        ups = 0
+        while ups < len(parts) and parts[ups] == "..":
+            ups += 1
+        if ".." in parts[ups:]:
+            raise _refuse(info, f"is a symbolic link to {target!r}: '..' must come first in it")
+        # The link's directories, the top one included: it may climb to the top, no higher.
+        if ups > name.count("/") - 1:
+            raise _refuse(info, outside)
         os.symlink(target, path)
         self.members[rel] = Member("symlink", target=target)
 

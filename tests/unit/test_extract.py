@@ -162,6 +162,38 @@ def test_a_file_through_an_inner_symlink(place: Path) -> None:
     _refused(place, archive, "written through the symbolic link top/in")
 
 
+@pytest.mark.parametrize("target", ["..", "../..", "sub/../../.."])
+def test_symlinks_climbing_out_in_any_form(place: Path, target: str) -> None:
+    archive = _archive(
+        place / "a.tar.zst",
+        lambda t: t.addfile(_info("top/sub", tarfile.DIRTYPE)),
+        lambda t: t.addfile(_info("top/esc", tarfile.SYMTYPE, linkname=target)),
+    )
+    _refused(place, archive, f"symbolic link to {target!r}")
+
+
+def test_a_link_made_later_cannot_turn_an_earlier_one_outwards(place: Path) -> None:
+    """'b/..' looks like the top itself, but with b a link to '.' it is the top's parent:
+    '..' after a name is refused, whatever comes later in the archive."""
+    archive = _archive(
+        place / "a.tar.zst",
+        lambda t: t.addfile(_info("top/a", tarfile.SYMTYPE, linkname="b/../../outside")),
+        lambda t: t.addfile(_info("top/b", tarfile.SYMTYPE, linkname=".")),
+    )
+    _refused(place, archive, "'..' must come first")
+
+
+def test_links_that_stay_inside(place: Path) -> None:
+    archive = _archive(
+        place / "a.tar.zst",
+        lambda t: t.addfile(_info("top/d/e", tarfile.DIRTYPE)),
+        lambda t: t.addfile(_info("top/d/e/up", tarfile.SYMTYPE, linkname="../../")),
+        lambda t: t.addfile(_info("top/d/e/side", tarfile.SYMTYPE, linkname="./../e/./up")),
+    )
+    got = extract.extract(archive, place / "dest")
+    assert (got.top / "d/e/up").resolve() == got.top.resolve()
+
+
 def test_hard_link_to_etc_passwd(place: Path) -> None:
     archive = _archive(
         place / "a.tar.zst",
