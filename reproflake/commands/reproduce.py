@@ -237,6 +237,12 @@ def _table(verdicts: list[StepVerdict], top: Path, rec: recorded.Recorded, out: 
                 and (archived.exists() or archived.is_symlink())
             ):
                 rebuilt = Path(v.path) / f.path if f.path else Path(v.path)
+                if compare.same_bytes(rebuilt, archived):
+                    out(
+                        "      the rebuilt file is the archived copy's bytes: the recorded sha256 is what differs"
+                    )
+                    continue
+                out("      rebuilt (first) against the archived copy (second):")
                 for line in compare.explain(rebuilt, archived):
                     out(f"      {line}")
         for line in v.log[-10:]:

@@ -3,6 +3,7 @@ another directory with no network, every hash matched; tampered copies caught an
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -128,6 +129,35 @@ def test_a_changed_sums_line_is_named(signed: tuple[Path, Path], tmp_path: Path)
     assert "provenance.json: subject results/fit/model.json has sha256" in out
     # The rebuilt file matches the provenance, not the forged line: the step is different.
     assert any(line.split()[:2] == ["fit", "different"] for line in out.splitlines()), out
+
+
+def test_a_consistently_forged_output_differs_from_its_rebuild(
+    signed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One output byte changed, and SHA256SUMS and the provenance changed to match (the
+    signature dropped): only the rebuild can tell, and its table shows where."""
+    archive, _key = signed
+    name = "results/report/report.json"
+    original: dict[str, bytes] = {}
+    _tampered(archive, tmp_path / "read.tar", lambda p, d: original.setdefault(p, d))
+    forged = _flip(original[name])
+    old, new = hashlib.sha256(original[name]).hexdigest(), hashlib.sha256(forged).hexdigest()
+    prov = original["provenance.json"].replace(old.encode(), new.encode())
+    sums = original["SHA256SUMS"].replace(old.encode(), new.encode())
+    sums = sums.replace(hashlib.sha256(original["provenance.json"]).hexdigest().encode(),
+                        hashlib.sha256(prov).hexdigest().encode())  # fmt: skip
+    edits = {name: forged, "provenance.json": prov, "SHA256SUMS": sums}
+
+    def edit(path: str, data: bytes) -> bytes | None:
+        return None if path == "SHA256SUMS.sig" else edits.get(path, data)
+
+    proc = _reproduce(_tampered(archive, tmp_path / "bad.tar", edit), tmp_path / "x")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "SHA256SUMS: all " in out  # the records agree with each other
+    assert any(line.split()[:2] == ["report", "different"] for line in out.splitlines()), out
+    assert f"different: {name} (recorded sha256 {new}, rebuilt {old})" in out
+    assert "first difference at byte" in out or "diffoscope" in out
 
 
 def test_a_bad_signature_is_named_and_nothing_is_built(
