@@ -54,6 +54,11 @@ def run(
     public_key: Path | None = None,
     limits: extract.Limits | None = None,
 ) -> int:
+    if allowed_signers is not None and public_key is not None:
+        raise UsageError(
+            "--allowed-signers and --public-key both name who signs: give one of them",
+            hint="an allowed_signers file may list the public key too",
+        )
     if not archive.is_file():
         raise UsageError(
             f"no archive at {archive}", hint="pass the file `reproflake release` wrote"

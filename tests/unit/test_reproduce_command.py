@@ -63,6 +63,8 @@ def test_a_malformed_sums_file_names_its_line(tmp_path: Path) -> None:
 def test_a_missing_archive(tmp_path: Path) -> None:
     proc = _cli("reproduce", "nothing.tar.zst", cwd=tmp_path)
     assert proc.returncode == 2 and "no archive at nothing.tar.zst" in proc.stderr
+    proc = _cli("reproduce", "x", "--public-key", "k", "--allowed-signers", "a", cwd=tmp_path)
+    assert proc.returncode == 2 and "give one of them" in proc.stderr
 
 
 needs_ssh = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="OpenSSH signs")
