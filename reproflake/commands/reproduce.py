@@ -59,6 +59,9 @@ def run(
             "--allowed-signers and --public-key both name who signs: give one of them",
             hint="an allowed_signers file may list the public key too",
         )
+    for option, given in (("--allowed-signers", allowed_signers), ("--public-key", public_key)):
+        if given is not None and not given.is_file():
+            raise UsageError(f"{option}: no file at {given}")
     if not archive.is_file():
         raise UsageError(
             f"no archive at {archive}", hint="pass the file `reproflake release` wrote"
