@@ -383,8 +383,13 @@ def release(
     metavar="FILE",
     help="Require SHA256SUMS.sig by this SSH public key (a .pub file).",
 )
+@click.pass_obj
 def reproduce(
-    archive: Path, dest: Path | None, allowed_signers: Path | None, public_key: Path | None
+    directory: Path,
+    archive: Path,
+    dest: Path | None,
+    allowed_signers: Path | None,
+    public_key: Path | None,
 ) -> None:
     """Extract a release archive safely, rebuild it offline and compare every output.
 
@@ -393,10 +398,14 @@ def reproduce(
     per entry, 64 GiB in all, a million entries."""
     from reproflake.commands import reproduce as cmd
 
+    # -C DIR: paths given relative to DIR, as if started there.
+    def at(p: Path | None) -> Path | None:
+        return None if p is None else directory / p
+
     _guard(
         lambda: cmd.run(
-            archive, log=_log, out=_out, dest=dest, allowed_signers=allowed_signers,
-            public_key=public_key,
+            directory / archive, log=_log, out=_out, dest=at(dest) or directory,
+            allowed_signers=at(allowed_signers), public_key=at(public_key),
         )
     )  # fmt: skip
 
