@@ -29,6 +29,10 @@ class UsageError(ReproflakeError):
     exit_code = 2
 
 
+class ArchiveError(UsageError):
+    """A release archive is unsafe or damaged: it is refused before anything is built."""
+
+
 class SpecError(UsageError):
     """reproflake.toml is malformed or invalid."""
 

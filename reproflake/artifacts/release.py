@@ -133,13 +133,25 @@ def statement(facts: Provenance, items: Sequence[Item]) -> bytes:
     return canonical(doc)
 
 
-def readme(project: str, steps: Sequence[str], vendored: bool) -> bytes:
+def readme(project: str, steps: Sequence[str], vendored: bool, signed: bool = False) -> bytes:
     first = steps[0] if steps else "STEP"
     offline = (
         "Every .deb, wheel and URL input the build used is in vendor/: nothing is downloaded."
         if vendored
         else "The pinned .debs, wheels and URL inputs are downloaded from the URLs in "
         "reproflake.lock (release with --vendor to carry them)."
+    )
+    check_signature = (
+        """
+SHA256SUMS is signed (SHA256SUMS.sig, an SSH signature): check it against the
+signer's public key before trusting the hashes:
+
+    echo "signer $(cat signer_key.pub)" > allowed_signers
+    ssh-keygen -Y verify -f allowed_signers -I signer -n reproflake-release \\
+      -s SHA256SUMS.sig < SHA256SUMS
+"""
+        if signed
+        else ""
     )
     text = f"""# {project}: a reproflake release
 
@@ -150,7 +162,7 @@ statement (provenance.json). {offline}
 Check the files:
 
     sha256sum -c SHA256SUMS
-
+{check_signature}
 Reproduce with reproflake (extracts safely, builds offline, compares every output):
 
     reproflake reproduce ARCHIVE

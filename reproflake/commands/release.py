@@ -18,6 +18,7 @@ import pygit2
 
 from reproflake import __version__, _proc, executor, hardware, nixgen, project
 from reproflake.artifacts import release as rel
+from reproflake.artifacts import signing
 from reproflake.artifacts.provenance import input_material, wheel_material
 from reproflake.commands._project import (
     Log,
@@ -46,6 +47,7 @@ def run(
     fmt: str = "tar.zst",
     vendor: bool = False,
     allow_dirty: bool = False,
+    sign: Path | None = None,
 ) -> int:
     executor.require_nix()
     p = load_project(start, log)
@@ -66,11 +68,15 @@ def run(
             hint="rename the tracked file that collides with reproflake's own "
             "(results/, vendor/, SHA256SUMS, provenance.json)",
         )
-    items.append(rel.memory(rel.README, rel.readme(p.spec.name, p.graph.order(), vendor)))
+    items.append(
+        rel.memory(rel.README, rel.readme(p.spec.name, p.graph.order(), vendor, sign is not None))
+    )
     items.append(
         rel.memory(rel.PROVENANCE, rel.statement(_provenance(p, rev, commit, outputs), items))
     )
     items.append(rel.memory(rel.SUMS, rel.sums(items)))
+    if sign is not None:  # over SHA256SUMS, which names every other file by its hash
+        items.append(rel.memory(signing.SIGNATURE, signing.sign(sign, items[-1].content or b"")))
     items.sort(key=lambda i: i.path)
     mtime = _epoch(commit)
     top = f"{p.spec.name}-{rev[:12]}"
@@ -84,6 +90,8 @@ def run(
         tmp.unlink(missing_ok=True)
     out(f"wrote {dest} ({dest.stat().st_size} bytes, sha256 {digest})")
     out(f"  {len(items)} files, commit {rev}" + (", vendored: builds offline" if vendor else ""))
+    if sign is not None:
+        out(f"  signed: {top}/{signing.SIGNATURE} (ssh-keygen -Y verify -n {signing.NAMESPACE})")
     return 0
 
 

@@ -1,0 +1,257 @@
+"""`reproflake reproduce`: a release archive extracted safely, rebuilt, compared.
+
+Stages: the archive extracted (every entry checked first: artifacts/extract.py) → its
+signature checked, when it has one or one is required (a bad one stops here) → its
+records read (SHA256SUMS, provenance.json) → the extracted files against SHA256SUMS and the provenance subjects →
+every step built from the release's own flake (a vendored release needs no network) →
+each output, file by file, against the recorded hashes → a verdict table. Exit 0 only
+when everything is identical.
+
+The release's flake is built as it was released, not generated again: a later reproflake
+may generate different Nix, and what is reproduced is the release. A step whose output is
+already in the local store (on the machine that released it, say) is built once more,
+independently, as `verify` does (`verifyVaried.none`), so every step really runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from reproflake import compare, executor
+from reproflake.artifacts import extract, recorded, signing
+from reproflake.artifacts.extract import Member
+from reproflake.artifacts.release import SUMS
+from reproflake.commands._project import Log, labels, load_project, store_items
+from reproflake.commands._steps import Progress, hardware_features
+from reproflake.errors import BuildError, UsageError
+from reproflake.fsutil import sha256_file
+
+IDENTICAL = "identical"
+DIFFERENT = "different"
+NOT_BUILT = "could not build"
+
+
+@dataclass
+class StepVerdict:
+    step: str
+    verdict: str
+    files: list[compare.FileVerdict] = field(default_factory=list)
+    path: str = ""  # the store path rebuilt
+    ran: bool = False  # Nix ran the step in this command (else: already in the store)
+    log: list[str] = field(default_factory=list)
+
+
+def run(
+    archive: Path,
+    *,
+    log: Log,
+    out: Log,
+    dest: Path | None = None,
+    allowed_signers: Path | None = None,
+    public_key: Path | None = None,
+    limits: extract.Limits | None = None,
+) -> int:
+    if allowed_signers is not None and public_key is not None:
+        raise UsageError(
+            "--allowed-signers and --public-key both name who signs: give one of them",
+            hint="an allowed_signers file may list the public key too",
+        )
+    for option, given in (("--allowed-signers", allowed_signers), ("--public-key", public_key)):
+        if given is not None and not given.is_file():
+            raise UsageError(f"{option}: no file at {given}")
+    if not archive.is_file():
+        raise UsageError(
+            f"no archive at {archive}", hint="pass the file `reproflake release` wrote"
+        )
+    dest = (dest or Path.cwd()).absolute()
+    _outside_git(dest)
+    got = extract.extract(archive, dest, limits or extract.Limits())
+    top = got.top
+    files = sum(1 for m in got.members.values() if m.kind == "file")
+    out(f"extracted {archive} into {top} ({files} files, every entry checked)")
+    # The signature first: it is over SHA256SUMS' bytes, whatever they say.
+    failures = _signature(top, out, allowed_signers, public_key)
+    if failures:  # nothing in it can be trusted: do not go on to build it
+        raise BuildError(failures[0], hint="get the release again from its author")
+    rec = recorded.read(top)
+    out(f"release of {rec.project} at commit {rec.commit}")
+    problems = recorded.check_files(rec, got.members)
+    if problems:
+        out(f"{SUMS}: {len(problems)} problem(s) with the files as extracted:")
+        for line in problems:
+            out(f"  {line}")
+        failures.append(f"{len(problems)} file(s) disagree with {SUMS} or provenance.json")
+    else:
+        out(f"{SUMS}: all {len(rec.sums)} files match; provenance.json agrees")
+    verdicts = _rebuild(top, rec, got.members, log)
+    _table(verdicts, top, rec, out)
+    bad = [v for v in verdicts if v.verdict != IDENTICAL]
+    if bad:
+        failures.append(
+            f"{len(bad)} of {len(verdicts)} step(s) did not reproduce: "
+            + ", ".join(f"{v.step} ({v.verdict})" for v in bad)
+        )
+    if failures:
+        raise BuildError(
+            "the release did not reproduce: " + "; ".join(failures),
+            hint="see the table above; the extracted release stays in " + str(top),
+        )
+    out(f"reproduced {len(verdicts)} step(s) bit for bit: every output matches {SUMS}")
+    return 0
+
+
+def _outside_git(dest: Path) -> None:
+    """Nix takes a flake inside a git work tree from git, where the release's files are
+    not tracked: refuse before extracting anything."""
+    probe = dest
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    found = pygit2.discover_repository(str(probe))
+    if found:
+        raise UsageError(
+            f"{dest} is inside the git repository {Path(found).parent}: Nix would read the "
+            "release's flake from git and see none of its files",
+            hint="reproduce into a directory outside any git repository (--dir DIR)",
+        )
+
+
+def _signature(
+    top: Path, out: Log, allowed_signers: Path | None, public_key: Path | None
+) -> list[str]:
+    sig = top / signing.SIGNATURE
+    required = allowed_signers is not None or public_key is not None
+    if not sig.exists():
+        if required:
+            return [f"{sig}: missing: the release is not signed, and a signer was required"]
+        out("signature: none (the release is not signed)")
+        return []
+    check = signing.verify(top / SUMS, sig, allowed_signers=allowed_signers, public_key=public_key)
+    if not check.good:
+        return [f"{sig}: BAD signature over {SUMS}: {check.detail}"]
+    if not check.trusted:
+        out(
+            f"signature: {signing.SIGNATURE} is intact ({check.detail}), but whose key it is "
+            "was not checked: pass --allowed-signers FILE or --public-key FILE"
+        )
+    else:
+        out(f"signature: good, {signing.SIGNATURE} by {check.principal} ({check.detail})")
+    return []
+
+
+def _rebuild(
+    top: Path, rec: recorded.Recorded, members: dict[str, Member], log: Log
+) -> list[StepVerdict]:
+    executor.require_nix()
+    p = load_project(top, log, write_lock=False)
+    order = p.graph.order()
+    # Vendored files come from vendor/ (the flake reads them there); only the rest (local
+    # data kept outside git, file:// mirrors) is put in the store first.
+    items = [i for i in store_items(p, order) if not (top / "vendor" / i.name).exists()]
+    executor.ensure_in_store(items)
+    features, _host = hardware_features(p, order)
+    first = executor.build(top, order, Progress(log), labels=labels(p), features=features)
+    outputs = dict(first.outputs)
+    ran = set(first.built)
+    again = [s for s in order if s in outputs and s not in ran]
+    failed = dict(first.failed)
+    errors = first.errors
+    if again:
+        log(f"{len(again)} step(s) already in the store: building them again, independently")
+        second = executor.build(
+            top, again, Progress(log), which=f"{executor.VERIFY_VARIED}.none", features=features
+        )
+        for step in again:
+            outputs.pop(step, None)
+        outputs.update(second.outputs)
+        ran |= set(second.built)
+        failed.update(second.failed)
+        errors = errors + second.errors
+    verdicts = []
+    for step in order:
+        path = outputs.get(step)
+        if path is None:
+            lines = failed.get(step) or errors[-10:]
+            verdicts.append(StepVerdict(step, NOT_BUILT, log=list(lines)))
+            continue
+        files = _compare(Path(path), recorded.step_files(rec, members, step))
+        same = all(f.verdict == compare.IDENTICAL for f in files)
+        same = same and path == rec.outputs.get(step, path)
+        verdict = IDENTICAL if same else DIFFERENT
+        verdicts.append(StepVerdict(step, verdict, files, path, step in ran))
+    return verdicts
+
+
+def _compare(built: Path, wanted: dict[str, Member]) -> list[compare.FileVerdict]:
+    have = compare.walk(built)
+    found = []
+    for rel in sorted(set(have) | set(wanted)):
+        w = wanted.get(rel)
+        h = have.get(rel)
+        if w is None:
+            found.append(
+                compare.FileVerdict(rel, compare.ONLY_FIRST, "rebuilt, not in the release")
+            )
+        elif h is None:
+            found.append(
+                compare.FileVerdict(rel, compare.ONLY_SECOND, "in the release, not rebuilt")
+            )
+        elif w.kind == "symlink" or h.is_symlink():
+            target = str(h.readlink()) if h.is_symlink() else "(a file)"
+            same = w.kind == "symlink" and target == w.target
+            found.append(
+                compare.FileVerdict(rel, compare.IDENTICAL)
+                if same
+                else compare.FileVerdict(
+                    rel, compare.DIFFERENT, f"link {target!r}, recorded {w.target or '(a file)'!r}"
+                )
+            )
+        else:
+            got = sha256_file(h).hexdigest()
+            if got == w.sha256:
+                found.append(compare.FileVerdict(rel, compare.IDENTICAL))
+            else:
+                found.append(
+                    compare.FileVerdict(
+                        rel, compare.DIFFERENT, f"recorded sha256 {w.sha256}, rebuilt {got}"
+                    )
+                )
+    return found
+
+
+def _table(verdicts: list[StepVerdict], top: Path, rec: recorded.Recorded, out: Log) -> None:
+    width = max([len("STEP")] + [len(v.step) for v in verdicts])
+    out(f"{'STEP'.ljust(width)}  {'VERDICT'.ljust(15)}  FILES    OUTPUT")
+    for v in verdicts:
+        same = sum(1 for f in v.files if f.verdict == compare.IDENTICAL)
+        count = f"{same}/{len(v.files)}" if v.verdict != NOT_BUILT else "-"
+        how = "rebuilt" if v.ran else "already in the store, not run again"
+        where = f"{v.path} ({how})" if v.path else ""
+        out(f"{v.step.ljust(width)}  {v.verdict.ljust(15)}  {count.ljust(7)}  {where}")
+        recorded_path = rec.outputs.get(v.step)
+        if v.path and recorded_path and v.path != recorded_path:
+            out(f"    store path differs: recorded {recorded_path}")
+        for f in v.files:
+            name = f"results/{v.step}/{f.path}" if f.path else f"results/{v.step}"
+            if f.verdict == compare.IDENTICAL:
+                continue
+            out(f"    {f.verdict}: {name}" + (f" ({f.detail})" if f.detail else ""))
+            archived = top / name
+            if (
+                f.verdict == compare.DIFFERENT
+                and v.path
+                and (archived.exists() or archived.is_symlink())
+            ):
+                rebuilt = Path(v.path) / f.path if f.path else Path(v.path)
+                if compare.same_bytes(rebuilt, archived):
+                    out(
+                        "      the rebuilt file is the archived copy's bytes: the recorded sha256 is what differs"
+                    )
+                    continue
+                out("      rebuilt (first) against the archived copy (second):")
+                for line in compare.explain(rebuilt, archived):
+                    out(f"      {line}")
+        for line in v.log[-10:]:
+            out(f"    | {line}")
