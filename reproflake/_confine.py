@@ -23,7 +23,7 @@ import functools
 import os
 import stat
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reproflake.errors import UsageError
@@ -127,14 +127,17 @@ def local_path(root: Path, rel: str, where: str) -> Path:
     )
 
 
-def local_paths(root: Path, rels: Sequence[str], where: str) -> None:
-    """Check many matched files at once; only links (or linked directories) cost more."""
+def local_paths(root: Path, rels: Sequence[str], where: Callable[[], str]) -> None:
+    """Check many matched files at once; only links (or linked directories) cost more.
+
+    ``where`` makes the start of a message, called only for a link: finding a key's line
+    scans the spec, which a project of many steps must not do once per step."""
     base = root.resolve()
     for rel in rels:
         parent = _resolved_dir(str(root / rel).rsplit("/", 1)[0])
         if _inside(parent, base) and not os.path.islink(root / rel):
             continue
-        local_path(root, rel, where)
+        local_path(root, rel, where())
 
 
 @functools.lru_cache(maxsize=4096)

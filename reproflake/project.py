@@ -81,11 +81,14 @@ def expand_sources(spec: Spec, globs: Globs | None = None) -> dict[str, tuple[st
                     hint=hint,
                 )
             _check_names(spec, ("steps", name, "sources"), matched)
-            where = f"{spec.where('steps', name, 'sources')}: steps.{name}.sources"
-            _confine.local_paths(spec.root, matched, where)
+            _confine.local_paths(spec.root, matched, functools.partial(_sources_at, spec, name))
             files.update(matched)
         result[name] = tuple(sorted(files))
     return result
+
+
+def _sources_at(spec: Spec, step: str) -> str:
+    return f"{spec.where('steps', step, 'sources')}: steps.{step}.sources"
 
 
 def _check_names(spec: Spec, key: tuple[str, ...], paths: Iterable[str]) -> None:

@@ -253,7 +253,7 @@ class Spec:
 
     def where(self, *key: str) -> str:
         """``file:line`` of a key path, for messages raised after parsing."""
-        return f"{self.path}:{_Locator(self.text).line(tuple(key))}"
+        return f"{self.path}:{_locator(self.text).line(tuple(key))}"
 
 
 # --------------------------------------------------------------------------- locating keys
@@ -298,6 +298,13 @@ class _Locator:
                 return self.lines[path]
             path = path[:-1]
         return 1
+
+
+@functools.lru_cache(maxsize=4)
+def _locator(text: str) -> _Locator:
+    """One scan per spec text: on a 10,000-step spec a scan takes a noticeable fraction of a
+    second, and messages about many keys (or a loop that prepares them) would repeat it."""
+    return _Locator(text)
 
 
 def _split_dotted(text: str) -> tuple[str, ...]:
