@@ -12,10 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 
-from reproflake.fsutil import sha256_file
 from reproflake.lock.model import Lock
 from reproflake.nixgen import Facts, library, step_data
 from reproflake.spec import Spec
@@ -23,8 +22,11 @@ from reproflake.spec import Spec
 Components = dict[str, str]
 
 
-def _sha256_file(path: Path) -> str:
-    return sha256_file(path).hexdigest()
+def _source_sha256(root: str, rel: str) -> str:
+    # Strings and hashlib.file_digest, not pathlib: a plan hashes every source of every
+    # recorded step (10,000 files in a 10,000-step project), so per-file overhead shows.
+    with open(os.path.join(root, rel), "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _digest(value: object) -> str:
@@ -67,7 +69,7 @@ def own_components(
     `diff` passes one that reads a git revision).
     """
     if source_hash is None:
-        source_hash = lambda rel: _sha256_file(spec.root / rel)  # noqa: E731
+        source_hash = functools.partial(_source_sha256, str(spec.root))
     d = step_data(spec, facts, step)
     comps: Components = {
         "run": d["run"],

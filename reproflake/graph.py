@@ -96,7 +96,10 @@ def build(spec: Spec) -> Graph:
         succ[a].append(b)
         pred[b].append(a)
     graph = Graph({k: tuple(v) for k, v in succ.items()}, {k: tuple(v) for k, v in pred.items()})
-    if _topological(graph.succ, graph.pred) is not None:
+    ordered = _topological(graph.succ, graph.pred)
+    if ordered is not None:
+        # The cycle check's order is the build order: keep it rather than sort again.
+        graph.__dict__["_order"] = tuple(n[5:] for n in ordered if n.startswith("step:"))
         return graph
     raise _cycle_error(spec, edges)
 
