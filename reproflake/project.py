@@ -11,8 +11,7 @@ import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
-
-import pygit2
+from typing import TYPE_CHECKING
 
 from reproflake import _confine, _proc
 from reproflake._globs import match_files
@@ -20,9 +19,14 @@ from reproflake.errors import SpecError, UsageError
 from reproflake.nixgen import Facts
 from reproflake.spec import Spec
 
+if TYPE_CHECKING:  # imported where used: commands that never touch git start faster
+    import pygit2
+
 
 def repository(root: Path) -> pygit2.Repository | None:
     """The git repository whose work tree holds ``root`` (the project may be a subdirectory)."""
+    import pygit2
+
     found = pygit2.discover_repository(str(root))
     if found is None:
         return None
@@ -43,6 +47,8 @@ def _prefix(workdir: str, root: str) -> str:
 
 
 def last_commit_time(root: Path) -> int | None:
+    import pygit2
+
     repo = repository(root)
     if repo is None or repo.head_is_unborn:
         return None

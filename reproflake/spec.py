@@ -17,11 +17,6 @@ from typing import Any
 
 from reproflake.errors import SpecError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 SPEC_FILE = "reproflake.toml"
 
 # One argument of a process may be at most 128 KiB on Linux (MAX_ARG_STRLEN), and a
@@ -563,9 +558,18 @@ def _remember(cache: Path, spec: Spec) -> None:
         write_atomic(cache, pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def _toml() -> Any:
+    """The TOML parser, imported when a text is parsed: a big spec comes from the cache."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    return tomllib
+
+
 def parse_toml(text: str) -> dict[str, Any]:
     """The raw document (for comparing revisions key by key); assumes it already parsed once."""
-    return tomllib.loads(text)
+    return dict(_toml().loads(text))
 
 
 # A placeholder counts only as a whole value (`mirror = {{mirror}}`), so text such as
@@ -594,6 +598,7 @@ def parse(text: str, path: Path) -> Spec:
             hint="run `reproflake lock`: it fills name, mirror and suite as `reproflake init` "
             "does (from this machine's apt sources); or write the values yourself",
         )
+    tomllib = _toml()
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

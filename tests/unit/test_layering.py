@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import reproflake
@@ -37,3 +39,21 @@ def test_commands_do_not_import_each_other() -> None:
     assert not offenders, "shared code belongs in a commands/_*.py module: " + "; ".join(
         sorted(offenders)
     )
+
+
+# Loaded only by the code that needs them: each costs every command's start-up otherwise
+# (git: pygit2; a TOML parser: only for files the command reads; the image writer: only
+# for a spec with images).
+LAZY = ("pygit2", "tomllib", "tomli", "reproflake.artifacts.recipe", "reproflake.lock.debian")
+
+
+def test_build_and_plan_import_what_they_need_when_they_need_it() -> None:
+    code = (
+        "import sys, reproflake.cli, reproflake.commands._noop, reproflake.commands.build, "
+        "reproflake.commands.plan, reproflake.commands.graph\n"
+        f"print(sorted(m for m in {LAZY!r} if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip() == "[]", proc.stdout
