@@ -15,18 +15,12 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 
+from reproflake.digests import sha256_of
 from reproflake.lock.model import Lock
 from reproflake.nixgen import Facts, library, step_data
 from reproflake.spec import Spec
 
 Components = dict[str, str]
-
-
-def _source_sha256(root: str, rel: str) -> str:
-    # Strings and hashlib.file_digest, not pathlib: a plan hashes every source of every
-    # recorded step (10,000 files in a 10,000-step project), so per-file overhead shows.
-    with open(os.path.join(root, rel), "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _digest(value: object) -> str:
@@ -69,7 +63,7 @@ def own_components(
     `diff` passes one that reads a git revision).
     """
     if source_hash is None:
-        source_hash = functools.partial(_source_sha256, str(spec.root))
+        source_hash = lambda rel: sha256_of(os.path.join(spec.root, rel))  # noqa: E731
     d = step_data(spec, facts, step)
     comps: Components = {
         "run": d["run"],

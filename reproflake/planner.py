@@ -80,9 +80,11 @@ def plan(
     *,
     nix_asked: bool = False,
     environments: Mapping[str, Mapping[str, str]] | None = None,
+    source_hash: Callable[[str], str] | None = None,
 ) -> dict[str, StepPlan]:
     """``nix_asked``: Nix itself was asked about the steps without a record (see
-    commands/plan.py); one of them may then still be spared by early cutoff."""
+    commands/_plan.py); one of them may then still be spared by early cutoff.
+    ``source_hash``: a source file's sha256 (default: read and hashed each time)."""
     missing = invalid(b.output for b in state.values())
     # Recorded environments, and the current ones, to tell a changed package by name.
     envs = dict(environments or {})
@@ -104,7 +106,7 @@ def plan(
             plans[step] = StepPlan(step, status, tuple(pending) if status == MAY else (why,))
             continue
         # Hashing the step's sources is only worth it when there is a record to compare.
-        own = own_components(spec, lock, facts, step)
+        own = own_components(spec, lock, facts, step, source_hash)
         recorded_own = {k: v for k, v in rec.components.items() if not k.startswith("need:")}
         reasons = changes(recorded_own, own, envs) if recorded_own != own else []
         for need in spec.steps[step].needs:

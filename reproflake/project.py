@@ -121,9 +121,13 @@ def facts(spec: Spec, globs: Globs | None = None) -> Facts:
     globs = globs if globs is not None else match_globs(spec)
     sources = expand_sources(spec, globs)
     if repo is not None:
+        # A file git tracks is in the flake even if a pattern ignores it; asking the index
+        # first spares the ignore rules for every source (most are tracked).
+        index = repo.index
         for name, files in sources.items():
             for rel in files:
-                if repo.path_is_ignored(in_repo(repo, spec.root, rel)):
+                path = in_repo(repo, spec.root, rel)
+                if path not in index and repo.path_is_ignored(path):
                     raise SpecError(
                         f"{spec.where('steps', name, 'sources')}: steps.{name}.sources: "
                         f"{rel} is ignored by git, so the flake cannot see it",

@@ -242,8 +242,9 @@ class Spec:
     images: Mapping[str, Image] = field(default_factory=dict)
     cache: CacheSpec = field(default_factory=lambda: CacheSpec())
 
-    @property
+    @functools.cached_property
     def root(self) -> Path:
+        # Cached: asked once per step and file in big projects, and a Path is not free.
         return self.path.parent
 
     def where(self, *key: str) -> str:

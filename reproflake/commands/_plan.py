@@ -8,6 +8,7 @@ import json
 
 from reproflake import executor, hardware, planner, state
 from reproflake.commands._project import Project
+from reproflake.digests import SourceDigests
 from reproflake.errors import NixError
 
 FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is costly
@@ -17,9 +18,24 @@ ASK_NIX_UP_TO = 500
 
 
 def compute(p: Project) -> dict[str, planner.StepPlan]:
+    digests = SourceDigests(p.root)
+    try:
+        return _compute(p, digests)
+    finally:
+        digests.save()
+
+
+def _compute(p: Project, digests: SourceDigests) -> dict[str, planner.StepPlan]:
     records, environments = state.load_all(p.root)
     plans = planner.plan(
-        p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths, environments=environments
+        p.spec,
+        p.lock,
+        p.facts,
+        p.graph,
+        records,
+        executor.invalid_paths,
+        environments=environments,
+        source_hash=digests,
     )
     unknown = {s for s in plans if s not in records}
     if not unknown or len(unknown) > ASK_NIX_UP_TO or not _flake_is_current(p):
@@ -64,6 +80,7 @@ def compute(p: Project) -> dict[str, planner.StepPlan]:
         executor.invalid_paths,
         nix_asked=learned_any or had_records,
         environments=environments,
+        source_hash=digests,
     )
     return _blocked(p, plans)
 
