@@ -23,6 +23,12 @@ from reproflake.spec import Spec
 Components = dict[str, str]
 
 
+@functools.lru_cache(maxsize=256)
+def _json_list(items: tuple[str, ...]) -> str:
+    # Many steps share one list of outputs: encoded once each.
+    return json.dumps(list(items))
+
+
 def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
@@ -67,7 +73,7 @@ def own_components(
     d = step_data(spec, facts, step)
     comps: Components = {
         "run": d["run"],
-        "outputs": json.dumps(d["outputs"]),
+        "outputs": _json_list(tuple(d["outputs"])),
         "environment": d["env"],
         "source-date-epoch": str(lock.source_date_epoch),
         "openblas-coretype": spec.environments[d["env"]].openblas_coretype,
