@@ -105,17 +105,19 @@ def plan(
     plans: dict[str, StepPlan] = {}
     for step in graph.order():
         rec = state.get(step)
-        pending = _pending(spec, step, plans)
         if rec is None or rec.output in missing:
             why = (
                 "it has not been built on this machine with these inputs"
                 if rec is None
                 else "its output is no longer in the Nix store"
             )
-            # Whether it runs may still hang on what a step it needs produces.
-            status = MAY if pending and rec is None and nix_asked else WILL
+            # Whether it runs may still hang on what a step it needs produces (asked only
+            # when it can matter: nothing built here, every step simply builds).
+            pending = _pending(spec, step, plans) if rec is None and nix_asked else []
+            status = MAY if pending else WILL
             plans[step] = StepPlan(step, status, tuple(pending) if status == MAY else (why,))
             continue
+        pending = _pending(spec, step, plans)
         # Hashing the step's sources is only worth it when there is a record to compare.
         own = own_components(spec, lock, facts, step, source_hash)
         needs = spec.steps[step].needs

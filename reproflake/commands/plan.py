@@ -29,7 +29,8 @@ def run(
     short: bool = False,
 ) -> int:
     p = load_project(start, log, write_lock=False, steps=steps)
-    wanted = set(p.graph.upstream(select(p, steps)))
+    # Every step unless some are named (then they and what they need).
+    wanted = set(p.graph.upstream(select(p, steps))) if steps else set(p.spec.steps)
     plans = [pl for s, pl in compute(p).items() if s in wanted]
     if as_json:
         doc = [
