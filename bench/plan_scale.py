@@ -12,8 +12,8 @@ time of `reproflake plan` is timed (median of --runs after one warm-up) in two s
   N steps (which takes far longer than what is measured): state.json written with
   reproflake.state.save(), each step's components from reproflake.planner.components()
   and, as its output, its own small file added to the Nix store with `nix-store --add`
-  (N valid store paths, as after a real build), so every step is "already built" and
-  plan asks the store about N paths.
+  (N valid store paths, as after a real build, each kept by a garbage-collector root for
+  the run), so every step is "already built" and plan asks the store about N paths.
 
 Then one source file in the middle (step N//2) is edited and the plan must report
 1 will build, N-1-N//2 may build and N//2 already built (checked, and timed once).
@@ -120,7 +120,8 @@ def make_project(parent: Path, n: int) -> Path:
 
 
 def store_outputs(tmp: Path, n: int) -> list[str]:
-    """N small files added to the Nix store: one valid output path per step."""
+    """N small files added to the Nix store, each kept by a garbage-collector root while the
+    bench runs: one valid output path per step."""
     d = tmp / f"outputs-{n}"
     d.mkdir()
     files = []
@@ -137,6 +138,10 @@ def store_outputs(tmp: Path, n: int) -> list[str]:
             for p, f in zip(added, chunk, strict=True)
         ):
             raise c.BenchError("nix-store --add did not print one store path per file, in order")
+        # Garbage-collector roots for the run (indirect, under the temporary directory):
+        # a `nix-store --gc` by anyone else on the machine would otherwise take them.
+        root = d / "gcroots" / f"chunk-{start}"
+        c.run(["nix-store", "--realise", "--add-root", str(root), "--indirect", *added])
         paths += added
     return paths
 
