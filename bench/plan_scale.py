@@ -177,6 +177,18 @@ def plan(root: Path, expect: tuple[int, int, int]) -> float:
     return secs
 
 
+def keep_derivations(root: Path, tmp: Path) -> None:
+    """A garbage-collector root on the flake's `default` derivation (and so every step's):
+    a `nix-store --gc` elsewhere on the machine would otherwise delete the .drv files that
+    Nix's evaluation cache still names, and the peers would fail."""
+    from reproflake import executor
+
+    drv = c.run(["nix", *c.nix_options(), "eval", "--raw", f"{root}#default.drvPath"], cwd=root)
+    link = tmp / f"gcroot-{root.name}-default-drv"
+    link.symlink_to(drv[1].stdout.strip())
+    executor.add_indirect_root(link)
+
+
 def eval_argv(root: Path) -> list[str]:
     apply = (
         'ps: map (n: ps.${n}.drvPath) (builtins.attrNames (builtins.removeAttrs ps ["default"]))'
@@ -262,6 +274,8 @@ def measure(tmp: Path, n: int, runs: int, args: argparse.Namespace) -> dict[str,
     peers = {"dry_run": dry_run_argv(root), "eval": eval_argv(root)} if not args.no_peer else {}
     peer_s: dict[str, list[float]] = {k: [] for k in peers}
     notes = {k: "not run (--no-peer)" for k in ("dry_run", "eval")}
+    if peers:
+        keep_derivations(root, tmp)
     for name, argv in list(peers.items()):
         warm = peer(argv, root, n, args.peer_timeout)
         if warm is None:
