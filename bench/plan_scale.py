@@ -4,22 +4,26 @@ Each project has one environment `base` (debian = []) and N steps; step i needs 
 and step i//2 (a chain with fan-in, like a real pipeline) and has one source file
 src/s<i>.sh, so plan hashes N source files as in real use. The Debian mirror and suite
 come from this host's apt sources (reproflake.lock.aptconfig.default_source()). The
-project is locked once, then whole-process wall time of `reproflake plan` is timed
-(median of --runs after one warm-up) in two states:
+project is locked once (which generates and stages its flake), then whole-process wall
+time of `reproflake plan` is timed (median of --runs after one warm-up) in two states:
 
 - (a) nothing built: no .reproflake/cache/state.json, every step "will build";
-- (b) everything built: state.json written with reproflake.state.save(), each step's
-  components from reproflake.planner.components() and, as its output, one small file
-  added to the Nix store with `nix-store --add` (the same valid path for every step),
-  so every step is "already built".
+- (b) everything built: the state a build leaves, written directly instead of building
+  N steps (which takes far longer than what is measured): state.json written with
+  reproflake.state.save(), each step's components from reproflake.planner.components()
+  and, as its output, its own small file added to the Nix store with `nix-store --add`
+  (N valid store paths, as after a real build, each kept by a garbage-collector root for
+  the run), so every step is "already built" and plan asks the store about N paths.
 
 Then one source file in the middle (step N//2) is edited and the plan must report
 1 will build, N-1-N//2 may build and N//2 already built (checked, and timed once).
 
-Peer (same run, alternating with (b)): raw `nix eval` of the generated flake's drvPath
-for the same N steps (`packages.x86_64-linux` minus `default`), with reproflake's nix
-options. The flake is generated without building anything. If its warm-up takes longer
-than --peer-timeout seconds (default 60) the peer is skipped for that N, and said so.
+Peers (same run, alternating with (b)): raw `nix build --dry-run` of the generated
+flake's `default` package (every step) with reproflake's nix options: Nix's own answer
+to "what would a build do" (it says every step will be built: the outputs in state (b)
+were added, not built by these derivations); and `nix eval` of every step's drvPath
+(`packages.x86_64-linux` minus `default`). If a peer's warm-up takes longer than
+--peer-timeout seconds (default 120) it is skipped for that N, and said so.
 
 With --profile, `python -m cProfile -m reproflake plan` is run once at the largest N in
 state (a) and once in state (b); the top 10 functions by cumulative time are printed and
@@ -45,7 +49,7 @@ from typing import Any
 import _common as c
 
 NAME = "plan_scale"
-TARGET_S = 1.0  # for 10,000 steps
+TARGET_S = 0.3  # for 10,000 steps
 SUMMARY_RE = re.compile(r"summary: (\d+) will build, (\d+) may build .*, (\d+) already built")
 
 
@@ -53,9 +57,9 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000", help="comma-separated step counts")
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each case (default 5)")
-    ap.add_argument("--peer-timeout", type=float, default=60.0,
-                    help="skip the nix eval peer if its warm-up exceeds this (s)")  # fmt: skip
-    ap.add_argument("--no-peer", action="store_true", help="do not run the nix eval peer")
+    ap.add_argument("--peer-timeout", type=float, default=120.0,
+                    help="skip a peer if its warm-up exceeds this (s)")  # fmt: skip
+    ap.add_argument("--no-peer", action="store_true", help="do not run the Nix peers")
     ap.add_argument("--profile", action="store_true", help="cProfile plan at the largest N")
     ap.add_argument("--quick", action="store_true", help="3 runs of each")
     return ap.parse_args()
@@ -115,33 +119,44 @@ def make_project(parent: Path, n: int) -> Path:
     return root
 
 
-def store_file(tmp: Path) -> str:
-    """A small file added to the Nix store: a valid output path for every step."""
-    f = tmp / "reproflake-bench-output"
-    f.write_text("plan_scale: stands in for a built step's output\n")
-    path = c.run(["nix-store", "--add", str(f)])[1].stdout.strip()
-    if not path.startswith("/nix/store/"):
-        raise c.BenchError(f"nix-store --add printed {path!r}, not a store path")
-    return path
+def store_outputs(tmp: Path, n: int) -> list[str]:
+    """N small files added to the Nix store, each kept by a garbage-collector root while the
+    bench runs: one valid output path per step."""
+    d = tmp / f"outputs-{n}"
+    d.mkdir()
+    files = []
+    for i in range(n):
+        f = d / f"reproflake-bench-plan-{n}-{i}"
+        f.write_text(f"plan_scale: stands in for step {i}'s output\n")
+        files.append(str(f))
+    paths: list[str] = []
+    for start in range(0, n, 2000):  # one command line each
+        chunk = files[start : start + 2000]
+        added = c.run(["nix-store", "--add", *chunk])[1].stdout.split()
+        if len(added) != len(chunk) or not all(
+            p.startswith("/nix/store/") and p.endswith(Path(f).name)
+            for p, f in zip(added, chunk, strict=True)
+        ):
+            raise c.BenchError("nix-store --add did not print one store path per file, in order")
+        # Garbage-collector roots for the run (indirect, under the temporary directory):
+        # a `nix-store --gc` by anyone else on the machine would otherwise take them.
+        root = d / "gcroots" / f"chunk-{start}"
+        c.run(["nix-store", "--realise", "--add-root", str(root), "--indirect", *added])
+        paths += added
+    return paths
 
 
-def write_all_built(root: Path, output: str) -> None:
+def write_all_built(root: Path, outputs_in_order: list[str]) -> None:
     from reproflake import planner, state
     from reproflake.commands._project import load_project
 
     p = load_project(root, lambda _msg: None, write_lock=False)
-    outputs = dict.fromkeys(p.spec.steps, output)
+    outputs = dict(zip(p.graph.order(), outputs_in_order, strict=True))
     built = {
-        step: state.Built(output, planner.components(p.spec, p.lock, p.facts, step, outputs))
+        step: state.Built(outputs[step], planner.components(p.spec, p.lock, p.facts, step, outputs))
         for step in p.graph.order()
     }
     state.save(root, built, {})  # no environment details needed: nothing changes
-
-
-def generate_flake(root: Path) -> None:
-    from reproflake.commands._project import generate, load_project
-
-    generate(load_project(root, lambda _msg: None, write_lock=False))
 
 
 # --------------------------------------------------------------------------- timing
@@ -162,7 +177,19 @@ def plan(root: Path, expect: tuple[int, int, int]) -> float:
     return secs
 
 
-def peer_argv(root: Path) -> list[str]:
+def keep_derivations(root: Path, tmp: Path) -> None:
+    """A garbage-collector root on the flake's `default` derivation (and so every step's):
+    a `nix-store --gc` elsewhere on the machine would otherwise delete the .drv files that
+    Nix's evaluation cache still names, and the peers would fail."""
+    from reproflake import executor
+
+    drv = c.run(["nix", *c.nix_options(), "eval", "--raw", f"{root}#default.drvPath"], cwd=root)
+    link = tmp / f"gcroot-{root.name}-default-drv"
+    link.symlink_to(drv[1].stdout.strip())
+    executor.add_indirect_root(link)
+
+
+def eval_argv(root: Path) -> list[str]:
     apply = (
         'ps: map (n: ps.${n}.drvPath) (builtins.attrNames (builtins.removeAttrs ps ["default"]))'
     )
@@ -172,9 +199,12 @@ def peer_argv(root: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def peer(root: Path, n: int, timeout: float) -> float | None:
-    """Seconds for the nix eval peer, or None if it ran past ``timeout``."""
-    argv = peer_argv(root)
+def dry_run_argv(root: Path) -> list[str]:
+    return ["nix", *c.nix_options(), "build", "--dry-run", f"{root}#default"]
+
+
+def peer(argv: list[str], root: Path, n: int, timeout: float) -> float | None:
+    """Seconds for one peer command, or None if it ran past ``timeout``."""
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -186,7 +216,14 @@ def peer(root: Path, n: int, timeout: float) -> float | None:
     secs = time.perf_counter() - start
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise c.BenchError(f"nix eval failed with exit code {proc.returncode}\n{tail}")
+        raise c.BenchError(f"{argv[-1]}: exit code {proc.returncode}\n{tail}")
+    if "--dry-run" in argv:
+        # Nix names what it would build: every step (content-addressed, not built by
+        # these derivations) and the `default` that gathers them.
+        m = re.search(r"these (\d+) derivations will be built", proc.stderr)
+        if m is None or int(m.group(1)) < n:
+            raise c.BenchError(f"nix build --dry-run did not list {n} steps: {proc.stderr[:300]}")
+        return secs
     paths = json.loads(proc.stdout)
     if len(paths) != n or not all(p.endswith(".drv") for p in paths):
         raise c.BenchError(f"nix eval gave {len(paths)} paths for {n} steps")
@@ -208,7 +245,7 @@ def profile(root: Path, n: int, case: str) -> str:
 # --------------------------------------------------------------------------- one size
 
 
-def measure(tmp: Path, n: int, runs: int, output: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure(tmp: Path, n: int, runs: int, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     root = make_project(tmp, n)
     gen_s = time.perf_counter() - t0
@@ -224,38 +261,42 @@ def measure(tmp: Path, n: int, runs: int, output: str, args: argparse.Namespace)
     if args.profile and n == max(args.size_list):
         profiles.append(profile(root, n, "(a) nothing built"))
 
-    # (b) everything built, alternating with the peer.
+    # (b) everything built, alternating with the peers.
     t0 = time.perf_counter()
-    write_all_built(root, output)
+    outputs = store_outputs(tmp, n)
+    rec["store_add_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    write_all_built(root, outputs)
     rec["state_write_s"] = time.perf_counter() - t0
+    print(f"{n} steps: {n} outputs added to the store in {rec['store_add_s']:.1f}s, "
+          f"state written in {rec['state_write_s']:.1f}s", file=sys.stderr)  # fmt: skip
     all_built = (0, 0, n)
-    peer_s: list[float] = []
-    peer_note = "not run (--no-peer)"
-    run_peer = not args.no_peer
-    if run_peer:
-        t0 = time.perf_counter()
-        generate_flake(root)
-        rec["flake_generate_s"] = time.perf_counter() - t0
-        warm = peer(root, n, args.peer_timeout)
+    peers = {"dry_run": dry_run_argv(root), "eval": eval_argv(root)} if not args.no_peer else {}
+    peer_s: dict[str, list[float]] = {k: [] for k in peers}
+    notes = {k: "not run (--no-peer)" for k in ("dry_run", "eval")}
+    if peers:
+        keep_derivations(root, tmp)
+    for name, argv in list(peers.items()):
+        warm = peer(argv, root, n, args.peer_timeout)
         if warm is None:
-            run_peer = False
-            peer_note = f"skipped: warm-up ran past {args.peer_timeout:.0f}s and was stopped"
+            del peers[name]
+            notes[name] = f"skipped: warm-up ran past {args.peer_timeout:.0f}s and was stopped"
         else:
-            peer_note = f"warm-up {warm:.1f}s"
-            rec["peer_warmup_s"] = warm
-        print(f"{n} steps: nix eval peer {peer_note}", file=sys.stderr)
+            notes[name] = f"warm-up {warm:.1f}s"
+        print(f"{n} steps: peer {name}: {notes[name]}", file=sys.stderr)
     plan(root, all_built)
     built_s: list[float] = []
     for _ in range(runs):
         built_s.append(plan(root, all_built))
-        if run_peer:
-            secs = peer(root, n, args.peer_timeout)
+        for name, argv in peers.items():
+            secs = peer(argv, root, n, args.peer_timeout)
             if secs is None:
-                raise c.BenchError(f"nix eval ran past {args.peer_timeout:.0f}s after its warm-up")
-            peer_s.append(secs)
+                raise c.BenchError(f"{name} ran past {args.peer_timeout:.0f}s after its warm-up")
+            peer_s[name].append(secs)
     rec["plan_all_built_s"] = built_s
-    rec["peer_nix_eval_s"] = peer_s
-    rec["peer_note"] = peer_note
+    for name in ("dry_run", "eval"):
+        rec[f"peer_{name}_s"] = peer_s.get(name, [])
+        rec[f"peer_{name}_note"] = notes[name]
 
     if profiles:
         profiles.append(profile(root, n, "(b) everything built"))
@@ -277,7 +318,9 @@ def measure(tmp: Path, n: int, runs: int, output: str, args: argparse.Namespace)
 
     rec["plan_none_built_median_s"] = c.median(rec["plan_none_built_s"])
     rec["plan_all_built_median_s"] = c.median(built_s)
-    rec["peer_nix_eval_median_s"] = c.median(peer_s) if peer_s else None
+    for name in ("dry_run", "eval"):
+        xs = rec[f"peer_{name}_s"]
+        rec[f"peer_{name}_median_s"] = c.median(xs) if xs else None
     return rec
 
 
@@ -290,21 +333,22 @@ def bench() -> int:
         c.die("--sizes: give step counts of at least 2, e.g. 1000,10000")
     results = []
     with c.temp_dir(NAME) as tmp:
-        output = store_file(tmp)
         for n in args.size_list:
-            results.append(measure(tmp, n, runs, output, args))
+            results.append(measure(tmp, n, runs, args))
 
     rows = []
     for r in results:
-        peer_med = r["peer_nix_eval_median_s"]
+        b = r["plan_all_built_median_s"]
+        dry, ev = r["peer_dry_run_median_s"], r["peer_eval_median_s"]
         rows.append([
-            r["steps"], r["plan_none_built_median_s"], r["plan_all_built_median_s"],
-            r["plan_one_edit_s"], "skipped" if peer_med is None else peer_med,
-            "" if peer_med is None else f"{r['plan_all_built_median_s'] / peer_med:.3f}x",
+            r["steps"], r["plan_none_built_median_s"], b, r["plan_one_edit_s"],
+            "skipped" if dry is None else dry, "" if dry is None else f"{b / dry:.3f}x",
+            "skipped" if ev is None else ev, "" if ev is None else f"{b / ev:.3f}x",
             r["lock_s"],
         ])  # fmt: skip
     print(c.table(["steps", "(a) none built s", "(b) all built s", "one edit s (1 run)",
-                   "peer nix eval s", "(b)/peer", "lock s"], rows))  # fmt: skip
+                   "nix build --dry-run s", "(b)/dry-run", "nix eval s", "(b)/eval",
+                   "lock s"], rows))  # fmt: skip
     record: dict[str, Any] = {"runs": runs, "launcher": c.launcher(), "target_s": TARGET_S,
                               "sizes": [{k: v for k, v in r.items() if k != "profile"}
                                         for r in results]}  # fmt: skip
@@ -319,14 +363,13 @@ def bench() -> int:
             print(f"{case}: {hi['steps']}/{lo['steps']} ratio {ratio:.2f} (steps x{scale:.0f}); "
                   f"{per_step_us:.0f} us per extra step")  # fmt: skip
     for r in results:
-        print(f"{r['steps']} steps: peer {r['peer_note']}")
+        print(f"{r['steps']} steps: nix build --dry-run {r['peer_dry_run_note']}; "
+              f"nix eval {r['peer_eval_note']}")  # fmt: skip
     big = results[-1]
     if big["steps"] >= 10000:
         worst = max(big["plan_none_built_median_s"], big["plan_all_built_median_s"])
         verdict = "meets" if worst < TARGET_S else "misses"
-        print(
-            f"{big['steps']} steps: slowest case {worst:.2f}s ({verdict} the {TARGET_S:.0f}s target)"
-        )
+        print(f"{big['steps']} steps: slowest case {worst:.2f}s ({verdict} the {TARGET_S}s target)")
     for text in big.get("profile", []):
         print(text.splitlines()[0].replace("===", "top 10 by cumulative time (wrappers left out):"))
         print(top_lines(text, 10))

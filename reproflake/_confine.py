@@ -23,7 +23,7 @@ import functools
 import os
 import stat
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reproflake.errors import UsageError
@@ -127,19 +127,27 @@ def local_path(root: Path, rel: str, where: str) -> Path:
     )
 
 
-def local_paths(root: Path, rels: Sequence[str], where: str) -> None:
-    """Check many matched files at once; only links (or linked directories) cost more."""
-    base = root.resolve()
+def local_paths(root: Path, rels: Sequence[str], where: Callable[[], str]) -> None:
+    """Check many matched files at once; only links (or linked directories) cost more.
+
+    ``where`` makes the start of a message, called only for a link: finding a key's line
+    scans the spec, which a project of many steps must not do once per step. Plain strings
+    and cached directory lookups: a project of 10,000 steps checks every file on each plan."""
+    top = str(root)
+    base = _resolved_dir(top)
     for rel in rels:
-        parent = _resolved_dir(str(root / rel).rsplit("/", 1)[0])
-        if _inside(parent, base) and not os.path.islink(root / rel):
+        full = os.path.join(top, rel)
+        parent = _resolved_dir(full.rsplit("/", 1)[0])
+        if (parent == base or parent.startswith(base.rstrip("/") + "/")) and not os.path.islink(
+            full
+        ):
             continue
-        local_path(root, rel, where)
+        local_path(root, rel, where())
 
 
 @functools.lru_cache(maxsize=4096)
-def _resolved_dir(path: str) -> Path:
-    return Path(path).resolve()
+def _resolved_dir(path: str) -> str:
+    return os.path.realpath(path)
 
 
 def file_url_path(url: str) -> Path | None:

@@ -97,7 +97,7 @@ def _walk(root: Path, base: str) -> Iterable[str]:
 def _is_file(root: Path, rel: str) -> bool:
     """A regular file or a link to one; a dangling link is no file; anything else is refused."""
     try:
-        mode = os.stat(root / rel).st_mode
+        mode = os.stat(os.path.join(root, rel)).st_mode  # a string: called once per source
     except OSError:
         return False
     if stat.S_ISREG(mode):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 
-from reproflake.fsutil import sha256_file
+from reproflake.digests import sha256_of
 from reproflake.lock.model import Lock
 from reproflake.nixgen import Facts, library, step_data
 from reproflake.spec import Spec
@@ -23,8 +23,10 @@ from reproflake.spec import Spec
 Components = dict[str, str]
 
 
-def _sha256_file(path: Path) -> str:
-    return sha256_file(path).hexdigest()
+@functools.lru_cache(maxsize=256)
+def _json_list(items: tuple[str, ...]) -> str:
+    # Many steps share one list of outputs: encoded once each.
+    return json.dumps(list(items))
 
 
 def _digest(value: object) -> str:
@@ -67,11 +69,11 @@ def own_components(
     `diff` passes one that reads a git revision).
     """
     if source_hash is None:
-        source_hash = lambda rel: _sha256_file(spec.root / rel)  # noqa: E731
+        source_hash = lambda rel: sha256_of(os.path.join(spec.root, rel))  # noqa: E731
     d = step_data(spec, facts, step)
     comps: Components = {
         "run": d["run"],
-        "outputs": json.dumps(d["outputs"]),
+        "outputs": _json_list(tuple(d["outputs"])),
         "environment": d["env"],
         "source-date-epoch": str(lock.source_date_epoch),
         "openblas-coretype": spec.environments[d["env"]].openblas_coretype,

@@ -70,6 +70,17 @@ def _pending(spec: Spec, step: str, plans: Mapping[str, StepPlan]) -> list[str]:
     return pending
 
 
+def _same_own(recorded: Mapping[str, str], own: Mapping[str, str], needs: Iterable[str]) -> bool:
+    """Whether a record holds exactly ``own`` besides one `need:` entry per needed step: the
+    common case, told without filtering every record's keys (a plan of 10,000 steps)."""
+    needs = tuple(needs)
+    return (
+        len(recorded) == len(own) + len(needs)
+        and all(f"need:{n}" in recorded for n in needs)
+        and all(recorded.get(k) == v for k, v in own.items())
+    )
+
+
 def plan(
     spec: Spec,
     lock: Lock,
@@ -80,9 +91,11 @@ def plan(
     *,
     nix_asked: bool = False,
     environments: Mapping[str, Mapping[str, str]] | None = None,
+    source_hash: Callable[[str], str] | None = None,
 ) -> dict[str, StepPlan]:
     """``nix_asked``: Nix itself was asked about the steps without a record (see
-    commands/plan.py); one of them may then still be spared by early cutoff."""
+    commands/_plan.py); one of them may then still be spared by early cutoff.
+    ``source_hash``: a source file's sha256 (default: read and hashed each time)."""
     missing = invalid(b.output for b in state.values())
     # Recorded environments, and the current ones, to tell a changed package by name.
     envs = dict(environments or {})
@@ -92,22 +105,28 @@ def plan(
     plans: dict[str, StepPlan] = {}
     for step in graph.order():
         rec = state.get(step)
-        pending = _pending(spec, step, plans)
         if rec is None or rec.output in missing:
             why = (
                 "it has not been built on this machine with these inputs"
                 if rec is None
                 else "its output is no longer in the Nix store"
             )
-            # Whether it runs may still hang on what a step it needs produces.
-            status = MAY if pending and rec is None and nix_asked else WILL
+            # Whether it runs may still hang on what a step it needs produces (asked only
+            # when it can matter: nothing built here, every step simply builds).
+            pending = _pending(spec, step, plans) if rec is None and nix_asked else []
+            status = MAY if pending else WILL
             plans[step] = StepPlan(step, status, tuple(pending) if status == MAY else (why,))
             continue
+        pending = _pending(spec, step, plans)
         # Hashing the step's sources is only worth it when there is a record to compare.
-        own = own_components(spec, lock, facts, step)
-        recorded_own = {k: v for k, v in rec.components.items() if not k.startswith("need:")}
-        reasons = changes(recorded_own, own, envs) if recorded_own != own else []
-        for need in spec.steps[step].needs:
+        own = own_components(spec, lock, facts, step, source_hash)
+        needs = spec.steps[step].needs
+        if _same_own(rec.components, own, needs):
+            reasons = []
+        else:
+            recorded_own = {k: v for k, v in rec.components.items() if not k.startswith("need:")}
+            reasons = changes(recorded_own, own, envs)
+        for need in needs:
             upstream = plans[need]
             if upstream.status == BUILT and rec.components.get(f"need:{need}") != upstream.output:
                 reasons.append(f"needs {need}, whose output changed since this step was built")

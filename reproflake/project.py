@@ -11,8 +11,7 @@ import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
-
-import pygit2
+from typing import TYPE_CHECKING
 
 from reproflake import _confine, _proc
 from reproflake._globs import match_files
@@ -20,9 +19,14 @@ from reproflake.errors import SpecError, UsageError
 from reproflake.nixgen import Facts
 from reproflake.spec import Spec
 
+if TYPE_CHECKING:  # imported where used: commands that never touch git start faster
+    import pygit2
+
 
 def repository(root: Path) -> pygit2.Repository | None:
     """The git repository whose work tree holds ``root`` (the project may be a subdirectory)."""
+    import pygit2
+
     found = pygit2.discover_repository(str(root))
     if found is None:
         return None
@@ -43,6 +47,8 @@ def _prefix(workdir: str, root: str) -> str:
 
 
 def last_commit_time(root: Path) -> int | None:
+    import pygit2
+
     repo = repository(root)
     if repo is None or repo.head_is_unborn:
         return None
@@ -81,11 +87,14 @@ def expand_sources(spec: Spec, globs: Globs | None = None) -> dict[str, tuple[st
                     hint=hint,
                 )
             _check_names(spec, ("steps", name, "sources"), matched)
-            where = f"{spec.where('steps', name, 'sources')}: steps.{name}.sources"
-            _confine.local_paths(spec.root, matched, where)
+            _confine.local_paths(spec.root, matched, functools.partial(_sources_at, spec, name))
             files.update(matched)
         result[name] = tuple(sorted(files))
     return result
+
+
+def _sources_at(spec: Spec, step: str) -> str:
+    return f"{spec.where('steps', step, 'sources')}: steps.{step}.sources"
 
 
 def _check_names(spec: Spec, key: tuple[str, ...], paths: Iterable[str]) -> None:
@@ -112,9 +121,13 @@ def facts(spec: Spec, globs: Globs | None = None) -> Facts:
     globs = globs if globs is not None else match_globs(spec)
     sources = expand_sources(spec, globs)
     if repo is not None:
+        # A file git tracks is in the flake even if a pattern ignores it; asking the index
+        # first spares the ignore rules for every source (most are tracked).
+        index = repo.index
         for name, files in sources.items():
             for rel in files:
-                if repo.path_is_ignored(in_repo(repo, spec.root, rel)):
+                path = in_repo(repo, spec.root, rel)
+                if path not in index and repo.path_is_ignored(path):
                     raise SpecError(
                         f"{spec.where('steps', name, 'sources')}: steps.{name}.sources: "
                         f"{rel} is ignored by git, so the flake cannot see it",

@@ -32,12 +32,6 @@ from pathlib import Path
 from reproflake import _proc
 from reproflake.errors import UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-
 # Nix adds this feature to the requirements of every content-addressed derivation.
 CA_FEATURE = "ca-derivations"
 
@@ -115,6 +109,11 @@ def load(project_urls: Sequence[str] = (), project_keys: Sequence[str] = ()) -> 
     path = config_path()
     raw: dict[str, object] = {}
     if path.is_file():
+        # Only when there is a file: the TOML parser costs every build's start-up otherwise.
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - exercised on Python 3.10 only
+            import tomli as tomllib
         try:
             raw = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

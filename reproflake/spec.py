@@ -23,12 +23,6 @@ from reproflake._paths import SPEC_FILE as SPEC_FILE
 from reproflake._paths import find_spec as find_spec
 from reproflake.errors import SpecError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-
 # One argument of a process may be at most 128 KiB on Linux (MAX_ARG_STRLEN), and a
 # step's command and variables travel as arguments and environment variables (twice:
 # to Nix's builder, then into the chroot), which together must stay well under ARG_MAX.
@@ -258,13 +252,14 @@ class Spec:
     images: Mapping[str, Image] = field(default_factory=dict)
     cache: CacheSpec = field(default_factory=lambda: CacheSpec())
 
-    @property
+    @functools.cached_property
     def root(self) -> Path:
+        # Cached: asked once per step and file in big projects, and a Path is not free.
         return self.path.parent
 
     def where(self, *key: str) -> str:
         """``file:line`` of a key path, for messages raised after parsing."""
-        return f"{self.path}:{_Locator(self.text).line(tuple(key))}"
+        return f"{self.path}:{_locator(self.text).line(tuple(key))}"
 
 
 # --------------------------------------------------------------------------- locating keys
@@ -309,6 +304,13 @@ class _Locator:
                 return self.lines[path]
             path = path[:-1]
         return 1
+
+
+@functools.lru_cache(maxsize=4)
+def _locator(text: str) -> _Locator:
+    """One scan per spec text: on a 10,000-step spec a scan takes a noticeable fraction of a
+    second, and messages about many keys (or a loop that prepares them) would repeat it."""
+    return _Locator(text)
 
 
 def _split_dotted(text: str) -> tuple[str, ...]:
@@ -554,9 +556,18 @@ def _remember(cache: Path, spec: Spec) -> None:
         write_atomic(cache, pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def _toml() -> Any:
+    """The TOML parser, imported when a text is parsed: a big spec comes from the cache."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    return tomllib
+
+
 def parse_toml(text: str) -> dict[str, Any]:
     """The raw document (for comparing revisions key by key); assumes it already parsed once."""
-    return tomllib.loads(text)
+    return dict(_toml().loads(text))
 
 
 # A placeholder counts only as a whole value (`mirror = {{mirror}}`), so text such as
@@ -585,6 +596,7 @@ def parse(text: str, path: Path) -> Spec:
             hint="run `reproflake lock`: it fills name, mirror and suite as `reproflake init` "
             "does (from this machine's apt sources); or write the values yourself",
         )
+    tomllib = _toml()
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from reproflake import _proc, planner
+from reproflake.commands._plan import compute
 from reproflake.commands._project import Log, load_project, load_spec
 from reproflake.errors import StaleLockError, UsageError
 from reproflake.fsutil import write_atomic
@@ -27,8 +28,6 @@ def _statuses(start: Path, log: Log) -> tuple[Graph, dict[str, str]]:
     except StaleLockError:
         _spec, dag = load_spec(start)
         return dag, {}
-    from reproflake.commands.plan import compute
-
     return p.graph, {s: MARKS[pl.status] for s, pl in compute(p).items()}
 
 

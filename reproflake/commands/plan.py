@@ -4,103 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from reproflake import executor, hardware, planner, remote, state
-from reproflake.commands._project import Log, Project, load_project
+from reproflake import planner
+from reproflake.commands._plan import compute
+from reproflake.commands._project import Log, load_project
 from reproflake.commands._steps import select
-from reproflake.errors import NixError
-
-FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is costly
-# Beyond this many steps without a record, asking Nix (which evaluates and copies the whole
-# flake) costs more than the plan is worth: such steps are planned as not built.
-ASK_NIX_UP_TO = 500
-
-
-def compute(p: Project) -> dict[str, planner.StepPlan]:
-    records, environments = state.load_all(p.root)
-    plans = planner.plan(
-        p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths, environments=environments
-    )
-    unknown = {s for s in plans if s not in records}
-    if not unknown or len(unknown) > ASK_NIX_UP_TO or not _flake_is_current(p):
-        return _blocked(p, plans)
-    # No record here (a fresh clone, another checkout): Nix itself may have built these
-    # steps already. Ask it, without building, a frontier at a time: the unknown steps
-    # whose needed steps are known to be built. What it has extends the frontier.
-    had_records = bool(records)
-    records = dict(records)
-    outputs = {s: b.output for s, b in records.items()}
-    asked: set[str] = set()
-    learned_any = False
-    try:  # once: Nix 2.8 would read the flake again for every `.#step` it is given
-        drvs = executor.derivations(p.root)
-    except NixError:
-        drvs = {}  # Nix cannot evaluate the flake: plan without asking it
-    while drvs:
-        frontier = [
-            s
-            for s in p.graph.order()
-            if s in unknown - asked and all(n in outputs for n in p.spec.steps[s].needs)
-        ][:FRONTIER]
-        if not frontier:
-            break
-        asked.update(frontier)
-        known = executor.known_outputs(p.root, frontier, drvs)
-        for step in frontier:
-            path = known.get(step)
-            if path:
-                comps = planner.components(p.spec, p.lock, p.facts, step, outputs)
-                records[step] = state.Built(path, comps)
-                outputs[step] = path
-                learned_any = True
-    # Early cutoff can spare a step only if it was built before, in some version; in a
-    # project nothing of which was ever built here, everything will build.
-    plans = planner.plan(
-        p.spec,
-        p.lock,
-        p.facts,
-        p.graph,
-        records,
-        executor.invalid_paths,
-        nix_asked=learned_any or had_records,
-        environments=environments,
-    )
-    return _blocked(p, plans)
-
-
-def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planner.StepPlan]:
-    """Steps to build whose hardware no machine offers: `build` would refuse them, in the
-    same words (one gate, hardware.gate)."""
-    needing = {
-        s: hw.features()
-        for s, pl in plans.items()
-        if pl.status != planner.BUILT and (hw := p.spec.steps[s].hardware) is not None
-    }
-    if not needing:
-        return plans
-    # The builders `build` would hand Nix (the user's [[builders]]): a step only one of
-    # them can build is planned there, not refused.
-    offers = remote.load(p.spec.cache.urls, p.spec.cache.public_keys).offers()
-    g = hardware.gate(needing, builders=offers)
-    for step in g.unbuildable:
-        plans[step] = planner.StepPlan(step, planner.BLOCKED, (g.why(step),))
-    for step, uri in g.remote.items():
-        pl = plans[step]
-        plans[step] = replace(pl, reasons=(*pl.reasons, f"on the remote builder {uri}"))
-    return plans
-
-
-def _flake_is_current(p: Project) -> bool:
-    """Whether the generated flake on disk is what this spec and lock generate."""
-    data = p.data
-    try:
-        on_disk = json.loads((p.root / ".reproflake/build.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(on_disk == json.loads(json.dumps(data)))
-
 
 SHORT = {
     planner.BUILT: "built",
@@ -120,7 +29,8 @@ def run(
     short: bool = False,
 ) -> int:
     p = load_project(start, log, write_lock=False, steps=steps)
-    wanted = set(p.graph.upstream(select(p, steps)))
+    # Every step unless some are named (then they and what they need).
+    wanted = set(p.graph.upstream(select(p, steps))) if steps else set(p.spec.steps)
     plans = [pl for s, pl in compute(p).items() if s in wanted]
     if as_json:
         doc = [
@@ -130,9 +40,11 @@ def run(
         out(json.dumps(doc, indent=2))
         return 0
     width = max((len(pl.step) for pl in plans), default=0)
-    for pl in plans:
-        # `status`: one word per step, for a quick look; `plan`: the reasons too.
-        out(f"{pl.step:<{width}}  {SHORT[pl.status]}" if short else pl.line())
+    # `status`: one word per step, for a quick look; `plan`: the reasons too. One write:
+    # a line at a time costs more than the plan itself at 10,000 steps.
+    lines = [f"{pl.step:<{width}}  {SHORT[pl.status]}" if short else pl.line() for pl in plans]
+    if lines:
+        out("\n".join(lines))
     counts = {
         k: sum(1 for pl in plans if pl.status == k)
         for k in (planner.WILL, planner.MAY, planner.BUILT, planner.BLOCKED)

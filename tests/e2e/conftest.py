@@ -45,6 +45,40 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["XDG_CACHE_HOME"] = saved
 
 
+# Settings a developer's shell may carry that change what reproflake does (caches to
+# read, builders, directories it may read, echoing commands): never inherited by a test.
+OWN_VARIABLES = (
+    "REPROFLAKE_BUILDERS",
+    "REPROFLAKE_READ_OUTSIDE",
+    "REPROFLAKE_SUBSTITUTERS",
+    "REPROFLAKE_VERBOSE",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """reproflake's own configuration ($XDG_CONFIG_HOME/reproflake: caches, builders,
+    read_outside) and environment variables for this session only. Every other tool's
+    configuration in the same directory (pip's and uv's: the machine's package index) is
+    kept, linked: the tests resolve packages as a user of this machine would."""
+    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", *OWN_VARIABLES)}
+    real = Path(saved["XDG_CONFIG_HOME"] or Path.home() / ".config")
+    config = tmp_path_factory.mktemp("xdg-config")
+    if real.is_dir():
+        for entry in sorted(real.iterdir()):
+            if entry.name != "reproflake":
+                (config / entry.name).symlink_to(entry)
+    os.environ["XDG_CONFIG_HOME"] = str(config)
+    for name in OWN_VARIABLES:
+        os.environ.pop(name, None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @dataclass
 class Run:
     returncode: int
