@@ -41,11 +41,19 @@ let
   # files. Both ways give the same content-addressed store path.
   # A release archive made with --vendor carries the files in vendor/: taken from there
   # (no network), flat and by the same hash, they get the same content-addressed path.
+  # A remote file stays the same fetch derivation, its output put in the store from the
+  # vendored copy first (so Nix finds it valid and downloads nothing): the environments
+  # that use it keep their derivations, and their store paths, in a vendored build.
   # (A git flake never sees vendor/ unless it is tracked.)
-  fetch = f: let copy = src + "/vendor/${f.name}"; in
+  fetch = f:
+    let
+      copy = src + "/vendor/${f.name}";
+      vendored = builtins.path { path = copy; inherit (f) name sha256; recursive = false; };
+      local = builtins.substring 0 7 f.url == "file://";
+    in
     if builtins.pathExists copy
-    then builtins.path { path = copy; inherit (f) name sha256; recursive = false; }
-    else if builtins.substring 0 7 f.url == "file://"
+    then (if local then vendored else builtins.seq vendored (fetchRemote f))
+    else if local
     then builtins.fetchurl { inherit (f) url sha256 name; }
     else fetchRemote f;
   fetchRemote = f: derivation {

@@ -109,3 +109,18 @@ def test_vendored_archive_builds_offline_with_plain_nix(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["outputs"]["out"] == recorded["table"]
+    # The vendored .debs stand in for the downloads without changing a derivation: the
+    # environment is the very root the original build made, not a rebuild of it.
+    attr = ".#legacyPackages.x86_64-linux.environments.base.drvPath"
+    drv = [_eval(where, attr) for where in (origin, top)]
+    assert drv[0] == drv[1], drv
+
+
+def _eval(flake: Path, attr: str) -> str:
+    proc = subprocess.run(
+        ["nix", "--extra-experimental-features", "nix-command flakes ca-derivations",
+         "eval", "--raw", attr],
+        cwd=flake, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
