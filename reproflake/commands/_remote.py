@@ -9,6 +9,14 @@ from reproflake import executor, remote
 from reproflake.commands._project import Log, Project
 
 
+def builders_only(p: Project) -> remote.Remote:
+    """The user's builders handed to Nix, and no cache: for commands that must build here
+    or on a builder, never take a result from a cache (verify, release)."""
+    r = remote.load(p.spec.cache.urls, p.spec.cache.public_keys)
+    executor.configure_remote(builders=r.builders_setting())
+    return r
+
+
 def setup(p: Project, log: Log) -> remote.Remote:
     """The project's and the user's caches and builders, handed to Nix. A cache that does
     not answer is left out with a one-line warning: the build goes on locally."""

@@ -20,6 +20,7 @@ from reproflake import __version__, _proc, executor, hardware, nixgen, project
 from reproflake.artifacts import release as rel
 from reproflake.artifacts import signing
 from reproflake.artifacts.provenance import input_material, wheel_material
+from reproflake.commands import _remote
 from reproflake.commands._project import (
     Log,
     Project,
@@ -131,7 +132,7 @@ def _epoch(commit: pygit2.Commit) -> int:
 def _build(p: Project, log: Log) -> dict[str, str]:
     order = p.graph.order()
     executor.ensure_in_store(store_items(p, order, seed=True))
-    features, _host = hardware_features(p, order)
+    features, _host = hardware_features(p, order, _remote.builders_only(p).offers())
     outcome = build_steps(p.root, order, log, labels=labels(p), features=features)
     missing = sorted(outcome.failed) or [s for s in order if s not in outcome.outputs]
     if missing:

@@ -20,6 +20,7 @@ from typing import Any
 
 from reproflake import compare, executor
 from reproflake._paths import LEGACY
+from reproflake.commands import _remote
 from reproflake.commands._project import (
     Log,
     Project,
@@ -114,7 +115,7 @@ def run(
     generate(p)
     needed = sorted(p.graph.upstream(wanted))
     executor.ensure_in_store(store_items(p, needed, seed=True))
-    features, _host = hardware_features(p, needed)
+    features, _host = hardware_features(p, needed, _remote.builders_only(p).offers())
     first = build_steps(p.root, wanted, log, labels=labels(p), features=features, jobs=jobs)
     if first.failed:
         raise BuildError(

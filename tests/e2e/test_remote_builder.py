@@ -156,6 +156,11 @@ def test_a_gpu_step_is_built_on_the_builder_and_lands_here(
     assert record["steps"]["train"]["built_here"] is False
     assert record["steps"]["hello"]["built_on"] in ("this machine", None)  # None: built before
 
+    # verify rebuilds it there too (this machine still lacks the feature).
+    run = reproflake("verify", "train", "--vary", "umask", "--json", cwd=root, env=env, check=False)
+    assert run.returncode == 0, run.output
+    assert json.loads(run.stdout)["steps"]["train"]["verdict"] == "identical"
+
     # The builder goes down: a step that needs it is refused with a clear message.
     builder.stop()
     spec = root / "reproflake.toml"
