@@ -106,7 +106,8 @@ class BlobStore:
                 tmp.unlink()
         return result
 
-    def layer(self, layer: Layer, mtime: int, compression: str) -> LayerBlob:
+    def layer(self, layer: Layer, mtime: int, compression: str, threads: int = 0) -> LayerBlob:
+        """The layer's blob, written unless its recipe's is known; ``threads``: zstd's."""
         key = recipe_key(layer.entries, mtime, compression)
         media = LAYER_MEDIA[compression]
         known = self.recipes / f"{key}.json"
@@ -121,7 +122,7 @@ class BlobStore:
         self.blobs.mkdir(parents=True, exist_ok=True)
         try:
             with open(tmp, "wb") as f:
-                written = write_tar(layer.entries, mtime, f, compression)
+                written = write_tar(layer.entries, mtime, f, compression, threads=threads)
             os.replace(tmp, self.path(written.digest))
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -297,8 +298,10 @@ def write_archive(
             entries.append(Entry(f"blobs/sha256/{name}", "file", source=str(store.path(digest))))
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as f:
-                write_tar(with_parents(entries), mtime, f, "none")
+            # Unbuffered and with no digest (nothing names the archive by one): the
+            # blobs are copied file to file by the kernel.
+            with open(tmp, "wb", buffering=0) as f:
+                write_tar(with_parents(entries), mtime, f, "none", diff_id=False, digest=False)
             os.replace(tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):

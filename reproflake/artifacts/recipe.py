@@ -128,6 +128,21 @@ def list_debs(paths: Sequence[str], lister: Callable[[str], list[str]]) -> list[
         return list(pool.map(lister, paths))
 
 
+def _write_layers(
+    store: oci.BlobStore, todo: Sequence[layers.Layer], mtime: int, compression: str
+) -> list[oci.LayerBlob]:
+    """The layers, one per core at a time (zlib, zstd and hashing release the
+    interpreter's lock), the largest first so that none is left alone at the end. Each
+    zstd stream has one worker thread beside the one that reads and hashes: as many
+    streams as cores keep every core busy, where a worker per core in every stream
+    would have the streams fight over them."""
+    cores = max(1, os.cpu_count() or 1)
+    by_size = sorted(range(len(todo)), key=lambda i: -len(todo[i].entries))
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        started = {i: pool.submit(store.layer, todo[i], mtime, compression, 1) for i in by_size}
+        return [started[i].result() for i in range(len(todo))]
+
+
 def write_image(
     store: oci.BlobStore,
     recipe: Recipe,
@@ -140,9 +155,7 @@ def write_image(
     sde = recipe["sourceDateEpoch"]
     work = recipe["workdir"].rstrip("/")
     todo = plan(recipe, resolved, deb_lists)
-    # Layers compress in parallel: zlib and zstd release the interpreter's lock.
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        blobs = list(pool.map(lambda layer: store.layer(layer, sde, compression), todo))
+    blobs = _write_layers(store, todo, sde, compression)
     labels, annotations = metadata(recipe, resolved)
     cfg = oci.ImageConfig(
         created=oci.rfc3339(sde),

@@ -2,9 +2,11 @@
 
 After an export, a stamp records what it read (the build's snapshot of spec, lock,
 sources, inputs and library, plus git's record of the commit and the origin), the
-store paths it took outputs from, and the stat of every file it wrote. If all of that
-still holds, the image on disk is the one an export would write again. Light on
-purpose: no spec parsing, no Nix, no git library.
+store paths it took outputs, the environment's root and the .debs from, and the stat
+of every file it wrote. If all of that still holds, the image on disk is the one an
+export would write again. Light on purpose: no spec parsing, no Nix, no git library.
+If only the image is gone, or another format or compression is asked for, the store
+paths still hold: the export writes the image again without asking Nix.
 """
 
 from __future__ import annotations
@@ -69,17 +71,44 @@ def _load(root: Path) -> dict[str, Any]:
     return {"tool": tool, "exports": {}}
 
 
-def remember(
-    root: Path, req: Request, before: dict[str, Any], outputs: dict[str, str], manifest: str
-) -> None:
+@dataclass(frozen=True)
+class Built:
+    """What an export took from the store: the steps' outputs, the environment's root
+    and the .debs it was unpacked from."""
+
+    outputs: dict[str, str]
+    env_root: str
+    debs: list[str]
+
+
+def remember(root: Path, req: Request, before: dict[str, Any], built: Built, manifest: str) -> None:
     stamp = _load(root)
     stamp["exports"][req.key] = {
+        "image": req.name,
         "snapshot": before,
-        "outputs": outputs,
+        "outputs": built.outputs,
+        "envRoot": built.env_root,
+        "debs": built.debs,
         "target": _target(req.dest),
         "manifest": manifest,
     }
     write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
+
+
+def built(root: Path, name: str) -> Built | None:
+    """What an earlier export of image ``name`` (any format, compression or destination)
+    took from the store, if nothing it read has changed since and all of it is still
+    there: the same spec, lock, sources and library give the same derivations, so
+    Nix need not be asked again. Only the writing is left to do."""
+    for _key, entry in sorted(_load(root)["exports"].items()):
+        if entry.get("image") != name:
+            continue
+        outputs, env_root, debs = entry["outputs"], entry["envRoot"], entry["debs"]
+        if not all(os.path.exists(path) for path in [*outputs.values(), env_root, *debs]):
+            continue
+        if _noop.holds(root, entry["snapshot"]):
+            return Built(dict(outputs), str(env_root), list(debs))
+    return None
 
 
 def _still(root: Path, req: Request) -> str | None:

@@ -5,7 +5,8 @@ realise its environment's root and the .debs it was unpacked from; split the roo
 into package layers, then the step's working directory and its outputs; write the
 layers through the blob cache; write the config, the manifest and the provenance
 referrer; write the layout; remember what it depended on, so that exporting again with
-nothing changed is answered without Nix.
+nothing changed is answered without Nix, and writing it again (removed, or in another
+format or compression) asks Nix nothing when the store paths it took still hold.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def run(
     generate(p)
     order = [s for s in p.graph.order() if s in p.graph.upstream([image.step])]
     before = _noop.snapshot(p.root, *_watched(p, order))
-    outputs = _build(p, order, log)
-    manifest, referrer = _export(p, image, req, outputs, log)
-    _stamp.remember(p.root, req, before, outputs, manifest.digest)
+    built = _stamp.built(p.root, name)
+    if built is None:
+        outputs = _build(p, order, log)
+        built = _stamp.Built(outputs, *_environment(p, p.data["images"][image.name]))
+    manifest, referrer = _export(p, image, req, built, log)
+    _stamp.remember(p.root, req, before, built, manifest.digest)
     out(f"{req.dest}: {manifest.digest}")
     out(f"  provenance: {referrer.digest} (subject {manifest.digest})")
     if push:
@@ -115,8 +119,8 @@ def _sri(hex_digest: str) -> str:
     return "sha256-" + base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
-def _environment(p: Project, recipe: Recipe) -> tuple[str, list[str], list[list[str]]]:
-    """The environment's root in the store, its .debs there, and each one's paths."""
+def _environment(p: Project, recipe: Recipe) -> tuple[str, list[str]]:
+    """The environment's root in the store and its .debs there (built or fetched)."""
     debs = [
         executor.fixed_path(_sri(p.lock.debs[key].sha256), key, recursive=False)
         for key in recipe["debs"]
@@ -125,11 +129,14 @@ def _environment(p: Project, recipe: Recipe) -> tuple[str, list[str], list[list[
     attrs = [ENV_ATTR + recipe["env"]]
     attrs += [DEB_ATTR + k for k, v in zip(recipe["debs"], debs, strict=True) if v in missing]
     built = executor.build_paths(p.root, attrs)
-    root = built[f"reproflake-env-{recipe['env']}"]
+    return built[f"reproflake-env-{recipe['env']}"], debs
+
+
+def _deb_lists(p: Project, recipe: Recipe, debs: list[str]) -> list[list[str]]:
+    """Each .deb's paths (read once per .deb ever, then cached by its sha256)."""
     cache = user_cache_dir() / "deb-paths"
     shas = {path: p.lock.debs[key].sha256 for key, path in zip(recipe["debs"], debs, strict=True)}
-    lists = _recipe.list_debs(debs, lambda d: layering.deb_paths(Path(d), shas[d], cache))
-    return root, debs, lists
+    return _recipe.list_debs(debs, lambda d: layering.deb_paths(Path(d), shas[d], cache))
 
 
 def _resolved(
@@ -181,11 +188,11 @@ def _sha256(path: Path) -> str:
 
 
 def _export(
-    p: Project, image: Image, req: _stamp.Request, outputs: dict[str, str], log: Log
+    p: Project, image: Image, req: _stamp.Request, built: _stamp.Built, log: Log
 ) -> tuple[oci.Descriptor, oci.Descriptor]:
     recipe = p.data["images"][image.name]
-    env_root, debs, lists = _environment(p, recipe)
-    resolved = _resolved(p, recipe, outputs, env_root, debs)
+    lists = _deb_lists(p, recipe, built.debs)
+    resolved = _resolved(p, recipe, built.outputs, built.env_root, built.debs)
     store = oci.BlobStore(user_cache_dir() / "oci")
     manifest, referrer, blobs = _recipe.write_image(store, recipe, resolved, lists, req.compression)
     req.dest.parent.mkdir(parents=True, exist_ok=True)
