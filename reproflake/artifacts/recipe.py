@@ -91,11 +91,11 @@ def metadata(recipe: Recipe, resolved: Resolved) -> tuple[dict[str, str], dict[s
     return {**standard, **recipe["labels"], **own}, {**standard, **own}
 
 
-def plan(
+def environment(
     recipe: Recipe, resolved: Resolved, deb_lists: Sequence[Sequence[str]]
 ) -> list[layers.Layer]:
-    """The layers: the environment's packages and configuration, the working directory,
-    the outputs. ``deb_lists``: each .deb's paths, in Recipe.debs order."""
+    """The environment's package and configuration layers. ``deb_lists``: each .deb's
+    paths, in Recipe.debs order."""
     root = Path(resolved["envRoot"])
     packages: list[tuple[str, Sequence[str]]] = list(
         zip(recipe["packages"], deb_lists, strict=True)
@@ -103,7 +103,15 @@ def plan(
     if recipe["python"]:
         site = f"usr/local/lib/python{recipe['python']}/dist-packages"
         packages.extend(sorted(layers.wheel_paths(root, site).items()))
-    result = layers.environment_layers(root, layers.owners(packages), recipe["env"])
+    return layers.environment_layers(root, layers.owners(packages), recipe["env"])
+
+
+def plan(
+    recipe: Recipe, resolved: Resolved, env_layers: Sequence[layers.Layer]
+) -> list[layers.Layer]:
+    """The layers: the environment's packages and configuration (:func:`environment`),
+    the working directory, the outputs."""
+    result = list(env_layers)
     if recipe["workspace"]:
         work = recipe["workdir"].rstrip("/")
         items = [(f"{work}/{rel}", Path(src)) for rel, src in resolved["workspace"]]
@@ -147,14 +155,15 @@ def write_image(
     store: oci.BlobStore,
     recipe: Recipe,
     resolved: Resolved,
-    deb_lists: Sequence[Sequence[str]],
+    env_layers: Sequence[layers.Layer],
     compression: str,
 ) -> tuple[oci.Descriptor, oci.Descriptor, list[oci.LayerBlob]]:
     """The layers, config, manifest and provenance referrer into ``store``: the image
-    manifest's and the referrer's descriptors, and the layers."""
+    manifest's and the referrer's descriptors, and the layers. ``env_layers``: the
+    environment's, from :func:`environment`."""
     sde = recipe["sourceDateEpoch"]
     work = recipe["workdir"].rstrip("/")
-    todo = plan(recipe, resolved, deb_lists)
+    todo = plan(recipe, resolved, env_layers)
     blobs = _write_layers(store, todo, sde, compression)
     labels, annotations = metadata(recipe, resolved)
     cfg = oci.ImageConfig(
@@ -231,7 +240,8 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = oci.BlobStore(Path(tmp) / "store")
         lists = list_debs(resolved["debs"], lambda p: layers.deb_listing(Path(p).read_bytes()))
-        manifest, referrer, _ = write_image(store, recipe, resolved, lists, compression)
+        env_layers = environment(recipe, resolved, lists)
+        manifest, referrer, _ = write_image(store, recipe, resolved, env_layers, compression)
         # Written beside the blobs, then copied: only $out itself may be made in the store.
         image = Path(tmp) / "image"
         write_layout(store, manifest, referrer, fmt, image, recipe["sourceDateEpoch"])

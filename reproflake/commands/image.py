@@ -20,6 +20,7 @@ from pathlib import Path
 
 from reproflake import executor, hardware, project
 from reproflake._paths import LEGACY, user_cache_dir
+from reproflake.artifacts import env_layers as env_split
 from reproflake.artifacts import layers as layering
 from reproflake.artifacts import oci
 from reproflake.artifacts import recipe as _recipe
@@ -191,10 +192,14 @@ def _export(
     p: Project, image: Image, req: _stamp.Request, built: _stamp.Built, log: Log
 ) -> tuple[oci.Descriptor, oci.Descriptor]:
     recipe = p.data["images"][image.name]
-    lists = _deb_lists(p, recipe, built.debs)
     resolved = _resolved(p, recipe, built.outputs, built.env_root, built.debs)
+    env_layers = env_split.cached(
+        user_cache_dir() / "env-layers", recipe, resolved, lambda: _deb_lists(p, recipe, built.debs)
+    )
     store = oci.BlobStore(user_cache_dir() / "oci")
-    manifest, referrer, blobs = _recipe.write_image(store, recipe, resolved, lists, req.compression)
+    manifest, referrer, blobs = _recipe.write_image(
+        store, recipe, resolved, env_layers, req.compression
+    )
     req.dest.parent.mkdir(parents=True, exist_ok=True)
     _recipe.write_layout(store, manifest, referrer, req.fmt, req.dest, recipe["sourceDateEpoch"])
     size = sum(b.descriptor.size for b in blobs)
