@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproflake import executor, hardware, project
+from reproflake import executor, project
 from reproflake._paths import LEGACY, user_cache_dir
 from reproflake.artifacts import env_layers as env_split
 from reproflake.artifacts import layers as layering
@@ -85,6 +85,8 @@ def _image(spec: SpecType, name: str) -> Image:
 
 def _build(p: Project, order: Sequence[str], log: Log) -> dict[str, str]:
     """Build the step and what it needs (nothing, when built); their output paths."""
+    from reproflake import hardware  # only when Nix is asked: a re-export skips this stage
+
     executor.ensure_in_store(store_items(p, order))
     host = hardware.probe()
     wanted = {
