@@ -13,6 +13,7 @@ Only the split is kept: every layer's bytes are still read from the root when wr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,7 +56,8 @@ def cached(
             pass
     layers = _recipe.environment(recipe, resolved, deb_lists())
     if k is not None:
-        write_atomic(path, json.dumps([_row(layer) for layer in layers]) + "\n")
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            write_atomic(path, json.dumps([_row(layer) for layer in layers]) + "\n")
     return layers
 
 

@@ -9,6 +9,7 @@ and with --vendor every pinned file the build used) → SHA256SUMS, provenance, 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -261,7 +262,8 @@ def _nix_version() -> str:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     version = _proc.run(["nix", "--version"]).stdout.strip()
-    write_atomic(cache, json.dumps({"key": key, "version": version}, sort_keys=True) + "\n")
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        write_atomic(cache, json.dumps({"key": key, "version": version}, sort_keys=True) + "\n")
     return version
 
 

@@ -72,3 +72,10 @@ def test_an_unreadable_cache_entry_is_computed_again(tmp_path: Path) -> None:
     (tmp_path / "cache" / f"{key}.json").write_text('[{"comment": 1}]')
     got = env_layers.cached(tmp_path / "cache", recipe, resolved, lambda: LISTS)
     assert got == _recipe.environment(recipe, resolved, LISTS)
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path: Path) -> None:
+    recipe, resolved = job(root(tmp_path / "env"))
+    (tmp_path / "file").write_text("")
+    got = env_layers.cached(tmp_path / "file" / "cache", recipe, resolved, lambda: LISTS)
+    assert got == _recipe.environment(recipe, resolved, LISTS)
