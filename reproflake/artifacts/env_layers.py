@@ -39,6 +39,17 @@ def key(recipe: _recipe.Recipe, resolved: _recipe.Resolved) -> str | None:
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
 
 
+def lookup(cache: Path, recipe: _recipe.Recipe, resolved: _recipe.Resolved) -> list[Layer] | None:
+    """The kept split, or None."""
+    k = key(recipe, resolved)
+    if k is None:
+        return None
+    try:
+        return [_layer(row) for row in json.loads((cache / f"{k}.json").read_bytes())]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def cached(
     cache: Path,
     recipe: _recipe.Recipe,
@@ -47,17 +58,14 @@ def cached(
 ) -> list[Layer]:
     """:func:`recipe.environment`, from the cache when it has the split; ``deb_lists``
     is only called when it has not."""
-    k = key(recipe, resolved)
-    path = cache / f"{k}.json"
-    if k is not None:
-        try:
-            return [_layer(row) for row in json.loads(path.read_bytes())]
-        except (OSError, ValueError, TypeError, KeyError):
-            pass
+    found = lookup(cache, recipe, resolved)
+    if found is not None:
+        return found
     layers = _recipe.environment(recipe, resolved, deb_lists())
+    k = key(recipe, resolved)
     if k is not None:
         with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-            write_atomic(path, json.dumps([_row(layer) for layer in layers]) + "\n")
+            write_atomic(cache / f"{k}.json", json.dumps([_row(layer) for layer in layers]) + "\n")
     return layers
 
 

@@ -15,10 +15,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reproflake.commands import _noop
 from reproflake.fsutil import write_atomic
+
+if TYPE_CHECKING:  # the no-op answer imports no writer
+    from reproflake.artifacts.recipe import Recipe, Resolved
 
 STAMP = Path(".reproflake/cache/images.json")
 SPEC = "reproflake.toml"
@@ -81,7 +84,16 @@ class Built:
     debs: list[str]
 
 
-def remember(root: Path, req: Request, before: dict[str, Any], built: Built, manifest: str) -> None:
+def remember(
+    root: Path,
+    req: Request,
+    before: dict[str, Any],
+    built: Built,
+    manifest: str,
+    written: tuple[Recipe, Resolved],
+) -> None:
+    """Record an export: what it read, the store paths it took, the image's recipe and
+    parts as it wrote them (``written``), and the stat of what it wrote."""
     stamp = _load(root)
     stamp["exports"][req.key] = {
         "image": req.name,
@@ -89,10 +101,30 @@ def remember(root: Path, req: Request, before: dict[str, Any], built: Built, man
         "outputs": built.outputs,
         "envRoot": built.env_root,
         "debs": built.debs,
+        "recipe": written[0],
+        "resolved": written[1],
         "target": _target(req.dest),
         "manifest": manifest,
     }
     write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
+
+
+def recorded(root: Path, name: str) -> tuple[dict[str, Any], Built, Recipe, Resolved] | None:
+    """An earlier export of image ``name`` whose snapshot still holds, with every file and
+    store path it wrote from still there: its snapshot, recipe and parts, from which
+    the same image is written again without loading the project (the recipe follows
+    from the spec, the lock and the sources, all in the snapshot; the parts are the
+    recorded store paths and files)."""
+    for _key, entry in sorted(_load(root)["exports"].items()):
+        if entry.get("image") != name or "recipe" not in entry:
+            continue
+        resolved = entry["resolved"]
+        paths = [resolved["envRoot"], *resolved["debs"], *resolved["outputs"].values(),
+                 *(src for _rel, src in resolved["workspace"]), *resolved["sources"].values()]  # fmt: skip
+        if all(os.path.exists(path) for path in paths) and _noop.holds(root, entry["snapshot"]):
+            built = Built(dict(entry["outputs"]), str(entry["envRoot"]), list(entry["debs"]))
+            return entry["snapshot"], built, entry["recipe"], resolved
+    return None
 
 
 def built(root: Path, name: str) -> Built | None:

@@ -26,7 +26,7 @@ from reproflake.artifacts import oci
 from reproflake.artifacts import recipe as _recipe
 from reproflake.artifacts.recipe import PROVENANCE, TAG, Recipe, Resolved
 from reproflake.commands import _image_stamp as _stamp
-from reproflake.commands import _noop
+from reproflake.commands import _image_write, _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.errors import BuildError, HardwareError, UsageError
 from reproflake.spec import SPEC_FILE, Image
@@ -64,8 +64,8 @@ def run(
     if built is None:
         outputs = _build(p, order, log)
         built = _stamp.Built(outputs, *_environment(p, p.data["images"][image.name]))
-    manifest, referrer = _export(p, image, req, built, log)
-    _stamp.remember(p.root, req, before, built, manifest.digest)
+    manifest, referrer, written = _export(p, image, req, built, log)
+    _stamp.remember(p.root, req, before, built, manifest.digest, written)
     out(f"{req.dest}: {manifest.digest}")
     out(f"  provenance: {referrer.digest} (subject {manifest.digest})")
     if push:
@@ -192,21 +192,16 @@ def _sha256(path: Path) -> str:
 
 def _export(
     p: Project, image: Image, req: _stamp.Request, built: _stamp.Built, log: Log
-) -> tuple[oci.Descriptor, oci.Descriptor]:
+) -> tuple[oci.Descriptor, oci.Descriptor, tuple[Recipe, Resolved]]:
+    """The image written; its manifest, its referrer, and the recipe and parts it was
+    written from (recorded, to write it again without loading the project)."""
     recipe = p.data["images"][image.name]
     resolved = _resolved(p, recipe, built.outputs, built.env_root, built.debs)
     env_layers = env_split.cached(
         user_cache_dir() / "env-layers", recipe, resolved, lambda: _deb_lists(p, recipe, built.debs)
     )
-    store = oci.BlobStore(user_cache_dir() / "oci")
-    manifest, referrer, blobs = _recipe.write_image(
-        store, recipe, resolved, env_layers, req.compression
-    )
-    req.dest.parent.mkdir(parents=True, exist_ok=True)
-    _recipe.write_layout(store, manifest, referrer, req.fmt, req.dest, recipe["sourceDateEpoch"])
-    size = sum(b.descriptor.size for b in blobs)
-    log(f"image {image.name}: {len(blobs)} layers, {size / 1e6:.1f} MB ({req.compression})")
-    return manifest, referrer
+    manifest, referrer = _image_write.write(image.name, recipe, resolved, env_layers, req, log)
+    return manifest, referrer, (recipe, resolved)
 
 
 # --------------------------------------------------------------------------- no-op exports

@@ -4,9 +4,11 @@ another format or compression) writes again without Nix while it holds."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from reproflake.artifacts.recipe import Recipe, Resolved
 from reproflake.commands import _image_stamp as stamp
 from reproflake.commands import _noop
 
@@ -25,7 +27,11 @@ def exported(tmp_path: Path) -> tuple[Path, stamp.Built]:
     req = stamp.Request("img", "oci-archive", "zstd", root / "results" / "img.oci.tar")
     req.dest.parent.mkdir()
     req.dest.write_bytes(b"image")
-    stamp.remember(root, req, _noop.snapshot(root, ["src/*.py"], []), built, "sha256:m")
+    resolved = {"envRoot": built.env_root, "debs": built.debs, "outputs": built.outputs,
+                "workspace": [["src/a.py", str(root / "src/a.py")]],
+                "sources": {"src/a.py": str(root / "src/a.py")}}  # fmt: skip
+    written = cast(tuple[Recipe, Resolved], ({"image": "p/img"}, resolved))
+    stamp.remember(root, req, _noop.snapshot(root, ["src/*.py"], []), built, "sha256:m", written)
     return root, built
 
 
@@ -35,6 +41,9 @@ def test_the_store_paths_are_known_while_nothing_changed(
     root, built = exported
     (root / "results" / "img.oci.tar").unlink()  # the image itself may be gone
     assert stamp.built(root, "img") == built
+    found = stamp.recorded(root, "img")
+    assert found is not None and found[1] == built and found[2] == {"image": "p/img"}
+    assert stamp.recorded(root, "other") is None
     assert stamp.built(root, "other") is None
     # The image is gone: the no-op answer is not given, only the build is spared.
     assert stamp.check(root, "img", "oci-archive", "zstd", None) is None
@@ -57,3 +66,4 @@ def test_a_change_or_a_collected_path_asks_nix_again(
     root, built = exported
     change(root, built)  # type: ignore[operator]
     assert stamp.built(root, "img") is None
+    assert stamp.recorded(root, "img") is None
