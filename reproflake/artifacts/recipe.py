@@ -139,15 +139,18 @@ def list_debs(paths: Sequence[str], lister: Callable[[str], list[str]]) -> list[
 def _write_layers(
     store: oci.BlobStore, todo: Sequence[layers.Layer], mtime: int, compression: str
 ) -> list[oci.LayerBlob]:
-    """The layers, one per core at a time (zlib, zstd and hashing release the
-    interpreter's lock), the largest first so that none is left alone at the end. Each
-    zstd stream has one worker thread beside the one that reads and hashes: as many
-    streams as cores keep every core busy, where a worker per core in every stream
-    would have the streams fight over them."""
+    """The layers, the largest first. zstd compresses in its own worker threads, one per
+    core, so one thread reading, hashing and feeding them layer after layer keeps the
+    cores busy; a second such thread would only contend for the interpreter's lock
+    (measured: 7 % more CPU for the same time). zlib has no workers: there, one thread
+    per core writes a layer at a time (zlib, hashing and reads release the lock)."""
     cores = max(1, os.cpu_count() or 1)
+    writers, workers = (1, cores) if compression == "zstd" else (cores, 1)
     by_size = sorted(range(len(todo)), key=lambda i: -len(todo[i].entries))
-    with ThreadPoolExecutor(max_workers=cores) as pool:
-        started = {i: pool.submit(store.layer, todo[i], mtime, compression, 1) for i in by_size}
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        started = {
+            i: pool.submit(store.layer, todo[i], mtime, compression, workers) for i in by_size
+        }
         return [started[i].result() for i in range(len(todo))]
 
 

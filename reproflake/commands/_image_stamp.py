@@ -5,8 +5,9 @@ sources, inputs and library, plus git's record of the commit and the origin), th
 store paths it took outputs, the environment's root and the .debs from, and the stat
 of every file it wrote. If all of that still holds, the image on disk is the one an
 export would write again. Light on purpose: no spec parsing, no Nix, no git library.
-If only the image is gone, or another format or compression is asked for, the store
-paths still hold: the export writes the image again without asking Nix.
+If only the image is gone, or another format or compression is asked for, the recipe
+and parts recorded still hold: the image is written again from them, without loading
+the project or asking Nix (_image_write.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ into package layers, then the step's working directory and its outputs; write th
 layers through the blob cache; write the config, the manifest and the provenance
 referrer; write the layout; remember what it depended on, so that exporting again with
 nothing changed is answered without Nix, and writing it again (removed, or in another
-format or compression) asks Nix nothing when the store paths it took still hold.
+format or compression) is done from that record alone (_image_write.py).
 """
 
 from __future__ import annotations
