@@ -220,8 +220,11 @@ def _watched(p: Project, order: Sequence[str]) -> tuple[list[str], list[str]]:
     if repo is not None:
         gitdir = Path(repo.path)
         paths += [str(gitdir / "HEAD"), str(gitdir / "packed-refs")]
-        if not repo.head_is_unborn:
-            paths.append(str(gitdir / repo.head.name))
+        # The branch's ref file even before the first commit (it does not exist yet):
+        # that commit then changes the image's revision, and must void the record.
+        head = (gitdir / "HEAD").read_text(errors="replace").strip()
+        if head.startswith("ref: "):
+            paths.append(str(gitdir / head[5:].strip()))
         with_config = gitdir / "config"  # origin's URL is the image's source
         paths.append(str(with_config))
     return patterns, paths
