@@ -219,14 +219,17 @@ def _watched(p: Project, order: Sequence[str]) -> tuple[list[str], list[str]]:
     repo = project.repository(p.root)
     if repo is not None:
         gitdir = Path(repo.path)
-        paths += [str(gitdir / "HEAD"), str(gitdir / "packed-refs")]
+        # A linked work tree has its own HEAD; refs and config are in the common dir.
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = gitdir / (gitdir / "commondir").read_text().strip()
+        paths += [str(gitdir / "HEAD"), str(common / "packed-refs")]
         # The branch's ref file even before the first commit (it does not exist yet):
         # that commit then changes the image's revision, and must void the record.
         head = (gitdir / "HEAD").read_text(errors="replace").strip()
         if head.startswith("ref: "):
-            paths.append(str(gitdir / head[5:].strip()))
-        with_config = gitdir / "config"  # origin's URL is the image's source
-        paths.append(str(with_config))
+            paths.append(str(common / head[5:].strip()))
+        paths.append(str(common / "config"))  # origin's URL is the image's source
     return patterns, paths
 
 
