@@ -1,9 +1,10 @@
 """`reproflake release`: one deterministic archive of the project at its git commit.
 
 Stages: the project and its commit (a dirty tree is refused unless allowed) → every
-step built (Nix is not asked when the last build's record still holds) → the files (sources tracked at the commit, the generated flake, outputs,
-and with --vendor every pinned file the build used) → SHA256SUMS, provenance, README
-→ the archive, written atomically.
+step built (Nix is not asked while the last build's record still holds) → the files
+(sources tracked at the commit, the generated flake, outputs, and with --vendor every
+pinned file the build used) → SHA256SUMS, provenance, README → the archive, written
+atomically.
 """
 
 from __future__ import annotations
