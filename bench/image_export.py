@@ -1,15 +1,18 @@
 """Image export: `reproflake image` against tar + gzip / tar + zstd -T0 of the same tree.
 
-A is a cold `reproflake image report --format oci-archive --compression C` (an empty
-blob cache, so every layer is written and compressed); B is `tar` of the same files (the
-environment's root and the step's outputs, sorted, owners 0, fixed times) piped through
-`gzip` or `zstd -T0` at the same level. They run alternately in the same process run;
-the table gives medians of wall and CPU time (user + system of every process, from the
-children's rusage: steadier than wall on a busy machine) and the ratios B/A (target: at
-least 0.8x in throughput). Then the no-op re-export (nothing changed) is timed (target:
-under 0.2 s), and the share of layer bytes two environments differing by one Debian
-package have in common. reproflake runs as an installed copy does, with its bytecode
-cached (a PYTHONDONTWRITEBYTECODE in the environment is not passed on).
+A is a cold `reproflake image report --format oci-archive --compression C`: an empty
+blob cache, so every layer is written and compressed; the project is unchanged since the
+first export, so the image is written from the export's record, without loading the
+project or asking Nix (as a user's re-export in another format is). B is `tar` of the
+same files (the environment's root and the step's outputs, sorted, owners 0, fixed
+times) piped through `gzip` or `zstd -T0` at the same level. They run alternately in the
+same process run; the table gives medians of wall and CPU time (user + system of every
+process, from the children's rusage: steadier than wall on a busy machine) and the
+ratios B/A (target: at least 0.8x in throughput). Then the no-op re-export (nothing
+changed) is timed (target: under 0.2 s), and the share of layer bytes two environments
+differing by one Debian package have in common. reproflake runs as an installed copy
+does, with its bytecode cached (a PYTHONDONTWRITEBYTECODE in the environment is not
+passed on).
 
     python bench/image_export.py [--runs N] [--extra-package jq]
 """
