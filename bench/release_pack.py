@@ -3,15 +3,20 @@
 A is `reproflake release --vendor` of a committed project whose steps are built (so it is
 the packing: the sources from git, outputs, vendored files, hashes, provenance); B is GNU
 tar of the extracted release tree (sorted, owners 0, fixed time) piped through `zstd -3
--T0`, the same level. They alternate in one run; medians, throughput ratio B/A (target
->= 1.0x), and the archive's size against the vendored material's.
+-T0`, the same level. They alternate in one run; medians of wall and of CPU time (user +
+system, children's rusage: steadier than wall on a busy machine), the ratios B/A (target
+>= 1.0x in throughput), and the archive's size against the vendored material's.
+reproflake runs as an installed copy does, with its bytecode cached (a
+PYTHONDONTWRITEBYTECODE in the environment is not passed on).
 
-    python bench/release_pack.py [--template minimal] [--runs N]
+    python bench/release_pack.py [--template minimal|python] [--runs N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -19,12 +24,20 @@ import tempfile
 import time
 from pathlib import Path
 
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
-def timed(cmd: list[str] | str, cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, shell=isinstance(cmd, str),
+
+def cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def timed(cmd: list[str] | str, cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one run (CPU: every process it started, once reaped)."""
+    start, used = time.perf_counter(), cpu()
+    subprocess.run(cmd, cwd=cwd, check=True, shell=isinstance(cmd, str), env=ENV,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu() - used
 
 
 def main() -> None:
@@ -36,19 +49,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         root = base / "proj"
-        subprocess.run(
-            [*rf, "init", "--template", args.template, str(root)], check=True, capture_output=True
-        )
-        subprocess.run([*rf, "lock"], cwd=root, check=True, capture_output=True)
-        subprocess.run([*rf, "build"], cwd=root, check=True, capture_output=True)
+        subprocess.run([*rf, "init", "--template", args.template, str(root)],
+                       check=True, capture_output=True, env=ENV)  # fmt: skip
+        subprocess.run([*rf, "lock"], cwd=root, check=True, capture_output=True, env=ENV)
+        subprocess.run([*rf, "build"], cwd=root, check=True, capture_output=True, env=ENV)
         git = ["git", "-c", "user.name=b", "-c", "user.email=b@b.invalid"]
         subprocess.run(["git", "init", "-q"], cwd=root, check=False, capture_output=True)
         subprocess.run(["git", "add", "-A"], cwd=root, check=True)
         subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
         out = base / "r.tar.zst"
-        subprocess.run(
-            [*rf, "release", "--vendor", "-o", str(out)], cwd=root, check=True, capture_output=True
-        )
+        subprocess.run([*rf, "release", "--vendor", "-o", str(out)],
+                       cwd=root, check=True, capture_output=True, env=ENV)  # fmt: skip
         tree = base / "tree"
         tree.mkdir()
         subprocess.run(["tar", "-x", "-C", str(tree), "-f", str(out)], check=True)
@@ -61,13 +72,19 @@ def main() -> None:
             b.append(timed(peer, tree))
         size = sum(p.stat().st_size for p in top.rglob("*") if p.is_file())
         vendored = sum(p.stat().st_size for p in (top / "vendor").iterdir())
-        ma, mb = statistics.median(a), statistics.median(b)
+        ma, mb = (statistics.median(w for w, _ in runs) for runs in (a, b))
+        ca, cb = (statistics.median(c for _, c in runs) for runs in (a, b))
         print(
             f"tree: {size / 1e6:.1f} MB ({vendored / 1e6:.1f} MB vendored), template {args.template}"
         )
-        print(f"reproflake release --vendor: {ma:.3f} s ({size / 1e6 / ma:.0f} MB/s)")
-        print(f"tar --sort=name | zstd -3 -T0: {mb:.3f} s ({size / 1e6 / mb:.0f} MB/s)")
-        print(f"throughput ratio (release / tar+zstd): {mb / ma:.2f}x")
+        print(
+            f"reproflake release --vendor: {ma:.3f} s ({size / 1e6 / ma:.0f} MB/s), cpu {ca:.3f} s"
+        )
+        print(
+            f"tar --sort=name | zstd -3 -T0: {mb:.3f} s ({size / 1e6 / mb:.0f} MB/s), cpu {cb:.3f} s"
+        )
+        print(f"throughput ratio (release / tar+zstd): {mb / ma:.2f}x wall, {cb / ca:.2f}x cpu")
+        print(f"1-minute load average at the end: {os.getloadavg()[0]:.1f}")
         print(
             f"archive {out.stat().st_size / 1e6:.1f} MB = {out.stat().st_size / vendored:.2f}x the vendored "
             f"material; tar+zstd {(base / 'peer.tar.zst').stat().st_size / 1e6:.1f} MB"

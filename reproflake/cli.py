@@ -606,6 +606,13 @@ def image(
         if hit is not None:
             _out(f"{hit[0].dest}: {hit[1]} (unchanged)")
             return 0
+        # Only the image is to write (removed, another format): not the project to load.
+        from reproflake.commands import _image_write
+
+        if not push and _image_write.again(
+            directory, name, fmt, compression, output, log=_log, out=_out
+        ):
+            return 0
         from reproflake.commands import image as cmd
 
         return cmd.run(

@@ -12,15 +12,10 @@ layer's digest as it was.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
-import io
 import json
-import lzma
 import os
 import posixpath
-import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +83,14 @@ def deb_listing(deb: bytes) -> list[str]:
     """The paths a .deb installs (normalised, directories too), sorted.
 
     Standard library only (the image derivation lists the .debs in the sandbox); the
-    lock's own reader (lock/deb.py) checks far more, and has already accepted the file."""
+    lock's own reader (lock/deb.py) checks far more, and has already accepted the file.
+    (Its modules are imported here: once the lists are cached, exports never need them.)"""
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import tarfile
+
     if not deb.startswith(b"!<arch>\n"):
         raise ValueError("not a Debian package: missing the '!<arch>' ar header")
     pos = 8

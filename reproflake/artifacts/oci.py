@@ -106,7 +106,8 @@ class BlobStore:
                 tmp.unlink()
         return result
 
-    def layer(self, layer: Layer, mtime: int, compression: str) -> LayerBlob:
+    def layer(self, layer: Layer, mtime: int, compression: str, threads: int = 0) -> LayerBlob:
+        """The layer's blob, written unless its recipe's is known; ``threads``: zstd's."""
         key = recipe_key(layer.entries, mtime, compression)
         media = LAYER_MEDIA[compression]
         known = self.recipes / f"{key}.json"
@@ -121,7 +122,7 @@ class BlobStore:
         self.blobs.mkdir(parents=True, exist_ok=True)
         try:
             with open(tmp, "wb") as f:
-                written = write_tar(layer.entries, mtime, f, compression)
+                written = write_tar(layer.entries, mtime, f, compression, threads=threads)
             os.replace(tmp, self.path(written.digest))
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -134,14 +135,15 @@ class BlobStore:
 
 def recipe_key(entries: Iterable[Entry], mtime: int, compression: str) -> str:
     """What a layer's bytes follow from. A file in the Nix store never changes, so its
-    path stands for its content; any other file is hashed."""
-    h = hashlib.sha256(canonical([FORMAT, compression, mtime]))
+    path stands for its content; any other file is hashed. (One JSON document for the
+    whole layer: encoding thousands of entries one by one cost more than the hash.)"""
+    rows = []
     for e in entries:
         identity = e.source
         if e.kind == "file" and not e.source.startswith("/nix/store/"):
             identity = file_sha256(e.source)
-        h.update(canonical([e.path, e.kind, e.mode(), e.target, identity]))
-    return h.hexdigest()
+        rows.append([e.path, e.kind, e.mode(), e.target, identity])
+    return hashlib.sha256(canonical([FORMAT, compression, mtime, rows])).hexdigest()
 
 
 def file_sha256(path: str) -> str:
@@ -297,8 +299,10 @@ def write_archive(
             entries.append(Entry(f"blobs/sha256/{name}", "file", source=str(store.path(digest))))
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as f:
-                write_tar(with_parents(entries), mtime, f, "none")
+            # Unbuffered and with no digest (nothing names the archive by one): the
+            # blobs are copied file to file by the kernel.
+            with open(tmp, "wb", buffering=0) as f:
+                write_tar(with_parents(entries), mtime, f, "none", diff_id=False, digest=False)
             os.replace(tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -91,11 +91,11 @@ def metadata(recipe: Recipe, resolved: Resolved) -> tuple[dict[str, str], dict[s
     return {**standard, **recipe["labels"], **own}, {**standard, **own}
 
 
-def plan(
+def environment(
     recipe: Recipe, resolved: Resolved, deb_lists: Sequence[Sequence[str]]
 ) -> list[layers.Layer]:
-    """The layers: the environment's packages and configuration, the working directory,
-    the outputs. ``deb_lists``: each .deb's paths, in Recipe.debs order."""
+    """The environment's package and configuration layers. ``deb_lists``: each .deb's
+    paths, in Recipe.debs order."""
     root = Path(resolved["envRoot"])
     packages: list[tuple[str, Sequence[str]]] = list(
         zip(recipe["packages"], deb_lists, strict=True)
@@ -103,7 +103,15 @@ def plan(
     if recipe["python"]:
         site = f"usr/local/lib/python{recipe['python']}/dist-packages"
         packages.extend(sorted(layers.wheel_paths(root, site).items()))
-    result = layers.environment_layers(root, layers.owners(packages), recipe["env"])
+    return layers.environment_layers(root, layers.owners(packages), recipe["env"])
+
+
+def plan(
+    recipe: Recipe, resolved: Resolved, env_layers: Sequence[layers.Layer]
+) -> list[layers.Layer]:
+    """The layers: the environment's packages and configuration (:func:`environment`),
+    the working directory, the outputs."""
+    result = list(env_layers)
     if recipe["workspace"]:
         work = recipe["workdir"].rstrip("/")
         items = [(f"{work}/{rel}", Path(src)) for rel, src in resolved["workspace"]]
@@ -128,21 +136,38 @@ def list_debs(paths: Sequence[str], lister: Callable[[str], list[str]]) -> list[
         return list(pool.map(lister, paths))
 
 
+def _write_layers(
+    store: oci.BlobStore, todo: Sequence[layers.Layer], mtime: int, compression: str
+) -> list[oci.LayerBlob]:
+    """The layers, the largest first. zstd compresses in its own worker threads, one per
+    core, so one thread reading, hashing and feeding them layer after layer keeps the
+    cores busy; a second such thread would only contend for the interpreter's lock
+    (measured: 7 % more CPU for the same time). zlib has no workers: there, one thread
+    per core writes a layer at a time (zlib, hashing and reads release the lock)."""
+    cores = max(1, os.cpu_count() or 1)
+    writers, workers = (1, cores) if compression == "zstd" else (cores, 1)
+    by_size = sorted(range(len(todo)), key=lambda i: -len(todo[i].entries))
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        started = {
+            i: pool.submit(store.layer, todo[i], mtime, compression, workers) for i in by_size
+        }
+        return [started[i].result() for i in range(len(todo))]
+
+
 def write_image(
     store: oci.BlobStore,
     recipe: Recipe,
     resolved: Resolved,
-    deb_lists: Sequence[Sequence[str]],
+    env_layers: Sequence[layers.Layer],
     compression: str,
 ) -> tuple[oci.Descriptor, oci.Descriptor, list[oci.LayerBlob]]:
     """The layers, config, manifest and provenance referrer into ``store``: the image
-    manifest's and the referrer's descriptors, and the layers."""
+    manifest's and the referrer's descriptors, and the layers. ``env_layers``: the
+    environment's, from :func:`environment`."""
     sde = recipe["sourceDateEpoch"]
     work = recipe["workdir"].rstrip("/")
-    todo = plan(recipe, resolved, deb_lists)
-    # Layers compress in parallel: zlib and zstd release the interpreter's lock.
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        blobs = list(pool.map(lambda layer: store.layer(layer, sde, compression), todo))
+    todo = plan(recipe, resolved, env_layers)
+    blobs = _write_layers(store, todo, sde, compression)
     labels, annotations = metadata(recipe, resolved)
     cfg = oci.ImageConfig(
         created=oci.rfc3339(sde),
@@ -218,7 +243,8 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = oci.BlobStore(Path(tmp) / "store")
         lists = list_debs(resolved["debs"], lambda p: layers.deb_listing(Path(p).read_bytes()))
-        manifest, referrer, _ = write_image(store, recipe, resolved, lists, compression)
+        env_layers = environment(recipe, resolved, lists)
+        manifest, referrer, _ = write_image(store, recipe, resolved, env_layers, compression)
         # Written beside the blobs, then copied: only $out itself may be made in the store.
         image = Path(tmp) / "image"
         write_layout(store, manifest, referrer, fmt, image, recipe["sourceDateEpoch"])

@@ -195,7 +195,7 @@ def entries(top: str, items: Sequence[Item]) -> list[tarball.Entry]:
 
 def write(dest: BinaryIO, top: str, items: Sequence[Item], mtime: int, fmt: str) -> str:
     """The archive into ``dest``; its sha256."""
-    written = tarball.write_tar(entries(top, items), mtime, dest, FORMATS[fmt])
+    written = tarball.write_tar(entries(top, items), mtime, dest, FORMATS[fmt], diff_id=False)
     return written.digest.split(":", 1)[1]
 
 

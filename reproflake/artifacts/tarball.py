@@ -10,12 +10,16 @@ children. The bytes then depend only on the entries' paths, kinds and contents.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tarfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+# What the hashes, the compressors and files take: bytes or a view of the buffer.
+Buffer = bytes | bytearray | memoryview
 
 COMPRESSIONS = ("gzip", "zstd", "none")
 GZIP_LEVEL = 6  # gzip's and Docker's default
@@ -61,45 +65,50 @@ def with_parents(entries: Iterable[Entry]) -> list[Entry]:
     return sorted(found.values(), key=sort_key)
 
 
-_TYPES = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "file": tarfile.REGTYPE}
-_NUL_ID = b"0000000\x00"  # uid and gid: 0
+_TYPES = {"dir": b"5", "symlink": b"2", "file": b"0"}  # tarfile's DIRTYPE, SYMTYPE, REGTYPE
+_IDS = b"0000000\x00" * 2  # uid and gid: 0
+# After the link name: the ustar magic and version, no user or group names, no device
+# numbers (as tarfile writes), no prefix, the block's padding.
+_TAIL = b"ustar\x0000" + bytes(64 + 16) + bytes(155 + 12)
+# The checksum counts its own field as eight spaces; these parts are the same in every
+# header, so their share is added once.
+_FIXED_SUM = sum(_TAIL) + 8 * ord(" ")
 
 
 def header(entry: Entry, mtime: int, size: int) -> bytes:
     """The entry's tar header: the bytes ``tarfile`` writes in PAX format.
 
     Most entries need no PAX record (an ASCII name and link of at most 100 bytes, a size
-    below 8 GiB): their one ustar block is built here directly, a few times faster than
-    ``TarInfo.tobuf`` (which an image with thousands of files feels). tests/unit pin the
-    two to the same bytes; anything else goes to ``tarfile`` itself."""
-    name = entry.path + "/" if entry.kind == "dir" else entry.path
-    link = entry.target if entry.kind == "symlink" else ""
-    if entry.kind != "file":
+    below 8 GiB): their one ustar block is built here directly, several times faster
+    than ``TarInfo.tobuf`` (which an image with thousands of files feels), its checksum
+    summed over the parts that vary only. tests/unit pin the two to the same bytes;
+    anything else goes to ``tarfile`` itself."""
+    kind = entry.kind
+    name = entry.path + "/" if kind == "dir" else entry.path
+    link = entry.target if kind == "symlink" else ""
+    if kind != "file":
         size = 0
     if not (len(name) <= 100 and len(link) <= 100 and name.isascii() and link.isascii()
             and size < 8**11 and 0 <= mtime < 8**11):  # fmt: skip
         return _tarfile_header(entry, mtime, size)
-    block = b"".join(
+    name_b, link_b, kind_b = name.encode(), link.encode(), _TYPES[kind]
+    numbers = b"%07o\x00%s%011o\x00%011o\x00" % (entry.mode(), _IDS, size, mtime)
+    checksum = _FIXED_SUM + sum(name_b) + sum(link_b) + sum(numbers) + kind_b[0]
+    return b"".join(
         (
-            name.encode().ljust(100, b"\0"),
-            b"%07o\x00" % entry.mode(),
-            _NUL_ID,
-            _NUL_ID,
-            b"%011o\x00" % size,
-            b"%011o\x00" % mtime,
-            b"        ",
-            _TYPES[entry.kind],
-            link.encode().ljust(100, b"\0"),
-            tarfile.POSIX_MAGIC,
-            bytes(64 + 16),  # no user or group names; no device numbers (as tarfile writes)
-            bytes(155 + 12),  # no prefix; the block's padding
+            name_b.ljust(100, b"\0"),
+            numbers,
+            b"%06o\x00 " % checksum,
+            kind_b,
+            link_b.ljust(100, b"\0"),
+            _TAIL,
         )
     )
-    checksum = sum(block)  # the checksum field counts as eight spaces
-    return block[:148] + b"%06o\x00" % checksum + block[155:]
 
 
 def _tarfile_header(entry: Entry, mtime: int, size: int) -> bytes:
+    import tarfile  # only for the rare header that needs a PAX record
+
     info = tarfile.TarInfo(entry.path)
     info.mtime = mtime
     info.mode = entry.mode()
@@ -117,22 +126,23 @@ def _tarfile_header(entry: Entry, mtime: int, size: int) -> bytes:
 
 
 class Compressor:
-    """One compressed stream: feed() returns compressed bytes as they become ready."""
+    """One compressed stream: feed() returns compressed bytes as they become ready.
 
-    def __init__(self, kind: str) -> None:
+    zstd runs in its multi-threaded mode with ``threads`` workers (at least one): its
+    bytes are the same for any count from one up (zero, the single-threaded mode, would
+    differ; tests/unit pin this), so the count is only a question of speed. The
+    compression context is reused by the streams one thread writes in turn: a new one
+    per layer costs its buffers and worker threads again."""
+
+    def __init__(self, kind: str, threads: int = 0) -> None:
         self.kind = kind
         if kind == "gzip":
             # wbits 31: a gzip member whose header has no name and mtime 0.
             z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-            self._feed: Callable[[bytes], bytes] = z.compress
+            self._feed: Callable[[Buffer], bytes] = z.compress
             self._end: Callable[[], bytes] = z.flush
         elif kind == "zstd":
-            import zstandard
-
-            # Identical bytes for any thread count >= 1 (0 would differ): use every core.
-            threads = max(1, os.cpu_count() or 1)
-            c = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=threads, write_checksum=True)
-            zobj = c.compressobj()
+            zobj = _zstd(threads or max(1, os.cpu_count() or 1)).compressobj()
             self._feed = zobj.compress
             self._end = zobj.flush
         elif kind == "none":
@@ -141,87 +151,171 @@ class Compressor:
         else:
             raise ValueError(f"unknown compression {kind!r}")
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: Buffer) -> bytes:
         return self._feed(data)
 
     def end(self) -> bytes:
         return self._end()
 
 
+_contexts = threading.local()
+
+
+def _zstd(threads: int) -> Any:
+    """This thread's zstd compressor with ``threads`` workers (one stream at a time)."""
+    import zstandard
+
+    found = getattr(_contexts, "zstd", {})
+    if threads not in found:
+        found[threads] = zstandard.ZstdCompressor(
+            level=ZSTD_LEVEL, threads=threads, write_checksum=True
+        )
+        _contexts.zstd = found
+    return found[threads]
+
+
 @dataclass(frozen=True)
 class Written:
-    diff_id: str  # sha256 of the uncompressed tar
-    digest: str  # sha256 of the bytes written
+    diff_id: str  # sha256 of the uncompressed tar ("" when not asked for)
+    digest: str  # sha256 of the bytes written ("" when not asked for)
     size: int  # of the bytes written
 
 
 class _Sink:
     """Hashes the tar, compresses it, hashes and writes the result.
 
-    Small writes (headers, small files, padding) are gathered into CHUNK-sized pieces
-    first: a call into the hash and the compressor per piece, not per header, is most of
-    the difference against `tar | zstd` on a tree of thousands of small files. Neither
-    deflate nor zstd output depends on how the input was cut (no flushes in between);
-    tests/unit pin the bytes."""
+    Headers and file contents are gathered into one CHUNK-sized buffer, files read
+    straight into it: a call into the hash and the compressor per piece, not per
+    header, and no copies in between, is most of the difference against `tar | zstd`
+    on a tree of thousands of small files. Neither deflate nor zstd output depends on
+    how the input was cut (no flushes in between); tests/unit pin the bytes.
 
-    def __init__(self, dest: BinaryIO, compression: str) -> None:
+    Only the hashes asked for are computed: a release needs no diff_id, an
+    uncompressed tar's digest is its diff_id, and an archive of blobs needs neither
+    (its files are then copied by the kernel, not through Python)."""
+
+    def __init__(
+        self, dest: BinaryIO, compression: str, threads: int, diff_id: bool, digest: bool
+    ) -> None:
         self.dest = dest
-        self.raw = hashlib.sha256()
-        self.out = hashlib.sha256()
+        plain = compression == "none"
+        self.raw = hashlib.sha256() if diff_id or (plain and digest) else None
+        self.out = hashlib.sha256() if digest and not plain else None
         self.size = 0
-        self.compressor = Compressor(compression)
-        self.pending = bytearray()
+        self.compressor = None if plain else Compressor(compression, threads)
+        self.buffer = bytearray(CHUNK)
+        self.view = memoryview(self.buffer)
+        self.filled = 0
+        # Uncompressed and unhashed into a real file: the kernel copies file contents.
+        self.direct = plain and self.raw is None and isinstance(dest, io.FileIO)
 
     def write(self, data: bytes) -> None:
-        self.pending += data
-        if len(self.pending) >= CHUNK:
+        n = len(data)
+        if self.filled + n > CHUNK:
             self._flush()
+            if n >= CHUNK:
+                self._process(data)
+                return
+        self.buffer[self.filled : self.filled + n] = data
+        self.filled += n
+
+    def copy(self, fd: int, size: int, name: str) -> None:
+        """``size`` bytes of the open file ``fd``, read into the buffer (or sent as is)."""
+        if self.direct:
+            self._flush()
+            self._send(fd, size, name)
+            return
+        left = size
+        while left > 0:
+            if self.filled == CHUNK:
+                self._flush()
+            want = min(CHUNK - self.filled, left)
+            got = os.readv(fd, [self.view[self.filled : self.filled + want]])
+            if not got:
+                raise OSError(f"{name} shrank while it was read")
+            self.filled += got
+            left -= got
+
+    def _send(self, fd: int, size: int, name: str) -> None:
+        out, offset = self.dest.fileno(), 0
+        while offset < size:
+            sent = os.sendfile(out, fd, offset, size - offset)
+            if not sent:
+                raise OSError(f"{name} shrank while it was read")
+            offset += sent
+        self.size += size
 
     def _flush(self) -> None:
-        if self.pending:
-            data = bytes(self.pending)
-            self.pending.clear()
+        if self.filled:
+            self._process(self.view[: self.filled])
+            self.filled = 0
+
+    def _process(self, data: Buffer) -> None:
+        if self.raw is not None:
             self.raw.update(data)
+        if self.compressor is None:
+            self._emit(data)
+        else:
             self._emit(self.compressor.feed(data))
 
-    def _emit(self, data: bytes) -> None:
-        if data:
-            self.out.update(data)
-            self.size += len(data)
-            self.dest.write(data)
+    def _emit(self, data: Buffer) -> None:
+        view = memoryview(data)
+        if not view.nbytes:
+            return
+        if self.out is not None:
+            self.out.update(view)
+        self.size += view.nbytes
+        while view.nbytes:  # an unbuffered file may take less than it is given
+            done = self.dest.write(view)
+            view = view[view.nbytes if done is None else done :]
 
     def close(self) -> Written:
         self._flush()
-        self._emit(self.compressor.end())
-        return Written(
-            "sha256:" + self.raw.hexdigest(), "sha256:" + self.out.hexdigest(), self.size
-        )
+        if self.compressor is not None:
+            self._emit(self.compressor.end())
+        raw = "sha256:" + self.raw.hexdigest() if self.raw is not None else ""
+        if self.compressor is None:
+            return Written(raw, raw, self.size)  # uncompressed: the same bytes
+        out = "sha256:" + self.out.hexdigest() if self.out is not None else ""
+        return Written(raw, out, self.size)
 
 
-def write_tar(entries: Iterable[Entry], mtime: int, dest: BinaryIO, compression: str) -> Written:
-    """Write ``entries`` (already sorted, parents included) as one tar stream."""
-    sink = _Sink(dest, compression)
+def write_tar(
+    entries: Iterable[Entry],
+    mtime: int,
+    dest: BinaryIO,
+    compression: str,
+    *,
+    threads: int = 0,
+    diff_id: bool = True,
+    digest: bool = True,
+) -> Written:
+    """Write ``entries`` (already sorted, parents included) as one tar stream.
+
+    ``threads``: zstd's workers (0: one per core). ``diff_id``/``digest``: which hashes
+    to compute; the one not asked for is "" in the result."""
+    sink = _Sink(dest, compression, threads, diff_id, digest)
     for entry in entries:
         if entry.kind != "file":
             sink.write(header(entry, mtime, 0))
             continue
         if entry.content is not None:
-            sink.write(header(entry, mtime, len(entry.content)))
-            sink.write(entry.content)
-            if len(entry.content) % BLOCK:
-                sink.write(b"\0" * (BLOCK - len(entry.content) % BLOCK))
-            continue
-        with open(entry.source, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+            size = len(entry.content)
             sink.write(header(entry, mtime, size))
-            left = size
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    raise OSError(f"{entry.source} shrank while it was read")
-                sink.write(chunk)
-                left -= len(chunk)
+            sink.write(entry.content)
+        else:
+            # The file descriptor itself: no Python file object per file, of thousands.
+            fd = os.open(entry.source, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                size = os.fstat(fd).st_size
+                sink.write(header(entry, mtime, size))
+                sink.copy(fd, size, entry.source)
+            finally:
+                os.close(fd)
         if size % BLOCK:
-            sink.write(b"\0" * (BLOCK - size % BLOCK))
-    sink.write(b"\0" * (2 * BLOCK))  # the end-of-archive marker
+            sink.write(_ZEROS[: BLOCK - size % BLOCK])
+    sink.write(_ZEROS[: 2 * BLOCK])  # the end-of-archive marker
     return sink.close()
+
+
+_ZEROS = bytes(2 * BLOCK)

@@ -5,7 +5,8 @@ realise its environment's root and the .debs it was unpacked from; split the roo
 into package layers, then the step's working directory and its outputs; write the
 layers through the blob cache; write the config, the manifest and the provenance
 referrer; write the layout; remember what it depended on, so that exporting again with
-nothing changed is answered without Nix.
+nothing changed is answered without Nix, and writing it again (removed, or in another
+format or compression) is done from that record alone (_image_write.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 
 from reproflake import executor, project, remote
 from reproflake._paths import LEGACY, user_cache_dir
+from reproflake.artifacts import env_layers as env_split
 from reproflake.artifacts import layers as layering
 from reproflake.artifacts import oci
 from reproflake.artifacts import recipe as _recipe
 from reproflake.artifacts.recipe import PROVENANCE, TAG, Recipe, Resolved
 from reproflake.commands import _image_stamp as _stamp
-from reproflake.commands import _noop
+from reproflake.commands import _image_write, _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.commands._steps import hardware_features
 from reproflake.errors import BuildError, UsageError
@@ -59,9 +61,12 @@ def run(
     generate(p)
     order = [s for s in p.graph.order() if s in p.graph.upstream([image.step])]
     before = _noop.snapshot(p.root, *_watched(p, order))
-    outputs = _build(p, order, log)
-    manifest, referrer = _export(p, image, req, outputs, log)
-    _stamp.remember(p.root, req, before, outputs, manifest.digest)
+    built = _stamp.built(p.root, name)
+    if built is None:
+        outputs = _build(p, order, log)
+        built = _stamp.Built(outputs, *_environment(p, p.data["images"][image.name]))
+    manifest, referrer, written = _export(p, image, req, built, log)
+    _stamp.remember(p.root, req, before, built, manifest.digest, written)
     out(f"{req.dest}: {manifest.digest}")
     out(f"  provenance: {referrer.digest} (subject {manifest.digest})")
     if push:
@@ -81,6 +86,7 @@ def _image(spec: SpecType, name: str) -> Image:
 
 def _build(p: Project, order: Sequence[str], log: Log) -> dict[str, str]:
     """Build the step and what it needs (nothing, when built); their output paths."""
+
     executor.ensure_in_store(store_items(p, order))
     # The one hardware gate, as `build` applies it; the user's builders are handed to Nix.
     builders = remote.load(p.spec.cache.urls, p.spec.cache.public_keys)
@@ -107,8 +113,8 @@ def _sri(hex_digest: str) -> str:
     return "sha256-" + base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
-def _environment(p: Project, recipe: Recipe) -> tuple[str, list[str], list[list[str]]]:
-    """The environment's root in the store, its .debs there, and each one's paths."""
+def _environment(p: Project, recipe: Recipe) -> tuple[str, list[str]]:
+    """The environment's root in the store and its .debs there (built or fetched)."""
     debs = [
         executor.fixed_path(_sri(p.lock.debs[key].sha256), key, recursive=False)
         for key in recipe["debs"]
@@ -117,11 +123,14 @@ def _environment(p: Project, recipe: Recipe) -> tuple[str, list[str], list[list[
     attrs = [ENV_ATTR + recipe["env"]]
     attrs += [DEB_ATTR + k for k, v in zip(recipe["debs"], debs, strict=True) if v in missing]
     built = executor.build_paths(p.root, attrs)
-    root = built[f"reproflake-env-{recipe['env']}"]
+    return built[f"reproflake-env-{recipe['env']}"], debs
+
+
+def _deb_lists(p: Project, recipe: Recipe, debs: list[str]) -> list[list[str]]:
+    """Each .deb's paths (read once per .deb ever, then cached by its sha256)."""
     cache = user_cache_dir() / "deb-paths"
     shas = {path: p.lock.debs[key].sha256 for key, path in zip(recipe["debs"], debs, strict=True)}
-    lists = _recipe.list_debs(debs, lambda d: layering.deb_paths(Path(d), shas[d], cache))
-    return root, debs, lists
+    return _recipe.list_debs(debs, lambda d: layering.deb_paths(Path(d), shas[d], cache))
 
 
 def _resolved(
@@ -173,18 +182,17 @@ def _sha256(path: Path) -> str:
 
 
 def _export(
-    p: Project, image: Image, req: _stamp.Request, outputs: dict[str, str], log: Log
-) -> tuple[oci.Descriptor, oci.Descriptor]:
+    p: Project, image: Image, req: _stamp.Request, built: _stamp.Built, log: Log
+) -> tuple[oci.Descriptor, oci.Descriptor, tuple[Recipe, Resolved]]:
+    """The image written; its manifest, its referrer, and the recipe and parts it was
+    written from (recorded, to write it again without loading the project)."""
     recipe = p.data["images"][image.name]
-    env_root, debs, lists = _environment(p, recipe)
-    resolved = _resolved(p, recipe, outputs, env_root, debs)
-    store = oci.BlobStore(user_cache_dir() / "oci")
-    manifest, referrer, blobs = _recipe.write_image(store, recipe, resolved, lists, req.compression)
-    req.dest.parent.mkdir(parents=True, exist_ok=True)
-    _recipe.write_layout(store, manifest, referrer, req.fmt, req.dest, recipe["sourceDateEpoch"])
-    size = sum(b.descriptor.size for b in blobs)
-    log(f"image {image.name}: {len(blobs)} layers, {size / 1e6:.1f} MB ({req.compression})")
-    return manifest, referrer
+    resolved = _resolved(p, recipe, built.outputs, built.env_root, built.debs)
+    env_layers = env_split.cached(
+        user_cache_dir() / "env-layers", recipe, resolved, lambda: _deb_lists(p, recipe, built.debs)
+    )
+    manifest, referrer = _image_write.write(image.name, recipe, resolved, env_layers, req, log)
+    return manifest, referrer, (recipe, resolved)
 
 
 # --------------------------------------------------------------------------- no-op exports
@@ -202,11 +210,17 @@ def _watched(p: Project, order: Sequence[str]) -> tuple[list[str], list[str]]:
     repo = project.repository(p.root)
     if repo is not None:
         gitdir = Path(repo.path)
-        paths += [str(gitdir / "HEAD"), str(gitdir / "packed-refs")]
-        if not repo.head_is_unborn:
-            paths.append(str(gitdir / repo.head.name))
-        with_config = gitdir / "config"  # origin's URL is the image's source
-        paths.append(str(with_config))
+        # A linked work tree has its own HEAD; refs and config are in the common dir.
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = gitdir / (gitdir / "commondir").read_text().strip()
+        paths += [str(gitdir / "HEAD"), str(common / "packed-refs")]
+        # The branch's ref file even before the first commit (it does not exist yet):
+        # that commit then changes the image's revision, and must void the record.
+        head = (gitdir / "HEAD").read_text(errors="replace").strip()
+        if head.startswith("ref: "):
+            paths.append(str(common / head[5:].strip()))
+        paths.append(str(common / "config"))  # origin's URL is the image's source
     return patterns, paths
 
 

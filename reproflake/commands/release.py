@@ -1,15 +1,18 @@
 """`reproflake release`: one deterministic archive of the project at its git commit.
 
 Stages: the project and its commit (a dirty tree is refused unless allowed) → every
-step built → the files (sources tracked at the commit, the generated flake, outputs,
-and with --vendor every pinned file the build used) → SHA256SUMS, provenance, README
-→ the archive, written atomically.
+step built (Nix is not asked while the last build's record still holds) → the files
+(sources tracked at the commit, the generated flake, outputs, and with --vendor every
+pinned file the build used) → SHA256SUMS, provenance, README → the archive, written
+atomically.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,11 @@ from typing import Any
 import pygit2
 
 from reproflake import __version__, _proc, executor, hardware, nixgen, project
+from reproflake._paths import user_cache_dir
 from reproflake.artifacts import release as rel
 from reproflake.artifacts import signing
 from reproflake.artifacts.provenance import input_material, wheel_material
-from reproflake.commands import _remote
+from reproflake.commands import _noop, _remote
 from reproflake.commands._project import (
     Log,
     Project,
@@ -32,6 +36,7 @@ from reproflake.commands._project import (
 )
 from reproflake.commands._steps import build_steps, hardware_features
 from reproflake.errors import BuildError, UsageError
+from reproflake.fsutil import write_atomic
 from reproflake.lock.model import LOCK_FILE
 from reproflake.spec import SPEC_FILE
 
@@ -131,6 +136,12 @@ def _epoch(commit: pygit2.Commit) -> int:
 
 def _build(p: Project, log: Log) -> dict[str, str]:
     order = p.graph.order()
+    # What the last `reproflake build` of every step recorded, while nothing it read has
+    # changed and its outputs are still in the store: Nix would build nothing (the
+    # no-op build's own test), so it is not asked.
+    done, touched = _noop.check(p.root, [])
+    if done is not None and not touched and set(order) <= set(done["outputs"]):
+        return {s: str(done["outputs"][s]) for s in order}
     executor.ensure_in_store(store_items(p, order, seed=True))
     features, _host = hardware_features(p, order, _remote.builders_only(p).offers())
     outcome = build_steps(p.root, order, log, labels=labels(p), features=features)
@@ -246,7 +257,23 @@ def _file_sha256(path: Path) -> str:
 
 
 def _nix_version() -> str:
-    return _proc.run(["nix", "--version"]).stdout.strip()
+    """`nix --version`, remembered per Nix binary (its resolved path, size, change time
+    and inode: another Nix, or the same path installed again, asks again). A fact of
+    the provenance that would otherwise cost a process in every release."""
+    nix = os.path.realpath(executor.require_nix())
+    st = os.stat(nix)
+    key = f"{nix} {st.st_size} {st.st_ctime_ns} {st.st_ino}"
+    cache = user_cache_dir() / "nix-version.json"
+    try:
+        known = json.loads(cache.read_text())
+        if known["key"] == key:
+            return str(known["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    version = _proc.run(["nix", "--version"]).stdout.strip()
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        write_atomic(cache, json.dumps({"key": key, "version": version}, sort_keys=True) + "\n")
+    return version
 
 
 def _materials(p: Project) -> list[dict[str, Any]]:

@@ -215,6 +215,32 @@ def test_a_second_export_with_nothing_changed_does_no_work(project_copy: Path) -
     assert third.stdout.split()[1] == first.stdout.split()[1]
 
 
+def test_an_image_removed_or_in_another_format_is_written_without_nix(
+    project_copy: Path, tmp_path: Path
+) -> None:
+    """With nothing changed since the last export, only the image is written: from the
+    export's record, not the project, so Nix is not needed (here it is not on PATH).
+    The bytes are those the full path writes."""
+    digest = export(project_copy)
+    layout = project_copy / "results/report.oci"
+    before = _tree(layout)
+    shutil.rmtree(layout)
+    (tmp_path / "bin").mkdir()
+    no_nix = {"PATH": str(tmp_path / "bin")}
+    assert export(project_copy, env=no_nix) == digest
+    assert _tree(layout) == before
+    archive = tmp_path / "again.tar"
+    export(project_copy, "--format", "oci-archive", "--compression", "none", "-o", str(archive),
+           env=no_nix)  # fmt: skip
+    # A new time on a source: the full path (which needs Nix) writes the same bytes.
+    os.utime(project_copy / "src/report.py")
+    run = reproflake("image", "report", cwd=project_copy, env=no_nix, check=False)
+    assert run.returncode != 0 and "Nix is not installed" in run.stderr
+    full = tmp_path / "full.tar"
+    export(project_copy, "--format", "oci-archive", "--compression", "none", "-o", str(full))
+    assert full.read_bytes() == archive.read_bytes()
+
+
 def test_an_unknown_image_is_a_usage_error(project_copy: Path) -> None:
     run = reproflake("image", "nope", cwd=project_copy, check=False)
     assert run.returncode == 2

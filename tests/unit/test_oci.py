@@ -194,3 +194,64 @@ def test_gathered_writes_compress_as_one_stream(tmp_path: Path) -> None:
             zobj = c.compressobj()
             whole = zobj.compress(raw.getvalue()) + zobj.flush()
         assert out.getvalue() == whole, kind
+
+
+def test_zstd_bytes_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
+    """Layers are written with one zstd worker each, a release with one per core: the
+    same bytes, also over several of zstd's jobs (more than 8 MiB) and with the
+    compression context reused by the next stream."""
+    import zstandard
+
+    data = os.urandom(3 << 20) + bytes(6 << 20) + bytes(range(256)) * (40 << 12)
+    src = tmp_path / "big"
+    src.write_bytes(data)
+    entries = [tarball.Entry("big", "file", source=str(src))]
+    outputs = set()
+    for threads in (1, 2, 3, 1):
+        out = io.BytesIO()
+        tarball.write_tar(entries, 0, out, "zstd", threads=threads)
+        outputs.add(out.getvalue())
+    assert len(outputs) == 1
+    raw = io.BytesIO()
+    tarball.write_tar(entries, 0, raw, "none")
+    c = zstandard.ZstdCompressor(level=tarball.ZSTD_LEVEL, threads=1, write_checksum=True)
+    zobj = c.compressobj()
+    assert outputs.pop() == zobj.compress(raw.getvalue()) + zobj.flush()
+
+
+@pytest.mark.parametrize("compression", tarball.COMPRESSIONS)
+def test_only_the_hashes_asked_for_and_the_same_bytes(tmp_path: Path, compression: str) -> None:
+    root = tree(tmp_path / "a", 0, 5)
+    entries = tarball.with_parents(layers.walk(root, ""))
+    full = io.BytesIO()
+    both = tarball.write_tar(entries, 0, full, compression)
+    assert both.digest == "sha256:" + hashlib.sha256(full.getvalue()).hexdigest()
+    for diff_id, digest in ((False, True), (True, False), (False, False)):
+        out = io.BytesIO()
+        got = tarball.write_tar(entries, 0, out, compression, diff_id=diff_id, digest=digest)
+        assert out.getvalue() == full.getvalue()
+        assert got.size == both.size == len(full.getvalue())
+        if compression != "none":  # uncompressed, one hash serves as both
+            assert got.diff_id == (both.diff_id if diff_id else "")
+            assert got.digest == (both.digest if digest else "")
+
+
+def test_unhashed_plain_tar_into_a_file_is_copied_by_the_kernel(tmp_path: Path) -> None:
+    """An archive of blobs: file contents go file to file (sendfile), same bytes."""
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(3 * tarball.CHUNK + 7))
+    entries = [
+        tarball.Entry("a", "file", content=b"x" * 10),
+        tarball.Entry("big", "file", source=str(big)),
+        tarball.Entry("c", "file", source=str(tree(tmp_path / "t", 0, 1) / "usr/bin/tool")),
+    ]
+    expected = io.BytesIO()
+    tarball.write_tar(entries, 7, expected, "none")
+    dest = tmp_path / "out.tar"
+    with open(dest, "wb", buffering=0) as f:
+        written = tarball.write_tar(entries, 7, f, "none", diff_id=False, digest=False)
+    assert dest.read_bytes() == expected.getvalue()
+    assert written == tarball.Written("", "", len(expected.getvalue()))
+    with tarfile.open(dest) as tar:
+        member = tar.extractfile("big")
+        assert member is not None and member.read() == big.read_bytes()
