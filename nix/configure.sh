@@ -94,7 +94,8 @@ register)
       # interested package is configured yet (its postinst configure does the work).
       while read -r kind trigger _rest; do
         case "$kind" in
-        interest) suffix="" ;;
+        # "interest" and "interest-await" are the same (libc-bin declares the latter).
+        interest | interest-await) suffix="" ;;
         interest-noawait) suffix=/noawait ;;
         *) continue ;;
         esac

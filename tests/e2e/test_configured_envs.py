@@ -81,6 +81,11 @@ env = "tools"
 run = "python3 -c 'import ssl; print(ssl.create_default_context().cert_store_stats())' > \\"$OUT/stats.txt\\""
 outputs = ["stats.txt"]
 
+[steps.ldcache]
+env = "paper"
+run = "ldconfig -p > \\"$OUT/ldcache.txt\\""
+outputs = ["ldcache.txt"]
+
 [steps.papertext]
 env = "tools"
 run = "pdftotext results/paper/paper.pdf \\"$OUT/paper.txt\\""
@@ -150,6 +155,16 @@ def test_tls_clients_see_the_ca_bundle(paper_project: Path) -> None:
     stats = (paper_project / "results/certificates/stats.txt").read_text()
     count = int(stats.split("'x509_ca': ")[1].split(",")[0].split("}")[0])
     assert count > 100, stats
+
+
+def test_the_dynamic_linkers_cache_holds_libraries_set_up_after_libc_bin(
+    paper_project: Path,
+) -> None:
+    # libc-bin's interest in the ldconfig trigger ("interest-await") refreshes the cache
+    # after later packages' postinsts made their alternatives (libblas.so.3 is one).
+    cache = (paper_project / "results/ldcache/ldcache.txt").read_text()
+    for soname in ("libblas.so.3", "liblapack.so.3", "libopenblas.so.0"):
+        assert f"\t{soname} (" in cache, cache
 
 
 def test_everything_is_bit_for_bit(paper_project: Path) -> None:
