@@ -255,3 +255,30 @@ def test_unhashed_plain_tar_into_a_file_is_copied_by_the_kernel(tmp_path: Path) 
     with tarfile.open(dest) as tar:
         member = tar.extractfile("big")
         assert member is not None and member.read() == big.read_bytes()
+
+
+def test_layers_written_side_by_side_are_the_bytes_each_gets_alone(tmp_path: Path) -> None:
+    """zstd layers are written by two threads at once, each with its own context: every
+    blob, digest and diff_id is the one a lone single-worker stream gives that layer."""
+    import zstandard
+
+    from reproflake.artifacts import recipe
+
+    todo = []
+    for i in range(6):
+        src = tmp_path / f"f{i}"
+        src.write_bytes(os.urandom(1 << 16) + bytes([i]) * ((i + 1) << 19))
+        entries = tuple(tarball.with_parents([tarball.Entry(f"d{i}/f", "file", source=str(src))]))
+        todo.append(layers.Layer(f"layer {i}", entries))
+    store = oci.BlobStore(tmp_path / "store")
+    blobs = recipe._write_layers(store, todo, 0, "zstd")
+    for layer, blob in zip(todo, blobs, strict=True):
+        raw = io.BytesIO()
+        tarball.write_tar(layer.entries, 0, raw, "none")
+        c = zstandard.ZstdCompressor(level=tarball.ZSTD_LEVEL, threads=1, write_checksum=True)
+        zobj = c.compressobj()
+        alone = zobj.compress(raw.getvalue()) + zobj.flush()
+        assert store.path(blob.descriptor.digest).read_bytes() == alone
+        assert blob.descriptor.digest == "sha256:" + hashlib.sha256(alone).hexdigest()
+        assert blob.diff_id == "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+        assert blob.layer is layer
