@@ -9,7 +9,7 @@ system, children's rusage: steadier than wall on a busy machine), the ratios B/A
 reproflake runs as an installed copy does, with its bytecode cached (a
 PYTHONDONTWRITEBYTECODE in the environment is not passed on).
 
-    python bench/release_pack.py [--template minimal|python] [--runs N]
+    python bench/release_pack.py [--template minimal|python|paper] [--runs N]
 """
 
 from __future__ import annotations

@@ -193,10 +193,17 @@ def entries(top: str, items: Sequence[Item]) -> list[tarball.Entry]:
     return tarball.with_parents(found)
 
 
-def write(dest: BinaryIO, top: str, items: Sequence[Item], mtime: int, fmt: str) -> str:
-    """The archive into ``dest``; its sha256."""
-    written = tarball.write_tar(entries(top, items), mtime, dest, FORMATS[fmt], diff_id=False)
-    return written.digest.split(":", 1)[1]
+def write(dest: BinaryIO, top: str, items: Sequence[Item], mtime: int, fmt: str) -> int:
+    """The archive into ``dest``; its size.
+
+    No digest of the archive itself: SHA256SUMS (inside it) names every file by its hash,
+    and the archive is deterministic, so `sha256sum` of it is the user's when wanted.
+    Hashing the whole stream cost about as much CPU as compressing it (its files are
+    mostly compressed .debs and wheels, which zstd passes through quickly)."""
+    written = tarball.write_tar(
+        entries(top, items), mtime, dest, FORMATS[fmt], diff_id=False, digest=False
+    )
+    return written.size
 
 
 def duplicates(items: Sequence[Item]) -> list[str]:

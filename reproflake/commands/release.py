@@ -90,11 +90,11 @@ def run(
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     try:
         with tmp.open("wb") as f:
-            digest = rel.write(f, top, items, mtime, fmt)
+            size = rel.write(f, top, items, mtime, fmt)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    out(f"wrote {dest} ({dest.stat().st_size} bytes, sha256 {digest})")
+    out(f"wrote {dest} ({size} bytes)")
     out(f"  {len(items)} files, commit {rev}" + (", vendored: builds offline" if vendor else ""))
     if sign is not None:
         out(f"  signed: {top}/{signing.SIGNATURE} (ssh-keygen -Y verify -n {signing.NAMESPACE})")
