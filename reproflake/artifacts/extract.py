@@ -12,7 +12,9 @@ bytes) and each must pass every check before its bytes are written:
   directory); no entry is written through a symbolic link;
 - a hard link names a regular file this archive has already written;
 - sizes stay under :class:`Limits` (per entry, in total, in entries), checked from each
-  header, so a huge (or sparse) entry is refused before one byte of it is written.
+  header, so a huge (or sparse) entry is refused before one byte of it is written;
+- extended headers bounded in size and in how many come in a row; no global PAX header
+  (tarfile would apply its keys to every later entry: CPU without end).
 
 Everything goes into a fresh directory inside the destination first and is moved into
 place only when the whole archive passed: a refused archive leaves nothing behind. Modes
@@ -40,6 +42,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
 # A PAX or GNU long-name header is read whole into memory by tarfile: bound it.
 MAX_HEADER_BYTES = 1 << 20
+# tarfile reads the header after an extended one by calling itself: a long run of them
+# would exhaust the stack. One entry needs at most a PAX header, a long name and a long
+# link name.
+MAX_HEADER_RUN = 8
 GIB = 1 << 30
 
 
@@ -74,14 +80,32 @@ class Extracted:
 
 class _BoundedInfo(tarfile.TarInfo):
     """A TarInfo that refuses an oversized PAX or long-name header before tarfile reads
-    it into memory (tarfile offers no hook for this but the member dispatch)."""
+    it into memory, a long run of them, and a global PAX header (tarfile offers no hook
+    for this but the member dispatch)."""
 
     def _proc_member(self, tar: tarfile.TarFile) -> Any:
-        if self.type in _HEADER_TYPES and self.size > MAX_HEADER_BYTES:
+        if self.type == tarfile.XGLTYPE:
+            # tarfile applies each of its keys to every later entry: a megabyte of keys
+            # and a million entries would be hours of CPU.
             raise ArchiveError(
-                f"an extended header of {self.size} bytes (at most {MAX_HEADER_BYTES})",
+                "a global extended header (pax_global_header), which a release never holds: "
+                "refused, nothing extracted",
                 hint="the archive is damaged or forged; get it again from its source",
             )
+        run = 0
+        if self.type in _HEADER_TYPES:
+            if self.size > MAX_HEADER_BYTES:
+                raise ArchiveError(
+                    f"an extended header of {self.size} bytes (at most {MAX_HEADER_BYTES})",
+                    hint="the archive is damaged or forged; get it again from its source",
+                )
+            run = getattr(tar, "_header_run", 0) + 1
+            if run > MAX_HEADER_RUN:
+                raise ArchiveError(
+                    f"more than {MAX_HEADER_RUN} extended headers in a row: refused, nothing extracted",
+                    hint="the archive is damaged or forged; get it again from its source",
+                )
+        tar._header_run = run  # type: ignore[attr-defined]  # per archive, not per entry
         return super()._proc_member(tar)  # type: ignore[misc]
 
 

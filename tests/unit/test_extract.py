@@ -305,3 +305,32 @@ def test_damaged_and_foreign_files(place: Path) -> None:
     with pytest.raises(ArchiveError, match=r"not a tar\.zst, tar\.gz or tar archive"):
         extract.extract(place / "foreign.zip", place / "dest")
     assert not (place / "dest").exists()
+
+
+def _raw_header(name: str, kind: bytes, data: bytes = b"") -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = len(data)
+    return info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512)
+
+
+def test_a_long_run_of_extended_headers_is_refused(place: Path) -> None:
+    # tarfile reads each extended header by calling itself for the next one: thousands in
+    # a row would exhaust Python's stack (an internal error instead of a refusal).
+    pax = b"17 path=top/abcd\n"
+    run = b"".join(_raw_header("././@PaxHeader", tarfile.XHDTYPE, pax) for _ in range(3000))
+    data = _raw_header("top/", tarfile.DIRTYPE) + run + _raw_header("top/x", tarfile.REGTYPE)
+    archive = place / "a.tar"
+    archive.write_bytes(data + bytes(1024))
+    _refused(place, archive, "extended headers in a row")
+
+
+def test_a_global_extended_header_is_refused(place: Path) -> None:
+    # tarfile applies every key of a global header to every later entry: 1 MiB of keys and
+    # a million entries would be hours of CPU from a small compressed archive.
+    keys = b"".join(f"11 k{i:05d}=\n".encode() for i in range(100))
+    data = _raw_header("pax_global_header", tarfile.XGLTYPE, keys)
+    data += _raw_header("top/", tarfile.DIRTYPE) + _raw_header("top/x", tarfile.REGTYPE)
+    archive = place / "a.tar"
+    archive.write_bytes(data + bytes(1024))
+    _refused(place, archive, "global extended header")
