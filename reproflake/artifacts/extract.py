@@ -253,7 +253,12 @@ class _Writer:
             if not path.is_dir() or path.is_symlink():
                 os.mkdir(path, 0o755)
             self.members[rel] = Member("dir")
-        elif info.isreg():
+            return
+        if os.path.lexists(path):  # only a parent made for an earlier entry can be there
+            raise _refuse(
+                info, "is not a directory, where an earlier entry's path made a directory"
+            )
+        if info.isreg():
             self._file(tar, info, rel, path)
         elif info.issym():
             self._symlink(info, name, rel, path)

@@ -334,3 +334,18 @@ def test_a_global_extended_header_is_refused(place: Path) -> None:
     archive = place / "a.tar"
     archive.write_bytes(data + bytes(1024))
     _refused(place, archive, "global extended header")
+
+
+@pytest.mark.parametrize("kind", [tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE])
+def test_an_entry_where_an_earlier_path_made_a_directory(place: Path, kind: bytes) -> None:
+    # top/a exists as the parent made for top/a/f; an entry top/a is then refused by name
+    # (not a bare "File exists" naming the temporary directory).
+    archive = _archive(
+        place / "a.tar.zst",
+        lambda t: _file(t, "top/f", b"x"),
+        lambda t: _file(t, "top/a/f", b"x"),
+        lambda t: t.addfile(
+            _info("top/a", kind, linkname="f" if kind == tarfile.SYMTYPE else "top/f")
+        ),
+    )
+    _refused(place, archive, "where an earlier entry's path made a directory")
