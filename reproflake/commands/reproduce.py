@@ -84,6 +84,13 @@ def run(
         for line in problems:
             out(f"  {line}")
         failures.append(f"{len(problems)} file(s) disagree with {SUMS} or provenance.json")
+        if allowed_signers is not None or public_key is not None:
+            # The signature vouches for SHA256SUMS only: a file it does not cover is not
+            # what the signer released, and building it would run unsigned Nix and code.
+            raise BuildError(
+                f"{failures[0]}, not covered by the signature: nothing is built",
+                hint="get the release again from its author",
+            )
     else:
         out(f"{SUMS}: all {len(rec.sums)} files match; provenance.json agrees")
     verdicts = _rebuild(top, rec, got.members, log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,29 @@ def test_signatures_are_required_when_a_signer_is_given(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "SHA256SUMS.sig: missing: the release is not signed" in proc.stderr
+
+
+@needs_ssh
+def test_with_a_signer_required_a_file_the_signature_does_not_cover_is_not_built(
+    tmp_path: Path,
+) -> None:
+    # SHA256SUMS is signed by the right key, but a file was changed after signing (and
+    # another added): what would be built is not what was signed.
+    key = _key(tmp_path / "k")
+    prov = json.dumps({"subject": [], "predicate": {"buildDefinition": {
+        "externalParameters": {"project": "demo", "commit": "c" * 40},
+        "internalParameters": {"outputs": {}},
+    }}}).encode()  # fmt: skip
+    sums = _sums({"README.release.md": b"r\n", "provenance.json": prov})
+    tampered = _tar(tmp_path / "t.tar", {
+        "README.release.md": b"changed\n", "flake.nix": b"{ }\n", "provenance.json": prov,
+        "SHA256SUMS": sums, "SHA256SUMS.sig": signing.sign(key, sums),
+    })  # fmt: skip
+    proc = _cli(
+        "reproduce", str(tampered), "--dir", "a", "--public-key", f"{key}.pub", cwd=tmp_path
+    )
+    assert proc.returncode == 1, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert "SHA256SUMS:1: README.release.md: the line says sha256" in said
+    assert "flake.nix: in the archive, but not listed in SHA256SUMS" in said
+    assert "not covered by the signature: nothing is built" in proc.stderr
