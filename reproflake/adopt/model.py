@@ -26,5 +26,5 @@ class Imported:
     debian: list[Item] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unmapped: list[Item] = field(default_factory=list)
-    # The include files already read (requirements -r), relative to the project.
+    # The include files already read (requirements -r), as resolved paths.
     read: set[str] = field(default_factory=set)

@@ -72,7 +72,7 @@ def read(root: Path, rel: str, into: Imported, *, depth: int = 0, where: str = "
     """Read the project file ``rel`` (and what it includes) into ``into``; ``where``
     names what asked for it in messages (the ``-r`` line), else the file itself."""
     text = _read.read_text(root, rel, where or _read.display(root, rel))
-    into.read.add(rel)
+    into.read.add(os.path.realpath(root / rel))
     take_lines(root, rel, logical_lines(text), into, depth=depth)
 
 
@@ -167,7 +167,9 @@ def _include(root: Path, rel: str, target: str, where: str, into: Imported, dept
             f"{where}: -r {target}: includes nested more than {MAX_DEPTH} deep",
             hint="requirements files include each other in a loop?",
         )
-    if inc in into.read:  # read once, as a loop or a shared base file would repeat it
+    # Read once, as a loop or a shared base file would repeat it; by the file it is, not by
+    # its spelling: links to the project's own directories spell one file many ways.
+    if os.path.realpath(root / inc) in into.read:
         return
     read(root, inc, into, depth=depth + 1, where=f"{where}: -r {target}")
 

@@ -164,6 +164,28 @@ def test_requirements_linked_out_of_the_project_are_refused(tmp_path: Path) -> N
     assert "private-package" not in str(info.value)
 
 
+def test_includes_through_links_to_the_project_are_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Links l, m, n -> . give each include 3 more spellings per level: read by spelling,
+    # 12 files would be 3**11 reads (and 10 links, 10**11): a clone could stall init.
+    for link in "lmn":
+        (tmp_path / link).symlink_to(".")
+    for i in range(1, 12):
+        write(tmp_path, f"a{i}.txt", "".join(f"-r {k}/a{i + 1}.txt\n" for k in "lmn"))
+    write(tmp_path, "a12.txt", "numpy\n")
+    reads: list[str] = []
+    real = adopt._read.read_text
+
+    def counted(root: Path, rel: str, where: str) -> str:
+        reads.append(rel)
+        return real(root, rel, where)
+
+    monkeypatch.setattr(adopt._read, "read_text", counted)
+    assert values(imported(tmp_path, "a1.txt")) == ["numpy"]
+    assert len(reads) == 12, reads[:20]
+
+
 def test_from_a_file_outside_the_project_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "p"
     root.mkdir()
