@@ -273,8 +273,12 @@ class _Locator:
     user at the right line; falls back to the table's header, then line 1.
     """
 
-    _header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    _key = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.\-" ]+?)\s*=""")
+    # Words between blanks, not a class holding the blank: a long run of blanks (valid in
+    # TOML) must not be split between \s* and the name in every way (cubic backtracking).
+    _header = re.compile(r"^\s*\[\[?\s*([^\]\s]+(?:\s+[^\]\s]+)*)\s*\]\]?\s*(#.*)?$")
+    _key = re.compile(
+        r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.\-"]+(?:[ \t]+[A-Za-z0-9_.\-"]+)*)\s*="""
+    )
 
     def __init__(self, text: str) -> None:
         self.lines: dict[tuple[str, ...], int] = {}

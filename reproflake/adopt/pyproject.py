@@ -37,6 +37,11 @@ def read(root: Path, rel: str, extras: Sequence[str], into: Imported) -> None:
         at = f"{name}:{m.group(1)}:{m.group(2)}" if m else name
         problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise UsageError(f"{at}: not valid TOML: {problem}", hint="fix the file") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise UsageError(
+            f"{name}: nested too deeply (arrays or inline tables inside each other)",
+            hint="is this the right file? a pyproject.toml is a few levels deep",
+        ) from None
     locate = _Locator(text)
 
     def where(*key: str) -> str:

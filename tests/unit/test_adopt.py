@@ -441,3 +441,19 @@ def test_the_same_package_asked_for_twice_is_said(tmp_path: Path) -> None:
         "numpy is asked for in 2 ways: numpy==1.26.4 (requirements.txt:1); numpy==1.26.* "
         "(environment.yml:2); the lock needs all"
     )
+
+
+def test_a_deeply_nested_pyproject_is_a_usage_error(tmp_path: Path) -> None:
+    # tomllib recurses per nested array: Python's stack, not a clear error, ran out.
+    write(tmp_path, "pyproject.toml", "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(UsageError, match=r"pyproject.toml: nested too deeply"):
+        imported(tmp_path, "pyproject.toml")
+
+
+def test_lines_of_blanks_in_a_pyproject_cost_little(tmp_path: Path) -> None:
+    # Valid TOML: blank lines, and a nested array's "[" followed by blanks. Finding a key's
+    # line must not backtrack over them (3,000 blanks took seconds; 1 MiB, forever).
+    blanks = " " * 200_000
+    text = f'[project]\nname = "p"\ndependencies = ["numpy"]\n{blanks}\nx = [\n[{blanks}\n]]\n'
+    write(tmp_path, "pyproject.toml", text)
+    assert values(imported(tmp_path, "pyproject.toml")) == ["numpy"]
