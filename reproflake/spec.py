@@ -612,6 +612,11 @@ def parse(text: str, path: Path) -> Spec:
             f"{where}: not valid TOML: {problem}",
             hint="see docs/spec.md for the format; check quotes, brackets and commas",
         ) from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise SpecError(
+            f"{path}: nested too deeply (arrays or inline tables inside each other)",
+            hint="see docs/spec.md for the format: a spec is a few levels deep",
+        ) from None
     return _validate(raw, _Checker(path, text), path)
 
 

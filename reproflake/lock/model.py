@@ -166,7 +166,8 @@ def loads(text: str, path: Path) -> Lock:
         return lock
     except LockError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        # RecursionError: JSON nested thousands deep (a lock comes with a cloned repository).
         raise InvalidLockError(
             f"{path}: not a valid reproflake lock ({type(exc).__name__}: {exc})",
             hint="restore it from version control, or delete it and run `reproflake lock`",

@@ -282,3 +282,9 @@ def test_deb_key_is_the_store_name_of_the_pool_file() -> None:
         sha256="5" * 64,
     )
     assert deb.key == "libfoo1_2-1.0-rc1-1_amd64.deb"
+
+
+def test_a_lock_nested_too_deeply_is_an_invalid_lock_not_a_crash() -> None:
+    # A lock comes with a cloned repository: JSON thousands of arrays deep must not crash.
+    with pytest.raises(model.InvalidLockError, match="not a valid reproflake lock"):
+        model.loads("[" * 100_000 + "]" * 100_000, Path("/p/reproflake.lock"))

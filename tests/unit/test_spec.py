@@ -789,3 +789,9 @@ def test_a_final_newline_does_not_slip_through_a_pattern(old: str, new: str) -> 
     # Python's '$' also matches before a final newline: every pattern must match whole.
     with pytest.raises(SpecError):
         spec.parse(edit(old, new), Path("/p/reproflake.toml"))
+
+
+def test_a_spec_nested_too_deeply_is_a_spec_error_not_a_crash() -> None:
+    text = VALID.replace("[steps.report]", "deep = " + "[" * 5000 + "]" * 5000 + "\n[steps.report]")
+    with pytest.raises(SpecError, match="nested too deeply"):
+        spec.parse(text, PATH)
