@@ -106,6 +106,14 @@ def test_a_changed_output_byte_is_named(signed: tuple[Path, Path], tmp_path: Pat
     # The signature still holds (SHA256SUMS is untouched); the file does not match it.
     assert "signature: good" in out
     assert "results/report/report.json: the line says sha256" in out
+    # A file the signature does not vouch for: nothing of the release is built.
+    assert "not covered by the signature: nothing is built" in out and "Traceback" not in out
+    assert not any(line.split()[1:2] == ["identical"] for line in out.splitlines() if line), out
+    # Without a signer to check, the difference is reported and the release is built anyway.
+    proc = _reproduce(bad, tmp_path / "y")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "results/report/report.json: the line says sha256" in out
     assert "the release did not reproduce" in out and "Traceback" not in out
 
 
