@@ -5,6 +5,7 @@ for steps without a record, Nix itself (shared by `plan`, `status`, `build --dry
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 
 from reproflake import executor, hardware, planner, remote, state
@@ -17,6 +18,8 @@ FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is
 # flake) costs more than the plan is worth: such steps are planned as not built.
 ASK_NIX_UP_TO = 500
 
+Plans = dict[str, planner.StepPlan]
+
 
 def compute(p: Project) -> dict[str, planner.StepPlan]:
     digests = SourceDigests(p.root)
@@ -28,16 +31,14 @@ def compute(p: Project) -> dict[str, planner.StepPlan]:
 
 def _compute(p: Project, digests: SourceDigests) -> dict[str, planner.StepPlan]:
     records, environments = state.load_all(p.root)
-    plans = planner.plan(
-        p.spec,
-        p.lock,
-        p.facts,
-        p.graph,
-        records,
-        executor.invalid_paths,
-        environments=environments,
-        source_hash=digests,
-    )
+
+    def plan(records: Mapping[str, state.Built], nix_asked: bool = False) -> Plans:
+        return planner.plan(
+            p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths,
+            nix_asked=nix_asked, environments=environments, source_hash=digests,
+        )  # fmt: skip
+
+    plans = plan(records)
     unknown = {s for s in plans if s not in records}
     if not unknown or len(unknown) > ASK_NIX_UP_TO or not _flake_is_current(p):
         return _blocked(p, plans)
@@ -72,18 +73,7 @@ def _compute(p: Project, digests: SourceDigests) -> dict[str, planner.StepPlan]:
                 learned_any = True
     # Early cutoff can spare a step only if it was built before, in some version; in a
     # project nothing of which was ever built here, everything will build.
-    plans = planner.plan(
-        p.spec,
-        p.lock,
-        p.facts,
-        p.graph,
-        records,
-        executor.invalid_paths,
-        nix_asked=learned_any or had_records,
-        environments=environments,
-        source_hash=digests,
-    )
-    return _blocked(p, plans)
+    return _blocked(p, plan(records, nix_asked=learned_any or had_records))
 
 
 def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planner.StepPlan]:
