@@ -40,6 +40,7 @@ class Entry:
     target: str = ""
     executable: bool = False
     content: bytes | None = None  # a file's bytes, when they are not read from ``source``
+    stored: bool = False  # already compressed: zstd stores it rather than compress it again
 
     def mode(self) -> int:
         if self.kind == "dir":
@@ -166,6 +167,21 @@ class Compressor:
         self._end()
 
 
+# A zstd frame of stored (raw) blocks (RFC 8878): the magic number, a frame header
+# descriptor of zeros (no content size, not a single segment, no checksum, no
+# dictionary) and a window of 128 KiB, the largest block; then blocks of a three-byte
+# little-endian header (size << 3 | type 0, raw | 1 on the last block) and the bytes.
+RAW_FRAME = b"\x28\xb5\x2f\xfd\x00\x38"
+RAW_BLOCK = 1 << 17
+# Files smaller than this are compressed with what surrounds them: a frame of their own
+# would cost more than compressing them saves.
+STORED_MIN = 1 << 16
+
+
+def _raw_block_header(size: int, last: bool) -> bytes:
+    return ((size << 3) | last).to_bytes(3, "little")
+
+
 def _nothing() -> None:
     return None
 
@@ -226,7 +242,11 @@ class _Sink:
         self.out = hashlib.sha256() if digest and not plain else None
         self.size = 0
         self.compressor = None if plain else Compressor(compression, self._emit, threads)
-        self.buffer = bytearray(CHUNK)
+        # zstd can store a file's bytes in a frame of raw blocks between compressed frames.
+        self.can_store = compression == "zstd" and self.raw is None
+        self.fed = False  # the compressor has had input since its last frame ended
+        # Room for CHUNK's worth of stored blocks with their headers, too.
+        self.buffer = bytearray(CHUNK + 3 * (CHUNK // RAW_BLOCK))
         self.view = memoryview(self.buffer)
         self.filled = 0
         # Uncompressed and unhashed into a real file: the kernel copies file contents.
@@ -259,6 +279,52 @@ class _Sink:
             self.filled += got
             left -= got
 
+    def store(self, fd: int | None, data: bytes | None, size: int, name: str) -> bool:
+        """``size`` bytes (of ``fd``, or ``data``) in a zstd frame of stored blocks, when
+        this stream can: False when it cannot (then the caller compresses them).
+
+        For files compressed already (.debs, wheels): zstd at any level would search them
+        for matches, find next to none, and emit raw blocks anyway, at a tenth of the
+        speed of copying. The compressed frame before is ended (zstd decoders read
+        concatenated frames as one stream); the next starts with what follows. Only when
+        nothing hashes the tar itself (a release): an OCI layer's bytes stay as they are."""
+        if not self.can_store or size < STORED_MIN:
+            return False
+        self._flush()
+        assert self.compressor is not None
+        if self.fed:
+            self.compressor.end()
+            self.fed = False
+        self._emit(RAW_FRAME)
+        if data is not None:
+            for start in range(0, size, RAW_BLOCK):
+                piece = data[start : start + RAW_BLOCK]
+                self._emit(_raw_block_header(len(piece), start + RAW_BLOCK >= size))
+                self._emit(piece)
+            return True
+        assert fd is not None
+        # Blocks read straight into place behind gaps for their headers: one readv and
+        # one write per CHUNK.
+        step = 3 + RAW_BLOCK
+        left = size
+        while left > 0:
+            count = min(CHUNK // RAW_BLOCK, -(-left // RAW_BLOCK))
+            want = min(left, count * RAW_BLOCK)
+            spans = [
+                self.view[i * step + 3 : i * step + 3 + min(RAW_BLOCK, want - i * RAW_BLOCK)]
+                for i in range(count)
+            ]
+            got = os.readv(fd, spans)
+            if got != want:
+                raise OSError(f"{name} shrank while it was read")
+            left -= got
+            for i in range(count):
+                n = min(RAW_BLOCK, want - i * RAW_BLOCK)
+                last = left == 0 and i == count - 1
+                self.view[i * step : i * step + 3] = _raw_block_header(n, last)
+            self._emit(self.view[: (count - 1) * step + 3 + (want - (count - 1) * RAW_BLOCK)])
+        return True
+
     def _send(self, fd: int, size: int, name: str) -> None:
         out, offset = self.dest.fileno(), 0
         while offset < size:
@@ -280,6 +346,7 @@ class _Sink:
             self._emit(data)
         else:
             self.compressor.feed(data)
+            self.fed = True
 
     def _emit(self, data: Buffer) -> None:
         view = memoryview(data)
@@ -325,14 +392,16 @@ def write_tar(
         if entry.content is not None:
             size = len(entry.content)
             sink.write(header(entry, mtime, size))
-            sink.write(entry.content)
+            if not (entry.stored and sink.store(None, entry.content, size, entry.path)):
+                sink.write(entry.content)
         else:
             # The file descriptor itself: no Python file object per file, of thousands.
             fd = os.open(entry.source, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 size = os.fstat(fd).st_size
                 sink.write(header(entry, mtime, size))
-                sink.copy(fd, size, entry.source)
+                if not (entry.stored and sink.store(fd, None, size, entry.source)):
+                    sink.copy(fd, size, entry.source)
             finally:
                 os.close(fd)
         if size % BLOCK:
