@@ -245,9 +245,11 @@ class _Sink:
         # zstd can store a file's bytes in a frame of raw blocks between compressed frames.
         self.can_store = compression == "zstd" and self.raw is None
         self.fed = False  # the compressor has had input since its last frame ended
+        self.ahead: Any = None  # the thread that reads stored files ahead, once needed
         # Room for CHUNK's worth of stored blocks with their headers, too.
         self.buffer = bytearray(CHUNK + 3 * (CHUNK // RAW_BLOCK))
         self.view = memoryview(self.buffer)
+        self.spare = self.view  # the read-ahead's second buffer, once needed
         self.filled = 0
         # Uncompressed and unhashed into a real file: the kernel copies file contents.
         self.direct = plain and self.raw is None and isinstance(dest, io.FileIO)
@@ -303,27 +305,42 @@ class _Sink:
                 self._emit(piece)
             return True
         assert fd is not None
-        # Blocks read straight into place behind gaps for their headers: one readv and
-        # one write per CHUNK.
-        step = 3 + RAW_BLOCK
-        left = size
-        while left > 0:
-            count = min(CHUNK // RAW_BLOCK, -(-left // RAW_BLOCK))
-            want = min(left, count * RAW_BLOCK)
-            spans = [
-                self.view[i * step + 3 : i * step + 3 + min(RAW_BLOCK, want - i * RAW_BLOCK)]
-                for i in range(count)
-            ]
-            got = os.readv(fd, spans)
-            if got != want:
-                raise OSError(f"{name} shrank while it was read")
-            left -= got
-            for i in range(count):
-                n = min(RAW_BLOCK, want - i * RAW_BLOCK)
-                last = left == 0 and i == count - 1
-                self.view[i * step : i * step + 3] = _raw_block_header(n, last)
-            self._emit(self.view[: (count - 1) * step + 3 + (want - (count - 1) * RAW_BLOCK)])
+        self._stored_blocks(fd, size, name)
         return True
+
+    def _stored_blocks(self, fd: int, size: int, name: str) -> None:
+        """A file's raw blocks, read straight into place behind gaps for their headers
+        (one readv and one write per CHUNK); a file of more than one CHUNK is read a
+        CHUNK ahead by a second thread into a second buffer while this one writes."""
+        pieces = [(offset, min(CHUNK, size - offset)) for offset in range(0, size, CHUNK)]
+
+        def read(buffer: memoryview, offset: int, want: int) -> memoryview:
+            step = 3 + RAW_BLOCK
+            count = -(-want // RAW_BLOCK)
+            spans = [buffer[i * step + 3 : i * step + 3 + RAW_BLOCK] for i in range(count)]
+            spans[-1] = spans[-1][: want - (count - 1) * RAW_BLOCK]
+            if os.preadv(fd, spans, offset) != want:
+                raise OSError(f"{name} shrank while it was read")
+            for i, span in enumerate(spans):
+                last = offset + want == size and i == count - 1
+                buffer[i * step : i * step + 3] = _raw_block_header(len(span), last)
+            return buffer[: (count - 1) * step + 3 + len(spans[-1])]
+
+        if len(pieces) == 1:
+            self._emit(read(self.view, *pieces[0]))
+            return
+        if self.ahead is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.ahead = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+            self.spare = memoryview(bytearray(len(self.buffer)))
+        buffers = (self.view, self.spare)
+        pending = self.ahead.submit(read, buffers[0], *pieces[0])
+        for k in range(len(pieces)):
+            blocks = pending.result()
+            if k + 1 < len(pieces):
+                pending = self.ahead.submit(read, buffers[(k + 1) % 2], *pieces[k + 1])
+            self._emit(blocks)
 
     def _send(self, fd: int, size: int, name: str) -> None:
         out, offset = self.dest.fileno(), 0
@@ -360,6 +377,8 @@ class _Sink:
             view = view[view.nbytes if done is None else done :]
 
     def close(self) -> Written:
+        if self.ahead is not None:
+            self.ahead.shutdown()
         self._flush()
         if self.compressor is not None:
             self.compressor.end()
