@@ -5,7 +5,8 @@ the packing: the sources from git, outputs, vendored files, hashes, provenance);
 tar of the extracted release tree (sorted, owners 0, fixed time) piped through `zstd -3
 -T0`, the same level. They alternate in one run; medians of wall and of CPU time (user +
 system, children's rusage: steadier than wall on a busy machine), the ratios B/A (target
->= 1.0x in throughput), and the archive's size against the vendored material's.
+>= 1.0x in throughput), and the archive's size against the vendored material's. Both
+write a new file in every run.
 reproflake runs as an installed copy does, with its bytecode cached (a
 PYTHONDONTWRITEBYTECODE in the environment is not passed on).
 
@@ -68,7 +69,12 @@ def main() -> None:
                 f" | zstd -3 -T0 -q -f -o {base / 'peer.tar.zst'}")  # fmt: skip
         a, b = [], []
         for _ in range(args.runs):
+            # Each writes a new file, as a release of a new commit does (its name holds
+            # the commit): the previous one is removed before, not timed. Overwriting
+            # would time freeing the old file too, which zstd does while tar starts.
+            out.unlink()
             a.append(timed([*rf, "release", "--vendor", "-o", str(out)], root))
+            (base / "peer.tar.zst").unlink(missing_ok=True)
             b.append(timed(peer, tree))
         size = sum(p.stat().st_size for p in top.rglob("*") if p.is_file())
         vendored = sum(p.stat().st_size for p in (top / "vendor").iterdir())

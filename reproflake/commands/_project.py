@@ -140,9 +140,16 @@ def check_seed_pin(root: Path, lock: model.Lock) -> None:
         )
 
 
-def generate(p: Project) -> list[str]:
-    """Write the flake and its data; stage what the flake must see; returns files written."""
-    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock), data=p.data)
+def render(p: Project) -> dict[str, tuple[bytes, int]]:
+    """The flake and its data as reproflake generates them: path → (bytes, mode)."""
+    return nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock), data=p.data)
+
+
+def generate(p: Project, files: dict[str, tuple[bytes, int]] | None = None) -> list[str]:
+    """Write the flake and its data (``files``, when rendered already); stage what the
+    flake must see; returns the files written."""
+    if files is None:
+        files = render(p)
     written = nixgen.write(p.root, files)
     check_seed_pin(p.root, p.lock)
     tracked = [SPEC_FILE, model.LOCK_FILE, *files]

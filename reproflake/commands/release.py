@@ -31,7 +31,7 @@ from reproflake.commands._project import (
     generate,
     labels,
     load_project,
-    seed_bytes,
+    render,
     store_items,
 )
 from reproflake.commands._steps import build_steps, hardware_features
@@ -59,10 +59,11 @@ def run(
     p = load_project(start, log)
     repo, commit = _commit(p, allow_dirty)
     rev = str(commit.id)
-    generate(p)
+    files = render(p)
+    generate(p, files)
     outputs = _build(p, log)
     # Generated files replace their tracked copies: they must agree with the lock carried.
-    items = _merge(_sources(p, repo, commit) + _generated(p))
+    items = _merge(_sources(p, repo, commit, set(files)) + _generated(files))
     for step, path in sorted(outputs.items()):
         items += rel.tree(f"results/{step}", Path(path))
     if vendor:
@@ -154,8 +155,11 @@ def _build(p: Project, log: Log) -> dict[str, str]:
     return dict(outcome.outputs)
 
 
-def _sources(p: Project, repo: pygit2.Repository, commit: pygit2.Commit) -> list[rel.Item]:
-    """The project's files as the commit holds them (not as the work tree has them)."""
+def _sources(
+    p: Project, repo: pygit2.Repository, commit: pygit2.Commit, generated: set[str]
+) -> list[rel.Item]:
+    """The project's files as the commit holds them (not as the work tree has them),
+    but for the ``generated`` ones (not read: the generated copies replace them)."""
     prefix = project.in_repo(repo, p.root, "")
     found: list[rel.Item] = []
 
@@ -170,11 +174,11 @@ def _sources(p: Project, repo: pygit2.Repository, commit: pygit2.Commit) -> list
                 continue
             if not path.startswith(prefix) or entry.filemode == pygit2.GIT_FILEMODE_COMMIT:
                 continue  # outside the project, or a submodule (no content here)
+            name = path[len(prefix) :]
+            if name.startswith("results/") or name in generated:
+                continue  # outputs come from the store, generated files as rendered
             blob = repo[entry.id]
             assert isinstance(blob, pygit2.Blob)
-            name = path[len(prefix) :]
-            if name.startswith("results/"):
-                continue  # the outputs come from the store, below
             if entry.filemode == pygit2.GIT_FILEMODE_LINK:
                 target = blob.data.decode("utf-8", "surrogateescape")
                 found.append(rel.Item(name, hashlib.sha256(blob.data).hexdigest(), link=target))
@@ -186,10 +190,9 @@ def _sources(p: Project, repo: pygit2.Repository, commit: pygit2.Commit) -> list
     return found
 
 
-def _generated(p: Project) -> list[rel.Item]:
+def _generated(files: dict[str, tuple[bytes, int]]) -> list[rel.Item]:
     """The flake as reproflake generates it for this spec and lock (whether or not the
     commit tracks it: it must match the lock the release carries)."""
-    files = nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock), data=p.data)
     return [
         rel.memory(path, data, executable=bool(mode & 0o111))
         for path, (data, mode) in files.items()
