@@ -9,6 +9,7 @@ spliced into Nix source.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -295,8 +296,31 @@ def render(
     return files
 
 
+# What reproflake writes at a project's top, beside .reproflake/ (which is its own).
+TOP_LEVEL = ("flake.nix", "flake.lock")
+
+
+def foreign_flake(root: Path) -> str | None:
+    """Why writing reproflake's flake into ``root`` would destroy someone else's: a
+    flake.nix without reproflake's header, or a flake.lock beside no flake.nix of
+    reproflake's. None when the flake there is reproflake's own (or there is none)."""
+    nix, lock = root / "flake.nix", root / "flake.lock"
+    if os.path.lexists(nix):
+        try:
+            with nix.open("rb") as f:
+                first = f.readline(len(HEADER) + 8)
+        except OSError as exc:
+            return f"{nix} cannot be read ({exc.strerror})"
+        if nix.is_symlink() or first.rstrip(b"\n") != f"# {HEADER}".encode():
+            return f"{nix} is not one reproflake generated (its first line is not `# {HEADER}`)"
+    elif os.path.lexists(lock):
+        return f"{lock} exists without a flake.nix of reproflake's"
+    return None
+
+
 def write(root: Path, files: Mapping[str, tuple[bytes, int]]) -> list[str]:
-    """Write what changed, atomically; return the paths written."""
+    """Write what changed, atomically; return the paths written. Never over a flake
+    that is not reproflake's (:func:`foreign_flake`): the caller checks first."""
     tmp = project_tmp(root)
     return [
         rel

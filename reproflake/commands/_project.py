@@ -140,6 +140,18 @@ def check_seed_pin(root: Path, lock: model.Lock) -> None:
         )
 
 
+def refuse_foreign_flake(root: Path) -> None:
+    """Stop before writing anything over a project's own flake (exit 2)."""
+    why = nixgen.foreign_flake(root)
+    if why is not None:
+        raise UsageError(
+            f"{why}: reproflake generates flake.nix and flake.lock here and would write over it",
+            hint="move your flake elsewhere (e.g. `git mv flake.nix nix/flake.nix`, with "
+            "its flake.lock), or delete it if it is an old copy of reproflake's, then run "
+            "again",
+        )
+
+
 def render(p: Project) -> dict[str, tuple[bytes, int]]:
     """The flake and its data as reproflake generates them: path → (bytes, mode)."""
     return nixgen.render(p.spec, p.lock, p.facts, seed_bytes(p.root, p.lock), data=p.data)
@@ -148,6 +160,7 @@ def render(p: Project) -> dict[str, tuple[bytes, int]]:
 def generate(p: Project, files: dict[str, tuple[bytes, int]] | None = None) -> list[str]:
     """Write the flake and its data (``files``, when rendered already); stage what the
     flake must see; returns the files written."""
+    refuse_foreign_flake(p.root)
     if files is None:
         files = render(p)
     written = nixgen.write(p.root, files)

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import pygit2
 
-from reproflake import _confine, adopt, templates
+from reproflake import _confine, adopt, nixgen, templates
 from reproflake._paths import PACKAGE, data_dir, unusable_in_flake_path
 from reproflake.errors import UsageError
 from reproflake.fsutil import write_atomic
@@ -26,8 +26,6 @@ from reproflake.spec import SPEC_FILE, flake_url_problem
 from reproflake.spec import parse as parse_spec
 
 DEFAULT_TEMPLATE = "python"
-# What `reproflake lock` generates at the project's top (besides .reproflake/).
-GENERATED = ("flake.nix", "flake.lock")
 # A .gitignore larger than this is left alone (and said so), not read.
 IGNORE_LIMIT = 1 << 20
 
@@ -164,12 +162,16 @@ def run(
     if created:
         pygit2.init_repository(str(target))
     # `reproflake lock` writes its own flake; a project's own must not vanish unsaid.
-    notes = [
-        f"{rel} exists: `reproflake lock` writes reproflake's own {rel} over it; keep a "
-        "copy (or commit it) first"
-        for rel in GENERATED
-        if os.path.lexists(target / rel)
-    ]
+    foreign = nixgen.foreign_flake(target)
+    notes = (
+        [
+            f"{foreign}: `reproflake lock` generates reproflake's own flake.nix and "
+            "flake.lock here and refuses to write over it; move your flake elsewhere first "
+            "(e.g. `git mv flake.nix nix/flake.nix`, with its flake.lock)"
+        ]
+        if foreign
+        else []
+    )
     return Outcome(
         added=tuple(sorted(added)),
         appended=tuple(appended),

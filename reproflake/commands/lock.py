@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 from reproflake import executor, project, templates
-from reproflake.commands._project import Log, generate, load_project, load_spec
+from reproflake.commands._project import (
+    Log,
+    generate,
+    load_project,
+    load_spec,
+    refuse_foreign_flake,
+)
 from reproflake.errors import StaleLockError
 from reproflake.lock import inputs as input_pins
 from reproflake.lock import model, pin
@@ -44,6 +50,7 @@ def run(start: Path, *, check: bool, upgrade: bool, log: Log, json_out: Log | No
             )
         log("lock is up to date")
         return 0
+    refuse_foreign_flake(spec.root)  # before the lock is written: all or nothing
     ctx = pin.Context(root=spec.root, cache_dir=input_pins.cache_dir(), log=log)
     new = pin.lock(
         spec, old, ctx=ctx, upgrade=upgrade, source_date_epoch=project.last_commit_time(spec.root)

@@ -240,7 +240,5 @@ def test_a_flake_of_the_project_is_warned_about(tmp_path: Path) -> None:
     result = init(str(root), "-t", "minimal")
     assert result.exit_code == 0, result.output
     assert (root / "flake.nix").read_text() == "{ outputs = _: { }; }\n"
-    assert (
-        "note: flake.nix exists: `reproflake lock` writes reproflake's own flake.nix over it"
-        in (result.stderr)
-    )
+    assert "is not one reproflake generated" in result.stderr
+    assert "refuses to write over it; move your flake elsewhere first" in result.stderr
