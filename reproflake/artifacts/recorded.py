@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reproflake.artifacts.extract import Member
-from reproflake.artifacts.release import PROVENANCE, SUMS
+from reproflake.artifacts.release import ENTRIES, PROVENANCE, SUMS
 from reproflake.artifacts.signing import SIGNATURE
 from reproflake.errors import ArchiveError
 
@@ -136,3 +136,51 @@ def step_files(rec: Recorded, members: Mapping[str, Member], step: str) -> dict[
         if m.kind == "symlink" and (path == prefix or path.startswith(prefix + "/")):
             found[path[len(prefix) + 1 :]] = m
     return dict(sorted(found.items()))
+
+
+def check_entries(top: Path, rec: Recorded, members: Mapping[str, Member]) -> list[str] | None:
+    """Every disagreement between the extracted entries and entries.json (kinds, modes,
+    links' targets, paths missing or added), one line each; None when the release has
+    no entries.json and SHA256SUMS does not list one (a release written before it)."""
+    path = top / ENTRIES
+    if ENTRIES not in rec.sums and not path.exists():
+        return None
+    if ENTRIES not in rec.sums or not path.is_file() or path.is_symlink():
+        return []  # check_files names it: listed and missing, or there and not listed
+    doc = _json(path)
+    recorded = doc.get("entries")
+    if not isinstance(recorded, dict) or not all(isinstance(v, dict) for v in recorded.values()):
+        raise ArchiveError(f'{path}: expected {{"entries": {{PATH: {{...}}}}}}', hint=_HINT)
+    problems = []
+    for name, want in sorted(recorded.items()):
+        m = members.get(name)
+        if m is None:
+            problems.append(f"{ENTRIES}: {name} is listed, but the archive has no such entry")
+            continue
+        got = _entry(m)
+        if got != want:
+            problems.append(
+                f"{ENTRIES}: {name} is listed as {_shown(want)}, the archive has {_shown(got)}"
+            )
+    for name, m in sorted(members.items()):
+        # "": the top directory itself; the signature is the envelope around the records.
+        if name and name not in recorded and name != SIGNATURE:
+            problems.append(f"{name}: a {m.kind} in the archive, but not listed in {ENTRIES}")
+    return problems
+
+
+def _entry(m: Member) -> dict[str, str]:
+    if m.kind == "symlink":
+        return {"kind": "symlink", "target": m.target}
+    if m.kind == "file":
+        return {"kind": "file", "mode": "0755" if m.executable else "0644"}
+    return {"kind": m.kind}
+
+
+def _shown(entry: Mapping[str, object]) -> str:
+    kind = str(entry.get("kind", "?"))
+    if kind == "symlink":
+        return f"a link to {entry.get('target')!r}"
+    if kind == "file":
+        return f"a file of mode {entry.get('mode')}"
+    return f"a {kind}"

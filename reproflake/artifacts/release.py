@@ -23,6 +23,7 @@ from reproflake.artifacts.oci import canonical
 FORMATS = {"tar.zst": "zstd", "tar.gz": "gzip"}
 SUMS = "SHA256SUMS"
 PROVENANCE = "provenance.json"
+ENTRIES = "entries.json"
 README = "README.release.md"
 STATEMENT = "https://in-toto.io/Statement/v1"
 SLSA = "https://slsa.dev/provenance/v1"
@@ -87,6 +88,30 @@ def sums(items: Iterable[Item]) -> bytes:
     """``sha256sum`` format: every regular file; `sha256sum -c` checks them."""
     lines = sorted(f"{i.sha256}  {i.path}\n" for i in items if not i.link)
     return "".join(lines).encode()
+
+
+def entries_record(items: Iterable[Item], later: Iterable[str]) -> bytes:
+    """entries.json: every path of the release (but its top directory) with what
+    SHA256SUMS cannot say: its kind, a file's mode, a link's target. SHA256SUMS lists
+    this file, so a signature over SHA256SUMS covers links, modes and directories too.
+    ``later``: the plain files added after it (itself, SHA256SUMS; not the signature,
+    the envelope around them, which SHA256SUMS does not list either)."""
+    found = [
+        tarball.Entry(i.path, "symlink", target=i.link)
+        if i.link
+        else tarball.Entry(i.path, "file", executable=i.executable)
+        for i in items
+    ]
+    found += [tarball.Entry(name, "file") for name in later]
+    record: dict[str, dict[str, str]] = {}
+    for e in tarball.with_parents(found):
+        if e.kind == "symlink":
+            record[e.path] = {"kind": "symlink", "target": e.target}
+        elif e.kind == "file":
+            record[e.path] = {"kind": "file", "mode": f"{e.mode():04o}"}
+        else:
+            record[e.path] = {"kind": "dir"}
+    return canonical({"entries": record})
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Stages: the project and its commit (a dirty tree is refused unless allowed) → every
 step built (Nix is not asked while the last build's record still holds) → the files
 (sources tracked at the commit, the generated flake, outputs, and with --vendor every
-pinned file the build used) → SHA256SUMS, provenance, README → the archive, written
+pinned file the build used) → provenance, README, entries, SHA256SUMS → the archive, written
 atomically.
 """
 
@@ -68,12 +68,14 @@ def run(
         items += rel.tree(f"results/{step}", Path(path))
     if vendor:
         items += _vendored(p)
-    twice = rel.duplicates(items)
+    # reproflake's own files must not collide with a tracked one either.
+    names = {rel.README, rel.PROVENANCE, rel.ENTRIES, rel.SUMS, signing.SIGNATURE}
+    twice = rel.duplicates(items) + sorted(i.path for i in items if i.path in names)
     if twice:
         raise UsageError(
             f"the release would hold {', '.join(twice[:5])} twice",
             hint="rename the tracked file that collides with reproflake's own "
-            "(results/, vendor/, SHA256SUMS, provenance.json)",
+            f"(results/, vendor/, {', '.join(sorted(names))})",
         )
     items.append(
         rel.memory(rel.README, rel.readme(p.spec.name, p.graph.order(), vendor, sign is not None))
@@ -81,6 +83,8 @@ def run(
     items.append(
         rel.memory(rel.PROVENANCE, rel.statement(_provenance(p, rev, commit, outputs), items))
     )
+    # Not the signature: it is the envelope of what they list, as SHA256SUMS omits it.
+    items.append(rel.memory(rel.ENTRIES, rel.entries_record(items, [rel.ENTRIES, rel.SUMS])))
     items.append(rel.memory(rel.SUMS, rel.sums(items)))
     if sign is not None:  # over SHA256SUMS, which names every other file by its hash
         items.append(rel.memory(signing.SIGNATURE, signing.sign(sign, items[-1].content or b"")))

@@ -2,7 +2,8 @@
 
 Stages: the archive extracted (every entry checked first: artifacts/extract.py) → its
 signature checked, when it has one or one is required (a bad one stops here) → its
-records read (SHA256SUMS, provenance.json) → the extracted files against SHA256SUMS and the provenance subjects →
+records read (SHA256SUMS, provenance.json) → the extracted entries against SHA256SUMS,
+entries.json (kinds, modes, links) and the provenance subjects →
 every step built from the release's own flake (a vendored release needs no network) →
 each output, file by file, against the recorded hashes → a verdict table. Exit 0 only
 when everything is identical.
@@ -23,7 +24,7 @@ import pygit2
 from reproflake import compare, executor
 from reproflake.artifacts import extract, recorded, signing
 from reproflake.artifacts.extract import Member
-from reproflake.artifacts.release import SUMS
+from reproflake.artifacts.release import ENTRIES, SUMS
 from reproflake.commands._project import Log, labels, load_project, store_items
 from reproflake.commands._steps import Progress, hardware_features
 from reproflake.errors import BuildError, UsageError
@@ -79,20 +80,29 @@ def run(
     rec = recorded.read(top)
     out(f"release of {rec.project} at commit {rec.commit}")
     problems = recorded.check_files(rec, got.members)
+    entries = recorded.check_entries(top, rec, got.members)
+    if entries is None:
+        out(f"{ENTRIES}: none (a release from before it): links and modes are not checked")
+    else:
+        problems += entries
     if problems:
         out(f"{SUMS}: {len(problems)} problem(s) with the files as extracted:")
         for line in problems:
             out(f"  {line}")
-        failures.append(f"{len(problems)} file(s) disagree with {SUMS} or provenance.json")
+        failures.append(
+            f"{len(problems)} entries disagree with {SUMS}, {ENTRIES} or provenance.json"
+        )
         if allowed_signers is not None or public_key is not None:
-            # The signature vouches for SHA256SUMS only: a file it does not cover is not
-            # what the signer released, and building it would run unsigned Nix and code.
+            # The signature vouches for SHA256SUMS (and through it entries.json): an entry
+            # they do not cover is not what the signer released, and building it would
+            # run unsigned Nix and code.
             raise BuildError(
                 f"{failures[0]}, not covered by the signature: nothing is built",
                 hint="get the release again from its author",
             )
     else:
-        out(f"{SUMS}: all {len(rec.sums)} files match; provenance.json agrees")
+        checked = "" if entries is None else f", {len(got.members)} entries match {ENTRIES}"
+        out(f"{SUMS}: all {len(rec.sums)} files match{checked}; provenance.json agrees")
     verdicts = _rebuild(top, rec, got.members, log)
     _table(verdicts, top, rec, out)
     bad = [v for v in verdicts if v.verdict != IDENTICAL]

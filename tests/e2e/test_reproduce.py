@@ -54,7 +54,7 @@ def test_reproduce_offline_matches_every_hash(signed: tuple[Path, Path], tmp_pat
     assert proc.returncode == 0, out
     assert "Traceback" not in out
     assert "signature: good, SHA256SUMS.sig by release-key (ED25519 key SHA256:" in out
-    assert "SHA256SUMS: all " in out and "files match; provenance.json agrees" in out
+    assert "SHA256SUMS: all " in out and "entries match entries.json; provenance.json agrees" in out
     for step in ("prepare", "fit", "report"):
         assert any(line.split()[:2] == [step, "identical"] for line in out.splitlines()), out
     assert "reproduced 3 step(s) bit for bit" in out
@@ -74,8 +74,15 @@ def test_reproduce_offline_matches_every_hash(signed: tuple[Path, Path], tmp_pat
 Edit = Callable[[str, bytes], bytes | None]  # (path, content) → new content; None: drop it
 
 
-def _tampered(archive: Path, dest: Path, edit: Edit) -> Path:
-    """The archive rewritten entry by entry with one change (gzip: reproduce reads it too)."""
+def _tampered(
+    archive: Path,
+    dest: Path,
+    edit: Edit,
+    header: Callable[[tarfile.TarInfo], None] | None = None,
+    extra: tuple[tarfile.TarInfo, ...] = (),
+) -> Path:
+    """The archive rewritten entry by entry with one change (gzip: reproduce reads it too):
+    ``edit`` for a file's content, ``header`` for every entry's header, ``extra`` added."""
     with archive.open("rb") as f:
         raw = zstandard.ZstdDecompressor().stream_reader(f).read()
     out = io.BytesIO()
@@ -87,7 +94,11 @@ def _tampered(archive: Path, dest: Path, edit: Edit) -> Path:
                 if data is None:
                     continue
                 info.size = len(data)
+            if header is not None:
+                header(info)
             dst.addfile(info, io.BytesIO(data) if data is not None else None)
+        for info in extra:
+            dst.addfile(info)
     dest.write_bytes(out.getvalue())
     return dest
 
@@ -167,6 +178,32 @@ def test_a_consistently_forged_output_differs_from_its_rebuild(
     assert any(line.split()[:2] == ["report", "different"] for line in out.splitlines()), out
     assert f"different: {name} (recorded sha256 {new}, rebuilt {old})" in out
     assert "first difference at byte" in out or "diffoscope" in out
+
+
+def test_links_and_modes_are_signed_too(signed: tuple[Path, Path], tmp_path: Path) -> None:
+    """SHA256SUMS names regular files only; entries.json, which it lists, covers the rest:
+    a link added and a mode changed under a good signature stop it before building."""
+    archive, key = signed
+    with tarfile.open(_tampered(archive, tmp_path / "read.tar", lambda p, d: d)) as tar:
+        top = tar.getnames()[0].split("/")[0]
+
+    def executable(info: tarfile.TarInfo) -> None:
+        if info.name == f"{top}/src/prepare.py":
+            info.mode = 0o755
+
+    link = tarfile.TarInfo(f"{top}/src/extra.py")
+    link.type, link.linkname = tarfile.SYMTYPE, "fit.py"
+    bad = _tampered(archive, tmp_path / "bad.tar", lambda p, d: d, executable, (link,))
+    proc = _reproduce(bad, tmp_path / "x", "--public-key", f"{key}.pub")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "signature: good" in out
+    assert "src/extra.py: a symlink in the archive, but not listed in entries.json" in out
+    assert (
+        "entries.json: src/prepare.py is listed as a file of mode 0644, the archive has a "
+        "file of mode 0755" in out
+    )
+    assert "not covered by the signature: nothing is built" in out and "Traceback" not in out
 
 
 def test_a_bad_signature_is_named_and_nothing_is_built(
