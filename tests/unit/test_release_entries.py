@@ -36,12 +36,18 @@ def _items() -> list[rel.Item]:
     return sorted(items, key=lambda i: i.path)
 
 
-def _archive(tmp_path: Path, change: Callable[[tarfile.TarFile], None] | None = None) -> Path:
+def _archive(
+    tmp_path: Path,
+    change: Callable[[tarfile.TarFile], None] | None = None,
+    header: Callable[[tarfile.TarInfo], None] | None = None,
+) -> Path:
+    """A release of _items(), rewritten with ``header`` applied to every entry and
+    ``change`` adding entries at the end, when given."""
     buf = io.BytesIO()
     rel.write(buf, TOP, _items(), 0, "tar.gz")
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "r.tar.gz"
-    if change is None:
+    if change is None and header is None:
         path.write_bytes(buf.getvalue())
         return path
     out = io.BytesIO()
@@ -51,8 +57,11 @@ def _archive(tmp_path: Path, change: Callable[[tarfile.TarFile], None] | None = 
     ):
         for info in src:
             data = src.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
+            if header is not None:
+                header(info)
             dst.addfile(info, io.BytesIO(data) if data is not None else None)
-        change(dst)
+        if change is not None:
+            change(dst)
     path.write_bytes(out.getvalue())
     return path
 
@@ -96,23 +105,13 @@ def test_an_added_link_is_named(tmp_path: Path) -> None:
 
 
 def test_a_changed_mode_and_a_changed_link_are_named(tmp_path: Path) -> None:
-    buf = io.BytesIO()
-    rel.write(buf, TOP, _items(), 0, "tar.gz")
-    out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as src,
-        tarfile.open(fileobj=out, mode="w:gz") as dst,
-    ):
-        for info in src:
-            data = src.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
-            if info.name.endswith("/reproflake.toml"):
-                info.mode = 0o755
-            if info.name.endswith("/src/data"):
-                info.linkname = "../results"
-            dst.addfile(info, io.BytesIO(data) if data is not None else None)
-    archive = tmp_path / "r.tar.gz"
-    archive.write_bytes(out.getvalue())
-    problems = _check(archive, tmp_path / "x")
+    def edit(info: tarfile.TarInfo) -> None:
+        if info.name.endswith("/reproflake.toml"):
+            info.mode = 0o755
+        if info.name.endswith("/src/data"):
+            info.linkname = "../results"
+
+    problems = _check(_archive(tmp_path, header=edit), tmp_path / "x")
     assert problems == [
         "entries.json: reproflake.toml is listed as a file of mode 0644, the archive has a "
         "file of mode 0755",
