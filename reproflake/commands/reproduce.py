@@ -27,7 +27,7 @@ from reproflake.artifacts.extract import Member
 from reproflake.artifacts.release import ENTRIES, SUMS
 from reproflake.commands._project import Log, labels, load_project, store_items
 from reproflake.commands._steps import Progress, hardware_features
-from reproflake.errors import BuildError, UsageError
+from reproflake.errors import ArchiveError, BuildError, UsageError
 from reproflake.fsutil import sha256_file
 
 IDENTICAL = "identical"
@@ -167,6 +167,7 @@ def _rebuild(
     # Vendored files come from vendor/ (the flake reads them there); only the rest (local
     # data kept outside git, file:// mirrors) is put in the store first.
     items = [i for i in store_items(p, order) if not (top / "vendor" / i.name).exists()]
+    _refuse_outside(top, items)
     executor.ensure_in_store(items)
     features, _host = hardware_features(p, order)
     first = executor.build(top, order, Progress(log), labels=labels(p), features=features)
@@ -199,6 +200,22 @@ def _rebuild(
         verdict = IDENTICAL if same else DIFFERENT
         verdicts.append(StepVerdict(step, verdict, files, path, step in ran))
     return verdicts
+
+
+def _refuse_outside(top: Path, items: list[executor.StoreItem]) -> None:
+    """A release names files by path (file:// pins from its author's mirror, which
+    `--vendor` would have carried): none outside the release is read, whatever it names."""
+    inside = top.resolve()
+    outside = [i for i in items if not i.local.resolve().is_relative_to(inside)]
+    if outside:
+        first = outside[0]
+        raise ArchiveError(
+            f"the release needs {len(outside)} file(s) it does not carry, named by paths "
+            f"outside it ({first.what}: {first.local}): reproduce reads nothing outside "
+            "the release",
+            hint="ask its author for a release made with `reproflake release --vendor`, "
+            "which carries every pinned file",
+        )
 
 
 def _compare(built: Path, wanted: dict[str, Member]) -> list[compare.FileVerdict]:

@@ -235,3 +235,26 @@ def test_an_unsafe_archive_exits_2_with_nothing_written(tmp_path: Path) -> None:
     assert run.returncode == 2, run.output
     assert "going up with '..'" in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar"]
+
+
+def test_a_release_without_its_local_pins_reads_nothing_outside(
+    python_project: Path, tmp_path: Path
+) -> None:
+    """Without --vendor, the wheel pinned to this machine's file:// mirror is named by a
+    path outside the release: reproduce refuses it (exit 2) instead of reading it."""
+    lock = (python_project / "reproflake.lock").read_text()
+    # This machine's package index (pip's configuration) is a file:// mirror.
+    assert '"url": "file:///' in lock, "the test needs a wheel pinned from a file:// index"
+    root = tmp_path / "project"
+    shutil.copytree(python_project, root, symlinks=True)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "--allow-empty", "-m", "release me", cwd=root)
+    archive = tmp_path / "plain.tar.zst"
+    reproflake("release", "-o", str(archive), cwd=root)
+    proc = _reproduce(archive, tmp_path / "x")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "file(s) it does not carry, named by paths outside it (wheel " in out
+    assert "reproduce reads nothing outside the release" in out
+    assert "reproflake release --vendor" in out and "Traceback" not in out
+    assert "building" not in out
