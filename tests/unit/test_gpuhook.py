@@ -125,3 +125,37 @@ def test_hw_installs_the_hook_and_prints_its_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["hw", "--install-hook", str(tmp_path / "a-file/hook")])
     assert result.exit_code == 2
     assert "cannot write the GPU hook to" in result.output
+
+
+@pytest.mark.parametrize(
+    ("features", "path_has_grep", "python_runs"),
+    [
+        ("", True, False),  # most derivations: answered by grep alone
+        ("big-parallel", True, False),
+        ("gpu-nvidia", True, True),
+        ("gpu-amd", True, True),
+        ("", False, True),  # no grep: Python decides, as before
+    ],
+)
+def test_the_launcher_starts_python_only_for_a_gpu_feature(
+    store: Path, tmp_path: Path, features: str, path_has_grep: bool, python_runs: bool
+) -> None:
+    ran = tmp_path / "python-ran"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {ran}\n')
+    fake.chmod(0o755)
+    launcher = tmp_path / "hook"
+    launcher.write_text(gpuhook.launcher(str(fake)))
+    launcher.chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if path_has_grep:
+        (bin_dir / "grep").symlink_to("/bin/grep")
+    out = subprocess.run(
+        ["/bin/sh", str(launcher), str(drv(store, features))],
+        env={"PATH": str(bin_dir)}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert out == ""
+    assert ran.exists() == python_runs
+    if python_runs:
+        assert ran.read_text().startswith("-I -m reproflake.gpuhook ")
