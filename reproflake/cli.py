@@ -434,6 +434,7 @@ def release(
     metavar="FILE",
     help="Require SHA256SUMS.sig by this SSH public key (a .pub file).",
 )
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: every verdict.")
 @click.pass_obj
 def reproduce(
     directory: Path,
@@ -441,6 +442,7 @@ def reproduce(
     dest: Path | None,
     allowed_signers: Path | None,
     public_key: Path | None,
+    as_json: bool,
 ) -> None:
     """Extract a release archive safely, rebuild it offline and compare every output.
 
@@ -456,8 +458,9 @@ def reproduce(
     _guard(
         lambda: cmd.run(
             directory / archive, log=_log, out=_out, dest=at(dest) or directory,
-            allowed_signers=at(allowed_signers), public_key=at(public_key),
-        )
+            allowed_signers=at(allowed_signers), public_key=at(public_key), as_json=as_json,
+        ),
+        as_json=as_json,
     )  # fmt: skip
 
 

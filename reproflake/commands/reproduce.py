@@ -16,8 +16,10 @@ independently, as `verify` does (`verifyVaried.none`), so every step really runs
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
@@ -54,7 +56,9 @@ def run(
     allowed_signers: Path | None = None,
     public_key: Path | None = None,
     limits: extract.Limits | None = None,
+    as_json: bool = False,
 ) -> int:
+    """``as_json``: no text on stdout, one JSON document at the end (docs/commands.md)."""
     if allowed_signers is not None and public_key is not None:
         raise UsageError(
             "--allowed-signers and --public-key both name who signs: give one of them",
@@ -69,15 +73,30 @@ def run(
         )
     dest = (dest or Path.cwd()).absolute()
     _outside_git(dest)
+    human = out
+    if as_json:
+        out = _quiet
+    doc: dict[str, Any] = {"archive": str(archive)}
+
+    def stop(error: BuildError) -> int:
+        """A failure that ends it before building: raised, or in the document."""
+        if not as_json:
+            raise error
+        doc.update(reproduced=False, error=error.message, hint=error.hint)
+        human(json.dumps(doc, indent=2, sort_keys=True))
+        return error.exit_code
+
     got = extract.extract(archive, dest, limits or extract.Limits())
     top = got.top
     files = sum(1 for m in got.members.values() if m.kind == "file")
     out(f"extracted {archive} into {top} ({files} files, every entry checked)")
+    doc["directory"] = str(top)
     # The signature first: it is over SHA256SUMS' bytes, whatever they say.
-    failures = _signature(top, out, allowed_signers, public_key)
+    failures, doc["signature"] = _signature(top, out, allowed_signers, public_key)
     if failures:  # nothing in it can be trusted: do not go on to build it
-        raise BuildError(failures[0], hint="get the release again from its author")
+        return stop(BuildError(failures[0], hint="get the release again from its author"))
     rec = recorded.read(top)
+    doc.update(project=rec.project, commit=rec.commit)
     out(f"release of {rec.project} at commit {rec.commit}")
     problems = recorded.check_files(rec, got.members)
     entries = recorded.check_entries(top, rec, got.members)
@@ -85,6 +104,7 @@ def run(
         out(f"{ENTRIES}: none (a release from before it): links and modes are not checked")
     else:
         problems += entries
+    doc["records"] = {"problems": problems, "entries_checked": entries is not None}
     if problems:
         out(f"{SUMS}: {len(problems)} problem(s) with the files as extracted:")
         for line in problems:
@@ -96,21 +116,33 @@ def run(
             # The signature vouches for SHA256SUMS (and through it entries.json): an entry
             # they do not cover is not what the signer released, and building it would
             # run unsigned Nix and code.
-            raise BuildError(
-                f"{failures[0]}, not covered by the signature: nothing is built",
-                hint="get the release again from its author",
+            return stop(
+                BuildError(
+                    f"{failures[0]}, not covered by the signature: nothing is built",
+                    hint="get the release again from its author",
+                )
             )
     else:
         checked = "" if entries is None else f", {len(got.members)} entries match {ENTRIES}"
         out(f"{SUMS}: all {len(rec.sums)} files match{checked}; provenance.json agrees")
     verdicts = _rebuild(top, rec, got.members, log)
     _table(verdicts, top, rec, out)
+    doc["steps"] = {v.step: _step_document(v, rec) for v in verdicts}
+    doc["summary"] = {
+        verdict: sum(1 for v in verdicts if v.verdict == verdict)
+        for verdict in (IDENTICAL, DIFFERENT, NOT_BUILT)
+    }
     bad = [v for v in verdicts if v.verdict != IDENTICAL]
     if bad:
         failures.append(
             f"{len(bad)} of {len(verdicts)} step(s) did not reproduce: "
             + ", ".join(f"{v.step} ({v.verdict})" for v in bad)
         )
+    doc["reproduced"] = not failures
+    if as_json:
+        doc["failures"] = failures
+        human(json.dumps(doc, indent=2, sort_keys=True))
+        return 1 if failures else 0
     if failures:
         raise BuildError(
             "the release did not reproduce: " + "; ".join(failures),
@@ -118,6 +150,27 @@ def run(
         )
     out(f"reproduced {len(verdicts)} step(s) bit for bit: every output matches {SUMS}")
     return 0
+
+
+def _quiet(_line: str) -> None:
+    return None
+
+
+def _step_document(v: StepVerdict, rec: recorded.Recorded) -> dict[str, Any]:
+    return {
+        "verdict": v.verdict,
+        "path": v.path,
+        "recorded_path": rec.outputs.get(v.step, ""),
+        "rebuilt": v.ran,
+        "files": {
+            f"results/{v.step}/{f.path}" if f.path else f"results/{v.step}": {
+                "verdict": f.verdict,
+                "detail": f.detail,
+            }
+            for f in v.files
+        },
+        "log_tail": v.log[-10:],
+    }
 
 
 def _outside_git(dest: Path) -> None:
@@ -137,25 +190,31 @@ def _outside_git(dest: Path) -> None:
 
 def _signature(
     top: Path, out: Log, allowed_signers: Path | None, public_key: Path | None
-) -> list[str]:
+) -> tuple[list[str], dict[str, str]]:
+    """The failures (none or one) and what was found, for the JSON document."""
     sig = top / signing.SIGNATURE
     required = allowed_signers is not None or public_key is not None
     if not sig.exists():
         if required:
-            return [f"{sig}: missing: the release is not signed, and a signer was required"]
+            return [f"{sig}: missing: the release is not signed, and a signer was required"], {
+                "status": "missing"
+            }
         out("signature: none (the release is not signed)")
-        return []
+        return [], {"status": "none"}
     check = signing.verify(top / SUMS, sig, allowed_signers=allowed_signers, public_key=public_key)
     if not check.good:
-        return [f"{sig}: BAD signature over {SUMS}: {check.detail}"]
+        return [f"{sig}: BAD signature over {SUMS}: {check.detail}"], {
+            "status": "bad",
+            "detail": check.detail,
+        }
     if not check.trusted:
         out(
             f"signature: {signing.SIGNATURE} is intact ({check.detail}), but whose key it is "
             "was not checked: pass --allowed-signers FILE or --public-key FILE"
         )
-    else:
-        out(f"signature: good, {signing.SIGNATURE} by {check.principal} ({check.detail})")
-    return []
+        return [], {"status": "intact, signer not checked", "detail": check.detail}
+    out(f"signature: good, {signing.SIGNATURE} by {check.principal} ({check.detail})")
+    return [], {"status": "good", "signer": check.principal, "detail": check.detail}
 
 
 def _rebuild(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -258,3 +259,27 @@ def test_a_release_without_its_local_pins_reads_nothing_outside(
     assert "reproduce reads nothing outside the release" in out
     assert "reproflake release --vendor" in out and "Traceback" not in out
     assert "building" not in out
+
+
+def test_json_gives_every_verdict(signed: tuple[Path, Path], tmp_path: Path) -> None:
+    archive, key = signed
+    proc = _reproduce(archive, tmp_path / "x", "--public-key", f"{key}.pub", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)  # nothing but the document on stdout
+    assert doc["reproduced"] is True and doc["failures"] == []
+    assert doc["signature"]["status"] == "good"
+    assert doc["records"] == {"problems": [], "entries_checked": True}
+    assert doc["summary"] == {"identical": 3, "different": 0, "could not build": 0}
+    fit = doc["steps"]["fit"]
+    assert fit["verdict"] == "identical" and fit["path"] == fit["recorded_path"]
+    assert fit["files"]["results/fit/model.json"] == {"verdict": "identical", "detail": ""}
+    # Refused before building under a required signature: the document says why.
+    bad = _tampered(archive, tmp_path / "bad.tar",
+                    lambda p, d: _flip(d) if p == "results/report/report.json" else d)  # fmt: skip
+    proc = _reproduce(bad, tmp_path / "y", "--public-key", f"{key}.pub", "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["reproduced"] is False and "steps" not in doc
+    assert "nothing is built" in doc["error"]
+    assert any(line.startswith("SHA256SUMS:") and "results/report/report.json" in line
+               for line in doc["records"]["problems"])  # fmt: skip
