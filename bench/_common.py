@@ -112,6 +112,22 @@ def new_project(parent: Path, template: str = "python", name: str = "proj") -> P
     return root
 
 
+GIT_AUTHOR = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+
+
+def committed_built_project(
+    command: Sequence[str], root: Path, template: str, env: Mapping[str, str] | None = None
+) -> None:
+    """A project of ``template`` at ``root``, locked, built and committed, made with the
+    reproflake ``command`` (e.g. ``[sys.executable, "-m", "reproflake"]``)."""
+    for args, cwd in ((["init", "--template", template, str(root)], None), (["lock"], root),
+                      (["build"], root)):  # fmt: skip
+        subprocess.run([*command, *args], cwd=cwd, check=True, capture_output=True, env=env)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=False, capture_output=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", *GIT_AUTHOR, "commit", "-qm", "bench"], cwd=root, check=True)
+
+
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import committed_built_project
+
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
@@ -50,14 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         root = base / "proj"
-        subprocess.run([*rf, "init", "--template", args.template, str(root)],
-                       check=True, capture_output=True, env=ENV)  # fmt: skip
-        subprocess.run([*rf, "lock"], cwd=root, check=True, capture_output=True, env=ENV)
-        subprocess.run([*rf, "build"], cwd=root, check=True, capture_output=True, env=ENV)
-        git = ["git", "-c", "user.name=b", "-c", "user.email=b@b.invalid"]
-        subprocess.run(["git", "init", "-q"], cwd=root, check=False, capture_output=True)
-        subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-        subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
+        committed_built_project(rf, root, args.template, ENV)
         out = base / "r.tar.zst"
         subprocess.run([*rf, "release", "--vendor", "-o", str(out)],
                        cwd=root, check=True, capture_output=True, env=ENV)  # fmt: skip

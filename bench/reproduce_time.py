@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import GIT_AUTHOR, committed_built_project
+
 NIX = ["nix", "--extra-experimental-features", "nix-command flakes ca-derivations",
        "--option", "sandbox", "true", "--option", "sandbox-fallback", "false",
        "--option", "substituters", ""]  # fmt: skip
@@ -47,14 +49,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         root = base / "proj"
-        subprocess.run([*rf, "init", "--template", args.template, str(root)], check=True,
-                       capture_output=True)  # fmt: skip
-        subprocess.run([*rf, "lock"], cwd=root, check=True, capture_output=True)
-        subprocess.run([*rf, "build"], cwd=root, check=True, capture_output=True)
-        git = ["git", "-c", "user.name=b", "-c", "user.email=b@b.invalid"]
-        subprocess.run(["git", "init", "-q"], cwd=root, check=False, capture_output=True)
-        subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-        subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
+        committed_built_project(rf, root, args.template)
+        git = ["git", *GIT_AUTHOR]
         plan = subprocess.run(
             [*rf, "plan", "--json"], cwd=root, check=True, capture_output=True, text=True
         )
