@@ -27,7 +27,7 @@ WILDCARDS = frozenset("*?[")
 
 
 def is_glob(pattern: str) -> bool:
-    return any(c in WILDCARDS for c in pattern)
+    return not WILDCARDS.isdisjoint(pattern)  # one pass in C: called per source, per plan
 
 
 def _component(part: str) -> str:

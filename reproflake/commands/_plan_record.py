@@ -197,8 +197,10 @@ def watched(p: Project) -> list[str]:
     # directory turned into a link, a new .gitignore.
     parents = {"."}
     for rel in inside:
-        parts = rel.split("/")[:-1]
-        parents.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        d = rel.rpartition("/")[0]
+        while d and d not in parents:  # most files share their directory: stop at a known one
+            parents.add(d)
+            d = d.rpartition("/")[0]
     inside |= parents | {f"{d}/.gitignore" if d != "." else ".gitignore" for d in parents}
     # Replaced whole when written, so their own stat tells (their directory's times change
     # with every cache file written beside them, this record included).

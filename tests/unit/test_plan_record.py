@@ -4,7 +4,6 @@ a call to it means the plan was computed."""
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
 import json
@@ -20,9 +19,9 @@ from reproflake import _proc, planner, state
 from reproflake.commands import _noop, _plan_record, plan
 from reproflake.commands._project import load_project
 from reproflake.lock import model
-from reproflake.lock.hashing import nar_hash
 from reproflake.lock.model import Lock
-from reproflake.spec import Spec, parse
+from reproflake.spec import Spec
+from tests.unit.locked_project import write_locked_project
 
 SPEC = """
 [project]
@@ -90,24 +89,10 @@ def write_project(tmp_path: Path, make_lock: Callable[[Spec], Lock], text: str =
     root = tmp_path / "proj"
     (root / "src" / "b" / "sub" / "deep").mkdir(parents=True)  # searched, nothing matched
     (root / "data").mkdir()
-    (root / "reproflake.toml").write_text(text)
     (root / "src" / "a.sh").write_text("echo a\n")
     (root / "src" / "b" / "run.sh").write_text("echo b\n")
     (root / "data" / "x.csv").write_text("1,2\n")
-    seed = root / ".reproflake" / "seed" / "busybox"
-    seed.parent.mkdir(parents=True)
-    seed.write_bytes(b"a static busybox")
-    seed.chmod(0o755)
-    lock = make_lock(parse(text, root / "reproflake.toml"))
-    lock = dataclasses.replace(
-        lock,
-        seed=dataclasses.replace(
-            lock.seed,
-            sha256=hashlib.sha256(seed.read_bytes()).hexdigest(),
-            nar_hash=nar_hash(seed.parent),
-        ),
-    )
-    (root / model.LOCK_FILE).write_text(model.dumps(lock))
+    write_locked_project(root, text, make_lock)
     (root / ".gitignore").write_text("/results/\n/.reproflake/cache/\n")
     git(root, "init", "-q")
     git(root, "add", "-A")
