@@ -45,7 +45,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,10 +98,13 @@ def _stat(path: str) -> Stat:
     return found
 
 
-def _stats_digest(root: str, paths: Iterable[str]) -> tuple[str, list[Stat]]:
+def _stats(root: str, paths: Iterable[str]) -> Iterator[Stat]:
     base = root.rstrip("/") + "/"
-    stats = [_stat(rel if rel[:1] == "/" else base + rel) for rel in paths]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest(), stats
+    return (_stat(rel if rel[:1] == "/" else base + rel) for rel in paths)
+
+
+def _stats_digest(stats: Iterable[Stat]) -> str:
+    return hashlib.sha256(json.dumps(list(stats)).encode()).hexdigest()
 
 
 def _find_root(start: Path) -> Path | None:
@@ -161,7 +164,7 @@ def answer(start: Path, req: str, out: Callable[[str], None], log: Callable[[str
             and doc["tool"] == _noop.tool()
             and doc["spec"] == _noop._digest(root / SPEC_FILE)
             and doc["lock"] == _noop._digest(root / LOCK_FILE)
-            and doc["stats"] == _stats_digest(str(root), doc["paths"])[0]
+            and doc["stats"] == _stats_digest(_stats(str(root), doc["paths"]))
             and _store_holds(doc["store"])
         )
     except (KeyError, TypeError):
@@ -270,11 +273,15 @@ def remember(
     if any(s.hardware is not None and s.hardware.pin_profile for s in p.spec.steps.values()):
         return False  # a pinned profile may come from this machine's probe
     root = p.root
-    paths = watched(p)
     since = started_ns - RACY_NS
-    digest, stats = _stats_digest(str(root), paths)
-    if _racy([*stats, _stat(str(root / SPEC_FILE)), _stat(str(root / LOCK_FILE))], since):
+    if _racy([_stat(str(root / SPEC_FILE)), _stat(str(root / LOCK_FILE))], since):
         return False
+    paths = watched(p)
+    stats = []
+    for st in _stats(str(root), paths):  # stops at the first recent one (an edit's file)
+        if _racy([st], since):
+            return False
+        stats.append(st)
     # The store is not checked here: a path that came or went since Nix answered already
     # fails the next check, which compares the store with Nix's answers.
     doc: dict[str, Any] = {
@@ -285,7 +292,7 @@ def remember(
         "spec": _noop._digest(root / SPEC_FILE),
         "lock": _noop._digest(root / LOCK_FILE),
         "paths": paths,
-        "stats": digest,
+        "stats": _stats_digest(stats),
         "store": dict(sorted(seen.store.items())),
     }
     old = _load(root)
