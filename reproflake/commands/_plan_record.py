@@ -5,7 +5,8 @@ that answer was computed from, and the next `plan`, `status` or `build --dry-run
 the same arguments prints it again if all of this still holds:
 
 - reproflake itself (version, the stat of its code and Nix library: the no-op stamp's
-  identity), the project's resolved path, the environment variables that can change
+  identity), the interpreter, the libraries whose behaviour shows in a plan (networkx,
+  pygit2, click: the stat of each one's module), the project's resolved path, the environment variables that can change
   what is read (REPROFLAKE_*, NIX_*, GIT_*, XDG_*, HOME, PATH);
 - the spec's and the lock's sha256;
 - the stat (``lstat``, and ``stat`` of a link's target) of every file and directory the
@@ -45,6 +46,7 @@ import hashlib
 import json
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +109,24 @@ def _stats_digest(stats: Iterable[Stat]) -> str:
     return hashlib.sha256(json.dumps(list(stats)).encode()).hexdigest()
 
 
+# Libraries whose behaviour shows in a plan: the graph's order (networkx), what git tracks
+# and ignores (pygit2), how lines are written (click).
+LIBRARIES = ("networkx", "pygit2", "click")
+
+
+def _tool() -> str:
+    """reproflake (the no-op stamp's identity), the interpreter and the libraries above: an
+    upgrade of any of them computes again. Each library is found, not imported."""
+    from importlib.util import find_spec
+
+    rows = [_noop.tool(), sys.version, sys.executable]
+    for name in LIBRARIES:
+        found = find_spec(name)
+        origin = found.origin if found is not None else None
+        rows.append(f"{name} {origin} {_stat(origin) if origin else None}")
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
 def _find_root(start: Path) -> Path | None:
     here = start.resolve()
     return next((d for d in (here, *here.parents) if (d / SPEC_FILE).is_file()), None)
@@ -161,7 +181,7 @@ def answer(start: Path, req: str, out: Callable[[str], None], log: Callable[[str
         holds = (
             doc["root"] == str(root)
             and doc["env"] == _env()
-            and doc["tool"] == _noop.tool()
+            and doc["tool"] == _tool()
             and doc["spec"] == _noop._digest(root / SPEC_FILE)
             and doc["lock"] == _noop._digest(root / LOCK_FILE)
             and doc["stats"] == _stats_digest(_stats(str(root), doc["paths"]))
@@ -286,7 +306,7 @@ def remember(
     # fails the next check, which compares the store with Nix's answers.
     doc: dict[str, Any] = {
         "version": VERSION,
-        "tool": _noop.tool(),
+        "tool": _tool(),
         "root": str(root),
         "env": _env(),
         "spec": _noop._digest(root / SPEC_FILE),

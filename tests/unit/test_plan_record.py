@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,8 @@ def test_a_garbage_collection_running_means_asking_nix(built: Path, nix: FakeNix
         lambda mp: mp.setenv("NIX_REMOTE", "daemon"),
         lambda mp: mp.setenv("GIT_DIR", "/elsewhere"),
         lambda mp: mp.setattr(_noop, "tool", lambda: "another reproflake"),
+        lambda mp: mp.setattr(sys, "version", "3.99.0 (another interpreter)"),
+        lambda mp: mp.setattr(_plan_record, "LIBRARIES", ("networkx", "pygit2")),
     ],
 )
 def test_another_environment_or_reproflake_computes_again(
