@@ -67,6 +67,7 @@ STATE = ".reproflake/cache/state.json"
 BUILD_DATA = ".reproflake/build.json"
 ENV_PREFIXES = ("REPROFLAKE_", "NIX_", "GIT_", "XDG_")
 ENV_NAMES = ("HOME", "PATH")
+MAX_ANSWERS = 8  # forms and step selections kept for one state of the project
 
 Event = tuple[str, str]  # ("out" | "log", text)
 Stat = list[int] | None
@@ -318,7 +319,9 @@ def remember(
     old = _load(root)
     answers: dict[str, list[Event]] = {}
     if old is not None and {k: v for k, v in old.items() if k != "answers"} == doc:
-        answers = dict(old.get("answers", {}))  # the same state: keep the other forms' answers
+        # The same state: keep other forms' answers (a few: each is read at every check).
+        kept = sorted(k for k in old.get("answers", {}) if k != req)[: MAX_ANSWERS - 1]
+        answers = {k: old["answers"][k] for k in kept}
     answers[req] = [(stream, text) for stream, text in events]
     doc["answers"] = dict(sorted(answers.items()))
     write_atomic(root / RECORD, json.dumps(doc, sort_keys=True) + "\n")

@@ -186,6 +186,20 @@ def test_each_form_has_its_own_answer_with_the_same_bytes(
         assert json.loads(first[0][0])[0]["step"] == "a"
 
 
+def test_a_few_answers_are_kept_the_newest_always(
+    built: Path, nix: FakeNix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_plan_record, "MAX_ANSWERS", 2)
+    for steps in (["a"], ["b"], []):
+        run_plan(built, steps)
+    kept = json.loads((built / _plan_record.RECORD).read_text())["answers"]
+    assert sorted(kept) == [
+        _plan_record.request(s, as_json=False, short=False) for s in ([], ["a"])
+    ]
+    assert from_record(built, nix) and from_record(built, nix, steps=["a"])
+    assert not from_record(built, nix, steps=["b"])
+
+
 def later(path: Path) -> None:
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
