@@ -289,6 +289,7 @@ def test_a_garbage_collection_running_means_asking_nix(built: Path, nix: FakeNix
     "change",
     [
         lambda mp: mp.setenv("REPROFLAKE_READ_OUTSIDE", "/srv"),
+        lambda mp: mp.setenv("REPROFLAKE_BUILDERS", "ssh://gpu x86_64-linux - 1 1 gpu-nvidia"),
         lambda mp: mp.setenv("NIX_REMOTE", "daemon"),
         lambda mp: mp.setenv("GIT_DIR", "/elsewhere"),
         lambda mp: mp.setattr(_noop, "tool", lambda: "another reproflake"),
