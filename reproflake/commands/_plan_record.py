@@ -6,8 +6,9 @@ the same arguments prints it again if all of this still holds:
 
 - reproflake itself (version, the stat of its code and Nix library: the no-op stamp's
   identity), the interpreter, the libraries whose behaviour shows in a plan (networkx,
-  pygit2, click: the stat of each one's module), the project's resolved path, the environment variables that can change
-  what is read (REPROFLAKE_*, NIX_*, GIT_*, XDG_*, HOME, PATH);
+  pygit2, click: the stat of each one's module), the project's resolved path, the
+  environment variables that can change what is read (REPROFLAKE_*, NIX_*, GIT_*, XDG_*,
+  HOME, PATH);
 - the spec's and the lock's sha256;
 - the stat (``lstat``, and ``stat`` of a link's target) of every file and directory the
   plan reads: each file a source pattern or glob input matches, every directory a glob
