@@ -34,8 +34,9 @@ were added, not built by these derivations); and `nix eval` of every step's drvP
 --peer-timeout seconds (default 120) it is skipped for that N, and said so.
 
 With --profile, `python -m cProfile -m reproflake plan` is run once at the largest N in
-state (a) computed, in state (b) computed and from the record; the top 10 functions by cumulative time are printed and
-longer listings (by cumulative and by own time) go to bench/out/plan_scale_profile.txt.
+state (a) computed, and in state (b) computed and from the record; the top 10 functions
+by cumulative time are printed and longer listings (by cumulative and by own time) go to
+bench/out/plan_scale_profile.txt.
 
     python bench/plan_scale.py [--sizes 1000,10000] [--runs N] [--no-peer] [--profile] [--quick]
 """
