@@ -5,8 +5,8 @@ for steps without a record, Nix itself (shared by `plan`, `status`, `build --dry
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from reproflake import executor, hardware, planner, remote, state
 from reproflake.commands._project import Project
@@ -21,27 +21,43 @@ ASK_NIX_UP_TO = 500
 Plans = dict[str, planner.StepPlan]
 
 
-def compute(p: Project) -> dict[str, planner.StepPlan]:
+@dataclass
+class Consulted:
+    """What a plan learned from outside the project's files: the plan's record
+    (commands/_plan_record.py) may keep only an answer whose every input it can check."""
+
+    store: dict[str, bool] = field(default_factory=dict)  # store path → valid, as Nix said
+    nix: bool = False  # Nix evaluated the flake and said which outputs it has
+    hardware: bool = False  # the hardware gate: this machine's probe, the builders
+
+
+def compute(p: Project, consulted: Consulted | None = None) -> dict[str, planner.StepPlan]:
     digests = SourceDigests(p.root)
     try:
-        return _compute(p, digests)
+        return _compute(p, digests, consulted if consulted is not None else Consulted())
     finally:
         digests.save()
 
 
-def _compute(p: Project, digests: SourceDigests) -> dict[str, planner.StepPlan]:
+def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> dict[str, planner.StepPlan]:
     records, environments = state.load_all(p.root)
+
+    def invalid(paths: Iterable[str]) -> set[str]:
+        asked = list(paths)
+        found = executor.invalid_paths(asked)
+        seen.store.update({path: path not in found for path in asked})
+        return found
 
     def plan(records: Mapping[str, state.Built], nix_asked: bool = False) -> Plans:
         return planner.plan(
-            p.spec, p.lock, p.facts, p.graph, records, executor.invalid_paths,
+            p.spec, p.lock, p.facts, p.graph, records, invalid,
             nix_asked=nix_asked, environments=environments, source_hash=digests,
         )  # fmt: skip
 
     plans = plan(records)
     unknown = {s for s in plans if s not in records}
     if not unknown or len(unknown) > ASK_NIX_UP_TO or not _flake_is_current(p):
-        return _blocked(p, plans)
+        return _blocked(p, plans, seen)
     # No record here (a fresh clone, another checkout): Nix itself may have built these
     # steps already. Ask it, without building, a frontier at a time: the unknown steps
     # whose needed steps are known to be built. What it has extends the frontier.
@@ -50,6 +66,7 @@ def _compute(p: Project, digests: SourceDigests) -> dict[str, planner.StepPlan]:
     outputs = {s: b.output for s, b in records.items()}
     asked: set[str] = set()
     learned_any = False
+    seen.nix = True
     try:  # once: Nix 2.8 would read the flake again for every `.#step` it is given
         drvs = executor.derivations(p.root)
     except NixError:
@@ -73,10 +90,12 @@ def _compute(p: Project, digests: SourceDigests) -> dict[str, planner.StepPlan]:
                 learned_any = True
     # Early cutoff can spare a step only if it was built before, in some version; in a
     # project nothing of which was ever built here, everything will build.
-    return _blocked(p, plan(records, nix_asked=learned_any or had_records))
+    return _blocked(p, plan(records, nix_asked=learned_any or had_records), seen)
 
 
-def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planner.StepPlan]:
+def _blocked(
+    p: Project, plans: dict[str, planner.StepPlan], seen: Consulted
+) -> dict[str, planner.StepPlan]:
     """Steps to build whose hardware no machine offers: `build` would refuse them, in the
     same words (one gate, hardware.gate)."""
     needing = {
@@ -86,6 +105,7 @@ def _blocked(p: Project, plans: dict[str, planner.StepPlan]) -> dict[str, planne
     }
     if not needing:
         return plans
+    seen.hardware = True
     # The builders `build` would hand Nix (the user's [[builders]]): a step only one of
     # them can build is planned there, not refused.
     offers = remote.load(p.spec.cache.urls, p.spec.cache.public_keys).offers()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from conftest import needs_nix, reproflake
+
+from reproflake.digests import RACY_NS
 
 pytestmark = needs_nix
 
@@ -32,8 +35,11 @@ def unique_row() -> str:
 
 
 def edit_source(root: Path) -> None:
+    # The new output must be new to the store too: truncating alone gave the same rows
+    # as an earlier run whenever this run's unique row sorted past the first 100.
+    extra = f"rows = rows[:100] + [(99.0, {random.uniform(0, 1):.9f})]"
     path = root / "src/prepare.py"
-    path.write_text(path.read_text().replace("rows.sort()", "rows.sort()\nrows = rows[:100]"))
+    path.write_text(path.read_text().replace("rows.sort()", f"rows.sort()\n{extra}"))
 
 
 def comment_only(root: Path) -> None:
@@ -141,3 +147,33 @@ def test_plan_without_records_asks_nix_what_it_has(project_copy: Path) -> None:
     statuses = {step: e["status"] for step, e in plan(project_copy).items()}
     assert statuses["prepare"] == "built"  # fit changed: it and what follows are unknown
     assert statuses["fit"] != "built" and statuses["report"] != "built"
+
+
+def test_plan_answers_from_its_record_until_something_changes(project_copy: Path) -> None:
+    """Nothing changed: the same bytes, and no command run. An edit: computed again (the
+    store asked), naming the edit; a build: computed again, everything built."""
+    quiet = RACY_NS / 1e9 + 0.2  # the copy's files are new: a record waits until they are quiet
+    time.sleep(quiet)
+    computed = reproflake("-v", "plan", cwd=project_copy)
+    assert "+ nix-store --check-validity" in computed.stderr
+    assert (project_copy / ".reproflake/cache/plan.json").is_file()
+    recorded = reproflake("-v", "plan", cwd=project_copy)
+    assert "+ " not in recorded.stderr  # nothing was run: not Nix, not git
+    assert recorded.stdout == computed.stdout
+    assert "summary: 0 will build, 0 may build (if what they need changes), 3 already built" in (
+        recorded.stdout
+    )
+
+    edit_source(project_copy)
+    edited = reproflake("-v", "plan", cwd=project_copy)
+    assert "+ nix-store --check-validity" in edited.stderr
+    assert "prepare: will build — src/prepare.py changed" in edited.stdout
+    time.sleep(quiet)
+    computed = reproflake("-v", "plan", "--json", cwd=project_copy)
+    recorded = reproflake("-v", "plan", "--json", cwd=project_copy)
+    assert "+ nix-store" in computed.stderr and "+ " not in recorded.stderr
+    assert recorded.stdout == computed.stdout
+    assert {e["step"]: e["status"] for e in json.loads(recorded.stdout)}["prepare"] == "will-build"
+
+    reproflake("build", cwd=project_copy)
+    assert all(e["status"] == "built" for e in plan(project_copy).values())

@@ -3,7 +3,6 @@ point (reproflake._proc): what it asks Nix, what it links, records and prints.""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -15,10 +14,9 @@ import pytest
 from reproflake import _proc, executor
 from reproflake.commands import build
 from reproflake.errors import BuildError
-from reproflake.lock import model
-from reproflake.lock.hashing import nar_hash
 from reproflake.lock.model import Lock
-from reproflake.spec import Spec, parse
+from reproflake.spec import Spec
+from tests.unit.locked_project import write_locked_project
 
 SPEC = """
 [project]
@@ -109,24 +107,7 @@ class FakeNix:
 
 @pytest.fixture
 def project(tmp_path: Path, make_lock: Callable[[Spec], Lock]) -> Path:
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "reproflake.toml").write_text(SPEC)
-    seed = root / ".reproflake" / "seed" / "busybox"
-    seed.parent.mkdir(parents=True)
-    seed.write_bytes(b"a static busybox")
-    seed.chmod(0o755)
-    lock = make_lock(parse(SPEC, root / "reproflake.toml"))
-    lock = dataclasses.replace(
-        lock,
-        seed=dataclasses.replace(
-            lock.seed,
-            sha256=hashlib.sha256(seed.read_bytes()).hexdigest(),
-            nar_hash=nar_hash(seed.parent),
-        ),
-    )
-    (root / model.LOCK_FILE).write_text(model.dumps(lock))
-    return root
+    return write_locked_project(tmp_path / "proj", SPEC, make_lock)
 
 
 def run_build(

@@ -1,0 +1,329 @@
+"""`plan` answered from its last answer when nothing the plan reads has changed.
+
+After a plan, its record keeps the answer (every line it printed, in order) with what
+that answer was computed from, and the next `plan`, `status` or `build --dry-run` with
+the same arguments prints it again if all of this still holds:
+
+- reproflake itself (version, the stat of its code and Nix library: the no-op stamp's
+  identity), the interpreter, the libraries whose behaviour shows in a plan (networkx,
+  pygit2, click: the stat of each one's module), the project's resolved path, the
+  environment variables that can change what is read (REPROFLAKE_*, NIX_*, GIT_*, XDG_*,
+  HOME, PATH);
+- the spec's and the lock's sha256;
+- the stat (``lstat``, and ``stat`` of a link's target) of every file and directory the
+  plan reads: each file a source pattern or glob input matches, every directory a glob
+  walks (a file created where a glob looks changes its directory's times), every path
+  under a local input, every directory above those files up to the project (and to the
+  git work tree) with its ``.gitignore``, the step records (state.json), the generated
+  build.json, git's index, configuration and exclude files (where git is found, what it
+  tracks and ignores), reproflake's and Nix's configuration files. A path that was
+  missing must still be missing;
+- every store path the plan asked Nix about: still present if Nix said valid, still
+  absent if it said not. A path leaves the store only through Nix's garbage collector
+  (or `nix-store --delete`), which removes it from Nix's database and then from disk
+  while holding Nix's GC lock; the check holds a shared lock on it (when it may open it),
+  so no collection runs meanwhile. What the check cannot see is a collection killed
+  between the two: such a path stays on disk, invalid, until the next collection; the
+  no-op build accepts the same (docs/notes.md).
+
+A plan that asked Nix to evaluate the flake (steps without a record, a few hundred at
+most) or consulted the hardware gate (a step to build that declares hardware, a GPU
+profile pinned) is not recorded: those answers depend on the store's database and this
+machine's devices, which no file here describes.
+
+Stat as git's index compares it: size, mtime, ctime, inode, device and mode; only the
+kernel sets ctime, so a tool that restores an mtime after rewriting a file still shows.
+A record is written only when every path was quiet for RACY_NS before the plan started:
+a file changed during the plan (or in the same tick of the file system's clock) has
+times that fall in that window, and its record would describe bytes the plan never read.
+
+The check is light by design: no spec parsing, no git, no Nix, a few imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reproflake._paths import SPEC_FILE
+from reproflake.commands import _noop
+from reproflake.digests import RACY_NS
+from reproflake.fsutil import write_atomic
+
+if TYPE_CHECKING:  # the writer's types; the check imports none of them
+    from reproflake.commands._plan import Consulted
+    from reproflake.commands._project import Project
+
+RECORD = Path(".reproflake/cache/plan.json")
+VERSION = 1
+LOCK_FILE = "reproflake.lock"
+STATE = ".reproflake/cache/state.json"
+BUILD_DATA = ".reproflake/build.json"
+ENV_PREFIXES = ("REPROFLAKE_", "NIX_", "GIT_", "XDG_")
+ENV_NAMES = ("HOME", "PATH")
+MAX_ANSWERS = 8  # forms and step selections kept for one state of the project
+
+Event = tuple[str, str]  # ("out" | "log", text)
+Stat = list[int] | None
+
+
+def request(steps: Sequence[str], *, as_json: bool, short: bool) -> str:
+    """The command line's part in the answer: the form asked for and the steps named."""
+    form = "status" if short else "json" if as_json else "plan"
+    return "\0".join([form, *steps])
+
+
+def _env() -> dict[str, str]:
+    return {
+        k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES) or k in ENV_NAMES
+    }
+
+
+def _stat(path: str) -> Stat:
+    """lstat as git's index keeps it; a link also carries its target's (or -1: dangling)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    found = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode]
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            t = os.stat(path)
+            found += [t.st_size, t.st_mtime_ns, t.st_ctime_ns, t.st_ino, t.st_dev, t.st_mode]
+        except OSError:
+            found.append(-1)
+    return found
+
+
+def _stats(root: str, paths: Iterable[str]) -> Iterator[Stat]:
+    base = root.rstrip("/") + "/"
+    return (_stat(rel if rel[:1] == "/" else base + rel) for rel in paths)
+
+
+def _stats_digest(stats: Iterable[Stat]) -> str:
+    return hashlib.sha256(json.dumps(list(stats)).encode()).hexdigest()
+
+
+# Libraries whose behaviour shows in a plan: the graph's order (networkx), what git tracks
+# and ignores (pygit2), how lines are written (click).
+LIBRARIES = ("networkx", "pygit2", "click")
+
+
+def _tool() -> str:
+    """reproflake (the no-op stamp's identity), the interpreter and the libraries above: an
+    upgrade of any of them computes again. Each library is found, not imported."""
+    from importlib.util import find_spec
+
+    rows = [_noop.tool(), sys.version, sys.executable]
+    for name in LIBRARIES:
+        found = find_spec(name)
+        origin = found.origin if found is not None else None
+        rows.append(f"{name} {origin} {_stat(origin) if origin else None}")
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _find_root(start: Path) -> Path | None:
+    here = start.resolve()
+    return next((d for d in (here, *here.parents) if (d / SPEC_FILE).is_file()), None)
+
+
+def gc_lock() -> Path:
+    return Path(os.environ.get("NIX_STATE_DIR") or "/nix/var/nix") / "gc.lock"
+
+
+def _store_holds(store: Mapping[str, bool]) -> bool:
+    """Every path Nix called valid is still in the store, every other one still absent,
+    with no garbage collection running (see the module's docstring)."""
+    import fcntl
+
+    try:
+        fd = os.open(gc_lock(), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        fd = -1  # not ours to open (another user's store): the paths alone answer
+    try:
+        if fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return False  # a collection is running: ask Nix
+        exists = os.path.lexists
+        return all(exists(path) == valid for path, valid in store.items())
+    finally:
+        if fd >= 0:
+            os.close(fd)  # closing releases the lock
+
+
+def _load(root: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads((root / RECORD).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("version") == VERSION else None
+
+
+def answer(start: Path, req: str, out: Callable[[str], None], log: Callable[[str], None]) -> bool:
+    """Print the recorded answer to ``req`` if nothing it depends on changed; else False."""
+    root = _find_root(start)
+    if root is None:
+        return False  # the full path explains the problem
+    doc = _load(root)
+    if doc is None:
+        return False
+    events = doc.get("answers", {}).get(req)
+    if not isinstance(events, list):
+        return False
+    try:
+        holds = (
+            doc["root"] == str(root)
+            and doc["env"] == _env()
+            and doc["tool"] == _tool()
+            and doc["spec"] == _noop._digest(root / SPEC_FILE)
+            and doc["lock"] == _noop._digest(root / LOCK_FILE)
+            and doc["stats"] == _stats_digest(_stats(str(root), doc["paths"]))
+            and _store_holds(doc["store"])
+        )
+    except (KeyError, TypeError):
+        return False
+    if not holds:
+        return False
+    for stream, text in events:
+        (out if stream == "out" else log)(text)
+    return True
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+def watched(p: Project) -> list[str]:
+    """Every path the plan of ``p`` read or looked for: relative to the project, or absolute."""
+    from reproflake import _confine, _globs
+
+    root = p.root
+    inside: set[str] = set()
+    for pattern, matched in p.facts.globs.items():
+        inside.update(matched)
+        inside.update(_globs.searched_dirs(root, pattern))
+    outside: set[str] = {str(_confine.config_file())}
+    for item in p.spec.inputs.values():
+        if item.is_url:
+            local = _confine.file_url_path(item.url or "")
+            if local is not None:
+                outside.add(str(local if local.is_absolute() else root / local))
+        elif item.path is not None and not item.is_glob:
+            inside.update(_noop._walk(root, item.path))
+    # Every directory above what is read, up to the project, and its ignore rules: a
+    # directory turned into a link, a new .gitignore.
+    parents = {"."}
+    for rel in inside:
+        d = rel.rpartition("/")[0]
+        while d and d not in parents:  # most files share their directory: stop at a known one
+            parents.add(d)
+            d = d.rpartition("/")[0]
+    inside |= parents | {f"{d}/.gitignore" if d != "." else ".gitignore" for d in parents}
+    # Replaced whole when written, so their own stat tells (their directory's times change
+    # with every cache file written beside them, this record included).
+    inside |= {STATE, BUILD_DATA}
+    outside.update(_git_files(root))
+    outside.update(_nix_conf_files())
+    return sorted(inside) + sorted(outside - inside)
+
+
+def _git_files(root: Path) -> list[str]:
+    """Where git is looked for and what says what it tracks and ignores."""
+    from reproflake import project
+
+    repo = project.repository(root)
+    top = Path(repo.workdir).resolve() if repo is not None else None
+    found = []
+    for d in (root, *root.parents):
+        found.append(str(d / ".git"))
+        if top is not None and d != root:  # from the project up to the work tree
+            found += [str(d), str(d / ".gitignore")]
+        if d == top:
+            break
+    if repo is None:
+        return found
+    gitdir = Path(repo.path)
+    common = gitdir
+    with contextlib.suppress(OSError):  # a worktree's own directory names the repository's
+        common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+    found += [str(gitdir / "index"), str(gitdir / "config.worktree")]
+    found += [str(common / "config"), str(common / "info" / "exclude")]
+    home = Path.home()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    found += [str(home / ".gitconfig"), str(xdg / "git/config"), str(xdg / "git/ignore")]
+    found.append("/etc/gitconfig")
+    if "core.excludesFile" in repo.config:
+        found.append(os.path.expanduser(str(repo.config["core.excludesFile"])))
+    return found
+
+
+def _nix_conf_files() -> list[str]:
+    home = Path.home()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    system = Path(os.environ.get("NIX_CONF_DIR") or "/etc/nix")
+    return [str(system / "nix.conf"), str(xdg / "nix" / "nix.conf")]
+
+
+def _racy(stats: Iterable[Stat], since: int) -> bool:
+    """Whether a path changed at or after ``since``: what the plan read may differ from
+    what is recorded. (A path missing now that came and went during the plan shows in its
+    directory's times: inside the project every watched path's directory is watched.)"""
+    for st in stats:
+        if st is not None:
+            times = st[1:3] + (st[7:9] if len(st) > 7 else [])
+            if any(t >= since for t in times):
+                return True
+    return False
+
+
+def remember(
+    p: Project, req: str, started_ns: int, events: Sequence[Event], seen: Consulted
+) -> bool:
+    """Keep the answer to ``req`` if its every input can be checked next time; whether it was.
+
+    ``started_ns``: the time (time.time_ns) before the plan read anything."""
+    if seen.nix or seen.hardware:
+        return False
+    if any(s.hardware is not None and s.hardware.pin_profile for s in p.spec.steps.values()):
+        return False  # a pinned profile may come from this machine's probe
+    root = p.root
+    since = started_ns - RACY_NS
+    if _racy([_stat(str(root / SPEC_FILE)), _stat(str(root / LOCK_FILE))], since):
+        return False
+    paths = watched(p)
+    stats = []
+    for st in _stats(str(root), paths):  # stops at the first recent one (an edit's file)
+        if _racy([st], since):
+            return False
+        stats.append(st)
+    # The store is not checked here: a path that came or went since Nix answered already
+    # fails the next check, which compares the store with Nix's answers.
+    doc: dict[str, Any] = {
+        "version": VERSION,
+        "tool": _tool(),
+        "root": str(root),
+        "env": _env(),
+        "spec": _noop._digest(root / SPEC_FILE),
+        "lock": _noop._digest(root / LOCK_FILE),
+        "paths": paths,
+        "stats": _stats_digest(stats),
+        "store": dict(sorted(seen.store.items())),
+    }
+    old = _load(root)
+    answers: dict[str, list[Event]] = {}
+    if old is not None and {k: v for k, v in old.items() if k != "answers"} == doc:
+        # The same state: keep other forms' answers (a few: each is read at every check).
+        kept = sorted(k for k in old.get("answers", {}) if k != req)[: MAX_ANSWERS - 1]
+        answers = {k: old["answers"][k] for k in kept}
+    answers[req] = [(stream, text) for stream, text in events]
+    doc["answers"] = dict(sorted(answers.items()))
+    write_atomic(root / RECORD, json.dumps(doc, sort_keys=True) + "\n")
+    return True
