@@ -271,15 +271,17 @@ def _rebuild(
 
 def _refuse_outside(top: Path, items: list[executor.StoreItem]) -> None:
     """A release names files by path (file:// pins from its author's mirror, which
-    `--vendor` would have carried): none outside the release is read, whatever it names."""
+    `--vendor` would have carried): reproflake puts none outside the release into the
+    store, whatever it names. (The release's own Nix code is not confined by this:
+    docs/commands.md, `reproduce`.)"""
     inside = top.resolve()
     outside = [i for i in items if not i.local.resolve().is_relative_to(inside)]
     if outside:
         first = outside[0]
         raise ArchiveError(
             f"the release needs {len(outside)} file(s) it does not carry, named by paths "
-            f"outside it ({first.what}: {first.local}): reproduce reads nothing outside "
-            "the release",
+            f"outside it ({first.what}: {first.local}): reproduce takes no pinned file from "
+            "outside the release",
             hint="ask its author for a release made with `reproflake release --vendor`, "
             "which carries every pinned file",
         )
