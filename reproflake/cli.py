@@ -60,8 +60,16 @@ def _guard(fn: Callable[[], int], *, as_json: bool = False) -> None:
         sys.exit(130)
     except OSError as exc:  # the file system said no: name the file, keep the traceback out
         where = f" {exc.filename}" if exc.filename else ""
-        _error(f"error: cannot use{where}: {exc.strerror or exc}")
-        click.echo("  hint: check that the project directory is writable and not full", err=True)
+        message = f"cannot use{where}: {exc.strerror or exc}"
+        hint = "check that the project directory is writable and not full"
+        if as_json:
+            import json
+
+            doc = {"error": message, "hint": hint, "exit_code": 1}
+            click.echo(json.dumps(doc, indent=2, sort_keys=True))
+            sys.exit(1)
+        _error(f"error: {message}")
+        click.echo(f"  hint: {hint}", err=True)
         sys.exit(1)
     except Exception as exc:  # a bug: its own exit code, the traceback in a log, not on screen
         log = _crash_log()

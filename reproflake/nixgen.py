@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -306,13 +307,18 @@ def foreign_flake(root: Path) -> str | None:
     reproflake's. None when the flake there is reproflake's own (or there is none)."""
     nix, lock = root / "flake.nix", root / "flake.lock"
     if os.path.lexists(nix):
+        not_ours = f"{nix} is not one reproflake generated (its first line is not `# {HEADER}`)"
         try:
-            with nix.open("rb") as f:
-                first = f.readline(len(HEADER) + 8)
+            # Not followed if a link, not waited on if a FIFO: reproflake writes neither.
+            fd = os.open(nix, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
-            return f"{nix} cannot be read ({exc.strerror})"
-        if nix.is_symlink() or first.rstrip(b"\n") != f"# {HEADER}".encode():
-            return f"{nix} is not one reproflake generated (its first line is not `# {HEADER}`)"
+            return not_ours if nix.is_symlink() else f"{nix} cannot be read ({exc.strerror})"
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return not_ours
+            first = f.readline(len(HEADER) + 8)
+        if first.rstrip(b"\n") != f"# {HEADER}".encode():
+            return not_ours
     elif os.path.lexists(lock):
         return f"{lock} exists without a flake.nix of reproflake's"
     return None

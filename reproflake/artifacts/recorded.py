@@ -143,10 +143,15 @@ def check_entries(top: Path, rec: Recorded, members: Mapping[str, Member]) -> li
     links' targets, paths missing or added), one line each; None when the release has
     no entries.json and SHA256SUMS does not list one (a release written before it)."""
     path = top / ENTRIES
-    if ENTRIES not in rec.sums and not path.exists():
-        return None
-    if ENTRIES not in rec.sums or not path.is_file() or path.is_symlink():
-        return []  # check_files names it: listed and missing, or there and not listed
+    # What the archive held, not what the path leads to now: a link or a directory by
+    # that name must not pass for a record, nor hide that the release has none.
+    found = members.get(ENTRIES)
+    if ENTRIES not in rec.sums:
+        if found is None or found.kind == "file":
+            return None  # a release from before it (check_files names a file not listed)
+        return [f"{ENTRIES}: a {found.kind} in the archive, but not listed in {SUMS}"]
+    if found is None or found.kind != "file":
+        return []  # check_files names it: listed, and no such file
     doc = _json(path)
     recorded = doc.get("entries")
     if not isinstance(recorded, dict) or not all(isinstance(v, dict) for v in recorded.values()):
@@ -163,8 +168,10 @@ def check_entries(top: Path, rec: Recorded, members: Mapping[str, Member]) -> li
                 f"{ENTRIES}: {name} is listed as {_shown(want)}, the archive has {_shown(got)}"
             )
     for name, m in sorted(members.items()):
-        # "": the top directory itself; the signature is the envelope around the records.
-        if name and name not in recorded and name != SIGNATURE:
+        # "": the top directory itself; the signature (a file) is the envelope around
+        # the records.
+        envelope = name == SIGNATURE and m.kind == "file"
+        if name and name not in recorded and not envelope:
             problems.append(f"{name}: a {m.kind} in the archive, but not listed in {ENTRIES}")
     return problems
 

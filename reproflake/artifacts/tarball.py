@@ -336,11 +336,19 @@ class _Sink:
             self.spare = memoryview(bytearray(len(self.buffer)))
         buffers = (self.view, self.spare)
         pending = self.ahead.submit(read, buffers[0], *pieces[0])
-        for k in range(len(pieces)):
-            blocks = pending.result()
-            if k + 1 < len(pieces):
-                pending = self.ahead.submit(read, buffers[(k + 1) % 2], *pieces[k + 1])
-            self._emit(blocks)
+        try:
+            for k in range(len(pieces)):
+                blocks = pending.result()
+                if k + 1 < len(pieces):
+                    pending = self.ahead.submit(read, buffers[(k + 1) % 2], *pieces[k + 1])
+                self._emit(blocks)
+        except BaseException:
+            # A failed write (a full disk): the read in flight uses ``fd``, which the
+            # caller closes next, and its number may be another file's by then.
+            from concurrent.futures import wait
+
+            wait([pending])
+            raise
 
     def _send(self, fd: int, size: int, name: str) -> None:
         out, offset = self.dest.fileno(), 0
@@ -376,9 +384,14 @@ class _Sink:
             done = self.dest.write(view)
             view = view[view.nbytes if done is None else done :]
 
-    def close(self) -> Written:
+    def stop(self) -> None:
+        """Let the read-ahead thread go (once a stored file needed it)."""
         if self.ahead is not None:
             self.ahead.shutdown()
+            self.ahead = None
+
+    def close(self) -> Written:
+        self.stop()
         self._flush()
         if self.compressor is not None:
             self.compressor.end()
@@ -404,6 +417,15 @@ def write_tar(
     ``threads``: zstd's workers (0: one per core). ``diff_id``/``digest``: which hashes
     to compute; the one not asked for is "" in the result."""
     sink = _Sink(dest, compression, threads, diff_id, digest)
+    try:
+        _write_entries(sink, entries, mtime)
+    except BaseException:
+        sink.stop()  # no thread left behind by a failed write
+        raise
+    return sink.close()
+
+
+def _write_entries(sink: _Sink, entries: Iterable[Entry], mtime: int) -> None:
     for entry in entries:
         if entry.kind != "file":
             sink.write(header(entry, mtime, 0))
@@ -426,7 +448,6 @@ def write_tar(
         if size % BLOCK:
             sink.write(_ZEROS[: BLOCK - size % BLOCK])
     sink.write(_ZEROS[: 2 * BLOCK])  # the end-of-archive marker
-    return sink.close()
 
 
 _ZEROS = bytes(2 * BLOCK)

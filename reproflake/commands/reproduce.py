@@ -29,7 +29,7 @@ from reproflake.artifacts.extract import Member
 from reproflake.artifacts.release import ENTRIES, SUMS
 from reproflake.commands._project import Log, labels, load_project, store_items
 from reproflake.commands._steps import Progress, hardware_features
-from reproflake.errors import ArchiveError, BuildError, UsageError
+from reproflake.errors import ArchiveError, BuildError, ReproflakeError, UsageError
 from reproflake.fsutil import sha256_file
 
 IDENTICAL = "identical"
@@ -78,78 +78,86 @@ def run(
         out = _quiet
     doc: dict[str, Any] = {"archive": str(archive)}
 
-    def stop(error: BuildError) -> int:
-        """A failure that ends it before building: raised, or in the document."""
+    def stop(error: ReproflakeError) -> int:
+        """A failure that ends it: raised, or the document so far with it."""
         if not as_json:
             raise error
-        doc.update(reproduced=False, error=error.message, hint=error.hint)
+        doc.update(
+            reproduced=False, error=error.message, hint=error.hint, exit_code=error.exit_code
+        )
         human(json.dumps(doc, indent=2, sort_keys=True))
         return error.exit_code
 
-    got = extract.extract(archive, dest, limits or extract.Limits())
-    top = got.top
-    files = sum(1 for m in got.members.values() if m.kind == "file")
-    out(f"extracted {archive} into {top} ({files} files, every entry checked)")
-    doc["directory"] = str(top)
-    # The signature first: it is over SHA256SUMS' bytes, whatever they say.
-    failures, doc["signature"] = _signature(top, out, allowed_signers, public_key)
-    if failures:  # nothing in it can be trusted: do not go on to build it
-        return stop(BuildError(failures[0], hint="get the release again from its author"))
-    rec = recorded.read(top)
-    doc.update(project=rec.project, commit=rec.commit)
-    out(f"release of {rec.project} at commit {rec.commit}")
-    problems = recorded.check_files(rec, got.members)
-    entries = recorded.check_entries(top, rec, got.members)
-    if entries is None:
-        out(f"{ENTRIES}: none (a release from before it): links and modes are not checked")
-    else:
-        problems += entries
-    doc["records"] = {"problems": problems, "entries_checked": entries is not None}
-    if problems:
-        out(f"{SUMS}: {len(problems)} problem(s) with the files as extracted:")
-        for line in problems:
-            out(f"  {line}")
-        failures.append(
-            f"{len(problems)} entries disagree with {SUMS}, {ENTRIES} or provenance.json"
-        )
-        if allowed_signers is not None or public_key is not None:
-            # The signature vouches for SHA256SUMS (and through it entries.json): an entry
-            # they do not cover is not what the signer released, and building it would
-            # run unsigned Nix and code.
-            return stop(
-                BuildError(
-                    f"{failures[0]}, not covered by the signature: nothing is built",
-                    hint="get the release again from its author",
-                )
+    def checked_and_rebuilt() -> int:
+        got = extract.extract(archive, dest, limits or extract.Limits())
+        top = got.top
+        files = sum(1 for m in got.members.values() if m.kind == "file")
+        out(f"extracted {archive} into {top} ({files} files, every entry checked)")
+        doc["directory"] = str(top)
+        # The signature first: it is over SHA256SUMS' bytes, whatever they say.
+        failures, doc["signature"] = _signature(top, out, allowed_signers, public_key)
+        if failures:  # nothing in it can be trusted: do not go on to build it
+            return stop(BuildError(failures[0], hint="get the release again from its author"))
+        rec = recorded.read(top)
+        doc.update(project=rec.project, commit=rec.commit)
+        out(f"release of {rec.project} at commit {rec.commit}")
+        problems = recorded.check_files(rec, got.members)
+        entries = recorded.check_entries(top, rec, got.members)
+        if entries is None:
+            out(f"{ENTRIES}: none (a release from before it): links and modes are not checked")
+        else:
+            problems += entries
+        doc["records"] = {"problems": problems, "entries_checked": entries is not None}
+        if problems:
+            out(f"{SUMS}: {len(problems)} problem(s) with the files as extracted:")
+            for line in problems:
+                out(f"  {line}")
+            failures.append(
+                f"{len(problems)} entries disagree with {SUMS}, {ENTRIES} or provenance.json"
             )
-    else:
-        checked = "" if entries is None else f", {len(got.members)} entries match {ENTRIES}"
-        out(f"{SUMS}: all {len(rec.sums)} files match{checked}; provenance.json agrees")
-    verdicts = _rebuild(top, rec, got.members, log)
-    _table(verdicts, top, rec, out)
-    doc["steps"] = {v.step: _step_document(v, rec) for v in verdicts}
-    doc["summary"] = {
-        verdict: sum(1 for v in verdicts if v.verdict == verdict)
-        for verdict in (IDENTICAL, DIFFERENT, NOT_BUILT)
-    }
-    bad = [v for v in verdicts if v.verdict != IDENTICAL]
-    if bad:
-        failures.append(
-            f"{len(bad)} of {len(verdicts)} step(s) did not reproduce: "
-            + ", ".join(f"{v.step} ({v.verdict})" for v in bad)
-        )
-    doc["reproduced"] = not failures
-    if as_json:
-        doc["failures"] = failures
-        human(json.dumps(doc, indent=2, sort_keys=True))
-        return 1 if failures else 0
-    if failures:
-        raise BuildError(
-            "the release did not reproduce: " + "; ".join(failures),
-            hint="see the table above; the extracted release stays in " + str(top),
-        )
-    out(f"reproduced {len(verdicts)} step(s) bit for bit: every output matches {SUMS}")
-    return 0
+            if allowed_signers is not None or public_key is not None:
+                # The signature vouches for SHA256SUMS (and through it entries.json): an entry
+                # they do not cover is not what the signer released, and building it would
+                # run unsigned Nix and code.
+                return stop(
+                    BuildError(
+                        f"{failures[0]}, not covered by the signature: nothing is built",
+                        hint="get the release again from its author",
+                    )
+                )
+        else:
+            checked = "" if entries is None else f", {len(got.members)} entries match {ENTRIES}"
+            out(f"{SUMS}: all {len(rec.sums)} files match{checked}; provenance.json agrees")
+        verdicts = _rebuild(top, rec, got.members, log)
+        _table(verdicts, top, rec, out)
+        doc["steps"] = {v.step: _step_document(v, rec) for v in verdicts}
+        doc["summary"] = {
+            verdict: sum(1 for v in verdicts if v.verdict == verdict)
+            for verdict in (IDENTICAL, DIFFERENT, NOT_BUILT)
+        }
+        bad = [v for v in verdicts if v.verdict != IDENTICAL]
+        if bad:
+            failures.append(
+                f"{len(bad)} of {len(verdicts)} step(s) did not reproduce: "
+                + ", ".join(f"{v.step} ({v.verdict})" for v in bad)
+            )
+        doc["reproduced"] = not failures
+        if as_json:
+            doc["failures"] = failures
+            human(json.dumps(doc, indent=2, sort_keys=True))
+            return 1 if failures else 0
+        if failures:
+            raise BuildError(
+                "the release did not reproduce: " + "; ".join(failures),
+                hint="see the table above; the extracted release stays in " + str(top),
+            )
+        out(f"reproduced {len(verdicts)} step(s) bit for bit: every output matches {SUMS}")
+        return 0
+
+    try:
+        return checked_and_rebuilt()
+    except ReproflakeError as exc:
+        return stop(exc)
 
 
 def _quiet(_line: str) -> None:
@@ -263,15 +271,17 @@ def _rebuild(
 
 def _refuse_outside(top: Path, items: list[executor.StoreItem]) -> None:
     """A release names files by path (file:// pins from its author's mirror, which
-    `--vendor` would have carried): none outside the release is read, whatever it names."""
+    `--vendor` would have carried): reproflake puts none outside the release into the
+    store, whatever it names. (The release's own Nix code is not confined by this:
+    docs/commands.md, `reproduce`.)"""
     inside = top.resolve()
     outside = [i for i in items if not i.local.resolve().is_relative_to(inside)]
     if outside:
         first = outside[0]
         raise ArchiveError(
             f"the release needs {len(outside)} file(s) it does not carry, named by paths "
-            f"outside it ({first.what}: {first.local}): reproduce reads nothing outside "
-            "the release",
+            f"outside it ({first.what}: {first.local}): reproduce takes no pinned file from "
+            "outside the release",
             hint="ask its author for a release made with `reproflake release --vendor`, "
             "which carries every pinned file",
         )

@@ -256,9 +256,16 @@ def test_a_release_without_its_local_pins_reads_nothing_outside(
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert "file(s) it does not carry, named by paths outside it (wheel " in out
-    assert "reproduce reads nothing outside the release" in out
+    assert "reproduce takes no pinned file from outside the release" in out
     assert "reproflake release --vendor" in out and "Traceback" not in out
     assert "building" not in out
+    # --json: the document so far (the records were checked), with the refusal.
+    proc = _reproduce(archive, tmp_path / "y", "--json")
+    assert proc.returncode == 2, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["records"] == {"problems": [], "entries_checked": True}
+    assert doc["exit_code"] == 2 and doc["reproduced"] is False
+    assert "file(s) it does not carry" in doc["error"] and "--vendor" in doc["hint"]
 
 
 def test_json_gives_every_verdict(signed: tuple[Path, Path], tmp_path: Path) -> None:

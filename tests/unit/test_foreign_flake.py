@@ -3,6 +3,8 @@ regenerates the flake stop first (exit 2, nothing written)."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -73,3 +75,22 @@ def test_every_command_that_generates_refuses(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="would write over it"):
         _project.generate(cast(Any, SimpleNamespace(root=tmp_path)))
     assert (tmp_path / "flake.nix").read_text() == THEIRS
+
+
+@pytest.mark.parametrize("how", ["link", "fifo"])
+def test_a_flake_nix_that_is_no_regular_file_is_not_opened(tmp_path: Path, how: str) -> None:
+    # A clone can bring a link to a FIFO (or stdin): reading it would wait for ever.
+    fifo = tmp_path / ("pipe" if how == "link" else "flake.nix")
+    os.mkfifo(fifo)
+    if how == "link":
+        (tmp_path / "flake.nix").symlink_to(fifo)
+    found: list[str | None] = []
+    worker = threading.Thread(target=lambda: found.append(nixgen.foreign_flake(tmp_path)))
+    worker.start()
+    worker.join(5)
+    if worker.is_alive():  # unblock it, then fail
+        with open(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), "wb"):
+            pass
+        worker.join()
+        pytest.fail("foreign_flake blocked on a FIFO")
+    assert found[0] is not None and "is not one reproflake generated" in found[0]

@@ -155,3 +155,59 @@ def test_the_signature_is_the_envelope_not_an_entry(tmp_path: Path) -> None:
     assert _check(_archive(tmp_path / "b", _link("SHA256SUMS.asc", "x")), tmp_path / "y") == [
         "SHA256SUMS.asc: a symlink in the archive, but not listed in entries.json"
     ]
+
+
+def _old_release(tmp_path: Path, change: Callable[[tarfile.TarFile], None]) -> Path:
+    """A release from before entries.json (SHA256SUMS lists none), with ``change`` added."""
+    items = [i for i in _items() if i.path not in (rel.ENTRIES, rel.SUMS)]
+    items.append(rel.memory(rel.SUMS, rel.sums(items)))
+    buf = io.BytesIO()
+    rel.write(buf, TOP, sorted(items, key=lambda i: i.path), 0, "tar.gz")
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as src,
+        tarfile.open(fileobj=out, mode="w:gz") as dst,
+    ):
+        for info in src:
+            data = src.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
+            dst.addfile(info, io.BytesIO(data) if data is not None else None)
+        change(dst)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    archive = tmp_path / "old.tar.gz"
+    archive.write_bytes(out.getvalue())
+    return archive
+
+
+def _dir(name: str) -> Callable[[tarfile.TarFile], None]:
+    def add(dst: tarfile.TarFile) -> None:
+        info = tarfile.TarInfo(f"{TOP}/{name}")
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        dst.addfile(info)
+
+    return add
+
+
+def test_an_unlisted_entries_json_that_is_no_file_does_not_pass_for_checked(
+    tmp_path: Path,
+) -> None:
+    # An old release with a directory or a link named entries.json added: neither may
+    # silence "links and modes are not checked" nor pass for a check that found nothing.
+    for n, change in enumerate([_dir(rel.ENTRIES), _link(rel.ENTRIES, rel.SUMS)]):
+        got = extract.extract(_old_release(tmp_path / str(n), change), tmp_path / f"x{n}")
+        rec = recorded.read(got.top)
+        kind = got.members[rel.ENTRIES].kind
+        assert recorded.check_files(rec, got.members) == []
+        assert recorded.check_entries(got.top, rec, got.members) == [
+            f"{rel.ENTRIES}: a {kind} in the archive, but not listed in {rel.SUMS}"
+        ]
+
+
+def test_a_signature_that_is_no_file_is_named(tmp_path: Path) -> None:
+    # The signature is exempt as the envelope, a file; a link or a directory in its
+    # place is something added.
+    assert _check(_archive(tmp_path, _link("SHA256SUMS.sig", "SHA256SUMS")), tmp_path / "x") == [
+        "SHA256SUMS.sig: a symlink in the archive, but not listed in entries.json"
+    ]
+    assert _check(_archive(tmp_path / "b", _dir("SHA256SUMS.sig")), tmp_path / "y") == [
+        "SHA256SUMS.sig: a dir in the archive, but not listed in entries.json"
+    ]

@@ -8,6 +8,8 @@ import os
 import random
 import shutil
 import subprocess
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -183,3 +185,48 @@ def test_a_file_that_shrinks_while_stored_is_an_error(tmp_path: Path, size: int)
         m.setattr(tarball.os, "fstat", fstat)
         with pytest.raises(OSError, match="shrank"):
             tarball.write_tar(entries, 7, io.BytesIO(), "zstd", diff_id=False, digest=False)
+
+
+class _Full(io.RawIOBase):
+    """A destination that fails, as a full disk does, once ``room`` bytes are written."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        n = memoryview(data).nbytes  # type: ignore[arg-type]
+        if n > self.room:
+            raise OSError(28, "No space left on device")
+        self.room -= n
+        return n
+
+
+def test_a_failed_write_leaves_no_read_ahead_behind(tmp_path: Path) -> None:
+    # The error comes back, and the second thread is gone with it: no read still in
+    # flight on the file descriptor write_tar closes, no thread left waiting.
+    big = tmp_path / "big.deb"
+    big.write_bytes(_random(5 << 20))
+    entries = [tarball.Entry("big.deb", "file", source=str(big), stored=True)]
+    real_preadv, closed_under_a_read = os.preadv, []
+
+    def slow_preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        time.sleep(0.05)  # still reading when the write fails
+        try:
+            return real_preadv(fd, buffers, offset)
+        except OSError as exc:
+            closed_under_a_read.append(exc)
+            raise
+
+    before = {t for t in threading.enumerate() if t.name.startswith("read-ahead")}
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(tarball.os, "preadv", slow_preadv)
+        with pytest.raises(OSError, match="No space left") as caught:
+            tarball.write_tar(entries, 7, _Full(2 << 20), "zstd", diff_id=False, digest=False)
+    time.sleep(0.1)
+    after = {t for t in threading.enumerate() if t.name.startswith("read-ahead")}
+    assert after <= before, after
+    assert caught.value.errno == 28
+    assert closed_under_a_read == []
