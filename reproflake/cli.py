@@ -443,6 +443,11 @@ def release(
     help="Require SHA256SUMS.sig by this SSH public key (a .pub file).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: every verdict.")
+@click.option(
+    "--trust-nix-code",
+    is_flag=True,
+    help="Evaluate the release's own Nix code even where it is not this reproflake's.",
+)
 @click.pass_obj
 def reproduce(
     directory: Path,
@@ -451,6 +456,7 @@ def reproduce(
     allowed_signers: Path | None,
     public_key: Path | None,
     as_json: bool,
+    trust_nix_code: bool,
 ) -> None:
     """Extract a release archive safely, rebuild it offline and compare every output.
 
@@ -467,6 +473,7 @@ def reproduce(
         lambda: cmd.run(
             directory / archive, log=_log, out=_out, dest=at(dest) or directory,
             allowed_signers=at(allowed_signers), public_key=at(public_key), as_json=as_json,
+            trust_nix_code=trust_nix_code,
         ),
         as_json=as_json,
     )  # fmt: skip

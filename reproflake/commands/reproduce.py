@@ -24,7 +24,7 @@ from typing import Any
 import pygit2
 
 from reproflake import compare, executor
-from reproflake.artifacts import extract, recorded, signing
+from reproflake.artifacts import extract, recorded, signing, trust
 from reproflake.artifacts.extract import Member
 from reproflake.artifacts.release import ENTRIES, SUMS
 from reproflake.commands._project import Log, labels, load_project, store_items
@@ -57,8 +57,11 @@ def run(
     public_key: Path | None = None,
     limits: extract.Limits | None = None,
     as_json: bool = False,
+    trust_nix_code: bool = False,
 ) -> int:
-    """``as_json``: no text on stdout, one JSON document at the end (docs/commands.md)."""
+    """``as_json``: no text on stdout, one JSON document at the end (docs/commands.md).
+    ``trust_nix_code``: evaluate the release's Nix code even when it is not this
+    reproflake's and no signer the user named vouches for it (artifacts/trust.py)."""
     if allowed_signers is not None and public_key is not None:
         raise UsageError(
             "--allowed-signers and --public-key both name who signs: give one of them",
@@ -128,6 +131,9 @@ def run(
         else:
             checked = "" if entries is None else f", {len(got.members)} entries match {ENTRIES}"
             out(f"{SUMS}: all {len(rec.sums)} files match{checked}; provenance.json agrees")
+        refused = _evaluated_code(top, doc, out, trust_nix_code)
+        if refused is not None:
+            return stop(refused)
         verdicts = _rebuild(top, rec, got.members, log)
         _table(verdicts, top, rec, out)
         doc["steps"] = {v.step: _step_document(v, rec) for v in verdicts}
@@ -158,6 +164,42 @@ def run(
         return checked_and_rebuilt()
     except ReproflakeError as exc:
         return stop(exc)
+
+
+def _evaluated_code(
+    top: Path, doc: dict[str, Any], out: Log, trust_nix_code: bool
+) -> ArchiveError | None:
+    """Why the release's Nix must not be evaluated here (None: it may be). Nix evaluates a
+    flake outside the sandbox, as the user: only this reproflake's own code, or code a
+    required signer vouches for, or code the user said to trust, is run."""
+    local = trust.local_urls_not_carried(top)
+    if local:
+        return ArchiveError(
+            f"the release names {len(local)} pinned file(s) by file:// URL without carrying "
+            f"them in vendor/ (first: {local[0]}): its Nix library would read them from this "
+            "machine",
+            hint="ask its author for a release made with `reproflake release --vendor`, which "
+            "carries every pinned file",
+        )
+    foreign = trust.foreign_code(top)
+    vouched = doc.get("signature", {}).get("status") == "good"
+    doc["nix_code"] = {"reproflakes_own": not foreign, "differs": foreign}
+    if not foreign:
+        out("Nix code: flake.nix, flake.lock and the Nix library are this reproflake's")
+        return None
+    listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    if vouched or trust_nix_code:
+        why = "its signer vouches for it" if vouched else "trusted as asked (--trust-nix-code)"
+        out(f"Nix code: {listed} differ(s) from this reproflake's; {why}")
+        return None
+    return ArchiveError(
+        f"the release's Nix code is not this reproflake's ({listed} differ): evaluating it "
+        "would run code from the archive outside the sandbox, where it can read this "
+        "machine's files",
+        hint="require its signer (--allowed-signers FILE or --public-key FILE), reproduce it "
+        "with the reproflake that made it (provenance.json names the version), or pass "
+        "--trust-nix-code if you trust its author",
+    )
 
 
 def _quiet(_line: str) -> None:

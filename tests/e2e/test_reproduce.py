@@ -255,8 +255,9 @@ def test_a_release_without_its_local_pins_reads_nothing_outside(
     proc = _reproduce(archive, tmp_path / "x")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
-    assert "file(s) it does not carry, named by paths outside it (wheel " in out
-    assert "reproduce takes no pinned file from outside the release" in out
+    assert "the release names 1 pinned file(s) by file:// URL without carrying them in " \
+        "vendor/ (first: numpy-" in out  # fmt: skip
+    assert "its Nix library would read them from this machine" in out
     assert "reproflake release --vendor" in out and "Traceback" not in out
     assert "building" not in out
     # --json: the document so far (the records were checked), with the refusal.
@@ -265,7 +266,7 @@ def test_a_release_without_its_local_pins_reads_nothing_outside(
     doc = json.loads(proc.stdout)
     assert doc["records"] == {"problems": [], "entries_checked": True}
     assert doc["exit_code"] == 2 and doc["reproduced"] is False
-    assert "file(s) it does not carry" in doc["error"] and "--vendor" in doc["hint"]
+    assert "without carrying them in vendor/" in doc["error"] and "--vendor" in doc["hint"]
 
 
 def test_json_gives_every_verdict(signed: tuple[Path, Path], tmp_path: Path) -> None:
@@ -290,3 +291,38 @@ def test_json_gives_every_verdict(signed: tuple[Path, Path], tmp_path: Path) -> 
     assert "nothing is built" in doc["error"]
     assert any(line.startswith("SHA256SUMS:") and "results/report/report.json" in line
                for line in doc["records"]["problems"])  # fmt: skip
+
+
+def test_nix_code_not_reproflakes_is_evaluated_only_when_trusted(
+    signed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A library file changed, SHA256SUMS changed to match and the signature dropped: the
+    records agree, but the code Nix would evaluate is not this reproflake's. Refused
+    (exit 2, nothing built) unless --trust-nix-code; then it builds and reproduces."""
+    archive, _key = signed
+    lib = ".reproflake/lib/default.nix"
+    original: dict[str, bytes] = {}
+    _tampered(archive, tmp_path / "read.tar", lambda p, d: original.setdefault(p, d))
+    changed = original[lib] + b"# one more line\n"
+    sums = original["SHA256SUMS"].replace(
+        hashlib.sha256(original[lib]).hexdigest().encode(),
+        hashlib.sha256(changed).hexdigest().encode(),
+    )
+    edits = {lib: changed, "SHA256SUMS": sums}
+
+    def edit(path: str, data: bytes) -> bytes | None:
+        return None if path == "SHA256SUMS.sig" else edits.get(path, data)
+
+    bad = _tampered(archive, tmp_path / "bad.tar", edit)
+    proc = _reproduce(bad, tmp_path / "x")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "SHA256SUMS: all " in out  # the records agree with each other
+    assert f"the release's Nix code is not this reproflake's ({lib} differ)" in out
+    assert "--trust-nix-code" in out and "Traceback" not in out
+    assert not any(line.split()[1:2] == ["identical"] for line in out.splitlines() if line), out
+    proc = _reproduce(bad, tmp_path / "y", "--trust-nix-code")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"Nix code: {lib} differ(s) from this reproflake's; trusted as asked" in out
+    assert "reproduced 3 step(s) bit for bit" in out
