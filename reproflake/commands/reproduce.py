@@ -9,7 +9,9 @@ each output, file by file, against the recorded hashes → a verdict table. Exit
 when everything is identical.
 
 The release's flake is built as it was released, not generated again: a later reproflake
-may generate different Nix, and what is reproduced is the release. A step whose output is
+may generate different Nix, and what is reproduced is the release. Its Nix code is
+evaluated only when it is this reproflake's own, a required signer vouches for it, or the
+user trusts it (artifacts/trust.py): Nix evaluates outside the sandbox. A step whose output is
 already in the local store (on the machine that released it, say) is built once more,
 independently, as `verify` does (`verifyVaried.none`), so every step really runs.
 """
