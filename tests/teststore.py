@@ -163,10 +163,10 @@ def _check(result: int, what: str) -> None:
         raise StoreError(f"{what} failed: {os.strerror(err)} (errno {err})")
 
 
-def enter(root: Path) -> int:
-    """Moves this process into a private mount namespace with root/nix over /nix.
-    Returns a descriptor of the machine's /nix (opened before the mount), through which
-    a test can see that what it built is not in the machine's store."""
+def enter(root: Path, target: Path = Path("/nix")) -> int:
+    """Moves this process into a private mount namespace with root/nix over `target`.
+    Returns a descriptor of what was at `target` before (the machine's /nix), through
+    which a test can see that what it built is not in the machine's store."""
     require_root()
     if not _single_threaded():
         raise StoreUnavailable(
@@ -174,19 +174,20 @@ def enter(root: Path) -> int:
             "cannot enter a new mount namespace; run the end-to-end tests without plugins "
             "that start threads at collection"
         )
-    Path("/nix").mkdir(exist_ok=True)
-    machine_nix = os.open("/nix", os.O_RDONLY | os.O_DIRECTORY)
+    target.mkdir(exist_ok=True)
+    machine_nix = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
     libc = ctypes.CDLL(None, use_errno=True)
     _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # Nothing mounted from here on may reach the machine's namespace (systemd makes / a
     # shared mount, whose new mounts propagate to every peer).
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    source = root / "nix"
     _check(
-        libc.mount(os.fsencode(root / "nix"), b"/nix", None, MS_BIND, None),
-        f"mount --bind {root / 'nix'} /nix",
+        libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND, None),
+        f"mount --bind {source} {target}",
     )
-    if not (Path("/nix") / MARKER).exists():
-        raise StoreError(f"/nix is not the tests' store after mounting {root / 'nix'}")
+    if not (target / MARKER).exists():
+        raise StoreError(f"{target} is not the tests' store after mounting {source} over it")
     return machine_nix
 
 
