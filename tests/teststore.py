@@ -35,6 +35,8 @@ LOCATION_VARIABLE = "REPROFLAKE_TEST_STORE"
 DEFAULT_LOCATION = Path("/var/cache/reproflake-tests")
 # A file at the top of the tests' /nix: present there means the mount is in place.
 MARKER = ".reproflake-test-store"
+# Nix's build-user locks, under a store's /nix.
+USERPOOL = "var/nix/userpool"
 
 NIX_FLAGS = ("--extra-experimental-features", "nix-command")
 
@@ -97,7 +99,7 @@ def prepare(root: Path) -> None:
     its database and the rest on first use)."""
     nix = root / "nix"
     store = nix / "store"
-    for d in (store, nix / "var/nix/gcroots/auto", nix / "var/nix/profiles"):
+    for d in (store, nix / "var/nix/gcroots/auto", nix / "var/nix/profiles", nix / USERPOOL):
         d.mkdir(parents=True, exist_ok=True)
     # Like the machine's /nix/store: group nixbld (the sandbox's build users), sticky,
     # group-writable. Nix sets the same when it opens the store as root.
@@ -174,17 +176,28 @@ def enter(root: Path, target: Path = Path("/nix")) -> int:
             "cannot enter a new mount namespace; run the end-to-end tests without plugins "
             "that start threads at collection"
         )
-    target.mkdir(exist_ok=True)
+    source = root / "nix"
+    # Build users (nixbld1, ...) are the machine's, whichever store builds: Nix takes one by
+    # locking a file in its store's var/nix/userpool, and kills every process of the user it
+    # took before building. With a pool of its own, the tests' Nix would take a user that a
+    # build in the machine's store is running as, and kill that build (seen: "failed due to
+    # signal 9"). So the tests' store uses the machine's pool.
+    pool = target / USERPOOL
+    pool.mkdir(parents=True, exist_ok=True)
+    (source / USERPOOL).mkdir(parents=True, exist_ok=True)
     machine_nix = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
     libc = ctypes.CDLL(None, use_errno=True)
     _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # Nothing mounted from here on may reach the machine's namespace (systemd makes / a
     # shared mount, whose new mounts propagate to every peer).
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    source = root / "nix"
     _check(
-        libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND, None),
-        f"mount --bind {source} {target}",
+        libc.mount(os.fsencode(pool), os.fsencode(source / USERPOOL), None, MS_BIND, None),
+        f"mount --bind {pool} {source / USERPOOL}",
+    )
+    _check(
+        libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None),
+        f"mount --rbind {source} {target}",
     )
     if not (target / MARKER).exists():
         raise StoreError(f"{target} is not the tests' store after mounting {source} over it")

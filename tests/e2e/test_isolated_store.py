@@ -41,6 +41,9 @@ def test_a_build_lands_in_the_tests_store_and_not_the_machines(
 ) -> None:
     assert (Path("/nix") / teststore.MARKER).is_file()
     assert os.fstat(isolated_store.machine_nix).st_ino != os.stat("/nix").st_ino
+    # Build users are locked in the machine's pool, shared with builds outside the tests.
+    machine_pool = os.stat("var/nix/userpool", dir_fd=isolated_store.machine_nix)
+    assert os.stat("/nix/var/nix/userpool").st_ino == machine_pool.st_ino
     with open(project_copy / "reproflake.toml", "a") as f:
         f.write(f'\n[steps.unique]\nenv = "py"\nrun = "echo {uuid.uuid4()} > $OUT/x"\n')
         f.write('outputs = ["x"]\n')

@@ -74,7 +74,8 @@ import teststore
 target = Path(sys.argv[3])
 before = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
 fd = teststore.enter(Path(sys.argv[2]), target=target)
-print((target / teststore.MARKER).exists(), os.listdir(fd) == os.listdir(before), flush=True)
+pool = sorted(os.listdir(target / teststore.USERPOOL))
+print((target / teststore.MARKER).exists(), os.listdir(fd) == os.listdir(before), pool, flush=True)
 sys.stdin.read()
 """
 
@@ -85,6 +86,8 @@ def test_the_mount_is_seen_by_the_process_only_never_by_the_machine(tmp_path: Pa
     teststore.prepare(store)
     target.mkdir()
     (target / "machine-file").write_text("the machine's")
+    (target / teststore.USERPOOL).mkdir(parents=True)
+    (target / teststore.USERPOOL / "995").write_text("")  # a build user's lock
     with subprocess.Popen(
         [sys.executable, "-c", CHILD, str(TESTS), str(store), str(target)],
         stdin=subprocess.PIPE,
@@ -92,7 +95,8 @@ def test_the_mount_is_seen_by_the_process_only_never_by_the_machine(tmp_path: Pa
         text=True,
     ) as child:
         assert child.stdout is not None and child.stdin is not None
-        # The child sees the tests' store at target, and the machine's through its descriptor.
+        # The child sees the tests' store at target, the machine's through its descriptor,
+        # and the machine's build-user locks.
         seen = child.stdout.readline().split()
         # While the child holds the mount, this process (the machine's namespace) does not
         # see it: the mount did not propagate.
@@ -100,5 +104,5 @@ def test_the_mount_is_seen_by_the_process_only_never_by_the_machine(tmp_path: Pa
         child.stdin.close()
         child.wait(timeout=30)
     assert child.returncode == 0
-    assert seen == ["True", "True"]
-    assert here == ["machine-file"]
+    assert seen == ["True", "True", "['995']"]
+    assert here == ["machine-file", "var"]
