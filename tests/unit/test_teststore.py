@@ -52,7 +52,10 @@ def test_prepare_makes_the_layout_nix_expects_and_keeps_what_is_there(tmp_path: 
     assert (nix / "store" / "kept").read_text() == "x"
 
 
-def test_entering_refuses_a_threaded_process_or_a_user_without_root(tmp_path: Path) -> None:
+def test_a_threaded_process_is_refused_before_anything_is_touched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(teststore.os, "geteuid", lambda: 0)
     release = threading.Event()
     worker = threading.Thread(target=release.wait)
     worker.start()
@@ -62,8 +65,18 @@ def test_entering_refuses_a_threaded_process_or_a_user_without_root(tmp_path: Pa
     finally:
         release.set()
         worker.join()
-    assert ("other threads" if IS_ROOT else "need root") in str(e.value)
-    assert not (tmp_path / "target").exists()  # refused before touching anything
+    assert "other threads" in str(e.value)
+    assert not (tmp_path / "target").exists()
+
+
+def test_without_root_the_reason_is_given_and_nothing_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(teststore.os, "geteuid", lambda: 1000)
+    with pytest.raises(teststore.StoreUnavailable) as e:
+        teststore.isolate({"REPROFLAKE_TEST_STORE": str(tmp_path / "t")})
+    assert "need root" in str(e.value) and "CAP_SYS_ADMIN" in str(e.value)
+    assert not (tmp_path / "t").exists()
 
 
 CHILD = """
