@@ -144,10 +144,12 @@ def seed(root: Path, machine_db: Path = Path("/nix/var/nix/db/db.sqlite")) -> in
     listing = json.loads(_run(["nix", *NIX_FLAGS, "path-info", "--json", "--all"]))
     chosen = seed_paths(listing)
     present = set(os.listdir(root / "nix/store"))
-    if chosen:
-        # All of them, not only those missing from the directory: Nix skips the valid ones
-        # (in milliseconds) and replaces a path left half-copied.
-        _run(["nix", *NIX_FLAGS, "copy", "--no-check-sigs", "--to", f"local?root={root}", *chosen])
+    # All of them, not only those missing from the directory: Nix skips the valid ones (in
+    # milliseconds) and replaces a path left half-copied. In batches: Nix 2.8's `copy` has
+    # no --stdin, and a long-lived store can list more paths than one command line holds.
+    for start in range(0, len(chosen), 1000):
+        batch = chosen[start : start + 1000]
+        _run(["nix", *NIX_FLAGS, "copy", "--no-check-sigs", "--to", f"local?root={root}", *batch])
     return sum(Path(p).name not in present for p in chosen)
 
 
