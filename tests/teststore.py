@@ -23,6 +23,7 @@ import ctypes
 import grp
 import json
 import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,8 @@ DEFAULT_LOCATION = Path("/var/cache/reproflake-tests")
 MARKER = ".reproflake-test-store"
 # Nix's build-user locks, under a store's /nix.
 USERPOOL = "var/nix/userpool"
+# Roots that keep the last session's environments and pinned files for the next one.
+KEPT = "var/nix/gcroots/reproflake-tests"
 
 NIX_FLAGS = ("--extra-experimental-features", "nix-command")
 
@@ -94,6 +97,57 @@ def seed_paths(path_info: Sequence[Mapping[str, object]]) -> list[str]:
     return sorted(chosen)
 
 
+def worth_keeping(info: Mapping[str, object]) -> bool:
+    """An environment's root (minutes to configure) or a pinned download, by
+    `nix path-info --json` entry; steps are cheap to build again."""
+    ca = info.get("ca")
+    name = Path(str(info["path"])).name.partition("-")[2]
+    return name.startswith("reproflake-env-") or (isinstance(ca, str) and is_flat_fixed(ca))
+
+
+def parse_roots(text: str, under: Path) -> list[str]:
+    """Store paths of `nix-store --gc --print-roots` lines (`LINK -> PATH`) whose link lies
+    under `under`."""
+    prefix = f"{under}/"
+    found = set()
+    for line in text.splitlines():
+        link, sep, path = line.partition(" -> ")
+        if sep and link.startswith(prefix):
+            found.add(path)
+    return sorted(found)
+
+
+def keep(basetemp: Path, nix: Path = Path("/nix")) -> int:
+    """Roots, for the next session, the environments and pinned files that this session's
+    projects (under `basetemp`) use, replacing the previous session's; returns how many.
+
+    Without it a warm store would not stay warm: test_gc collects what no live root
+    reaches, and pytest keeps only the last three sessions' temporary directories (of all
+    the machine's pytest runs), where the projects' roots live."""
+    roots = parse_roots(_run(["nix-store", "--gc", "--print-roots"]), basetemp)
+    chosen: list[str] = []
+    if roots:
+        closure = _run(["nix-store", "--query", "--requisites", *roots]).split()
+        listing = json.loads(_run(["nix", *NIX_FLAGS, "path-info", "--json", *closure]))
+        chosen = sorted(str(info["path"]) for info in listing if worth_keeping(info))
+    final = nix / KEPT
+    fresh, old = final.with_name(final.name + ".new"), final.with_name(final.name + ".old")
+    for d in (fresh, old):
+        if d.exists():
+            shutil.rmtree(d)
+    fresh.mkdir(parents=True)
+    for path in chosen:
+        (fresh / Path(path).name).symlink_to(path)
+    # Swapped, not emptied and refilled: a collector running meanwhile (another test run)
+    # sees the old roots or the new ones, never none.
+    if final.exists():
+        final.rename(old)
+    fresh.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+    return len(chosen)
+
+
 def prepare(root: Path) -> None:
     """The directories Nix expects under /nix, with the machine store's modes (Nix makes
     its database and the rest on first use)."""
@@ -130,7 +184,7 @@ def _run(args: Sequence[str]) -> str:
     proc = subprocess.run(list(args), capture_output=True, text=True)
     if proc.returncode != 0:
         raise StoreError(
-            f"seeding the tests' Nix store failed: `{' '.join(args[:6])} ...` exited "
+            f"setting up the tests' Nix store failed: `{' '.join(args[:6])} ...` exited "
             f"{proc.returncode}:\n{proc.stderr.strip()}"
         )
     return proc.stdout

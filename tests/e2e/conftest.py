@@ -67,14 +67,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_store() -> teststore.IsolatedStore | None:
+def isolated_store(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[teststore.IsolatedStore | None]:
     """No end-to-end test runs against the machine's store. Without root the tests are
-    skipped (a developer's unit-test run), and fail in CI; a setup that went wrong fails."""
+    skipped (a developer's unit-test run), and fail in CI; a setup that went wrong fails.
+    At the end, the environments this session used stay rooted for the next one."""
     if _NO_STORE is not None:
         if _NO_STORE_FAILS or os.environ.get("CI"):
             pytest.fail(_NO_STORE, pytrace=False)
         pytest.skip(_NO_STORE)
-    return _STORE
+    yield _STORE
+    if _STORE is not None:
+        teststore.keep(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
 import teststore
 from conftest import needs_nix, reproflake
 
@@ -78,3 +79,16 @@ def test_seeding_copies_the_flat_pinned_files_and_nothing_built(
         assert teststore.seed(root) == 0  # a second session copies nothing
     finally:
         shutil.rmtree(root)
+
+
+def test_the_sessions_environments_and_downloads_are_kept_not_its_steps(
+    python_project: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    assert teststore.keep(tmp_path_factory.getbasetemp(), nix=tmp_path) > 0
+    kept = sorted(p.name.partition("-")[2] for p in (tmp_path / teststore.KEPT).iterdir())
+    assert "reproflake-env-py" in kept
+    assert any(name.endswith(".deb") for name in kept)
+    assert any(name.endswith(".whl") for name in kept)
+    assert not any(name.startswith("reproflake-step-") for name in kept)
+    for link in (tmp_path / teststore.KEPT).iterdir():
+        assert Path(os.readlink(link)).exists()

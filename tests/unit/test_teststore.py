@@ -119,3 +119,28 @@ def test_the_mount_is_seen_by_the_process_only_never_by_the_machine(tmp_path: Pa
     assert child.returncode == 0
     assert seen == ["True", "True", "['995']"]
     assert here == ["machine-file", "var"]
+
+
+def test_environments_and_pinned_files_are_kept_for_the_next_session_steps_are_not() -> None:
+    def info(name: str, ca: str | None = None) -> dict[str, object]:
+        return {"path": f"/nix/store/{'a' * 32}-{name}", "ca": ca}
+
+    assert teststore.worth_keeping(info("reproflake-env-py", "fixed:r:sha256:0abc"))
+    assert teststore.worth_keeping(info("reproflake-env-paper"))
+    assert teststore.worth_keeping(info("numpy-2.2.6.whl", "fixed:sha256:0abc"))
+    assert not teststore.worth_keeping(info("reproflake-step-fit", "fixed:r:sha256:0abc"))
+    assert not teststore.worth_keeping(info("x-reproflake-env-py"))
+
+
+def test_only_roots_under_the_sessions_directory_count() -> None:
+    text = (
+        "/tmp/pytest-of-root/pytest-7/e2e0/demo/results/fit -> /nix/store/b-step\n"
+        "/tmp/pytest-of-root/pytest-7/e2e0/demo/.reproflake/cache/gcroots/lock-1 -> /nix/store/a-lock\n"
+        "/tmp/pytest-of-root/pytest-70/x/results/fit -> /nix/store/c-other-session\n"
+        "/proc/12/maps -> /nix/store/d-running\n"
+        "/tmp/pytest-of-root/pytest-7/e2e0/demo/results/again -> /nix/store/b-step\n"
+    )
+    assert teststore.parse_roots(text, Path("/tmp/pytest-of-root/pytest-7")) == [
+        "/nix/store/a-lock",
+        "/nix/store/b-step",
+    ]
