@@ -23,9 +23,9 @@ import ctypes
 import grp
 import json
 import os
-import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,7 @@ MARKER = ".reproflake-test-store"
 USERPOOL = "var/nix/userpool"
 # Roots that keep the last session's environments and pinned files for the next one.
 KEPT = "var/nix/gcroots/reproflake-tests"
+KEEP_DAYS = 14
 
 NIX_FLAGS = ("--extra-experimental-features", "nix-command")
 
@@ -118,8 +119,9 @@ def parse_roots(text: str, under: Path) -> list[str]:
 
 
 def keep(basetemp: Path, nix: Path = Path("/nix")) -> int:
-    """Roots, for the next session, the environments and pinned files that this session's
-    projects (under `basetemp`) use, replacing the previous session's; returns how many.
+    """Roots the environments and pinned files that this session's projects (under
+    `basetemp`) use, for the sessions after it; returns how many. A root not used by any
+    session for KEEP_DAYS is dropped, so the kept set follows what the suite uses.
 
     Without it a warm store would not stay warm: test_gc collects what no live root
     reaches, and pytest keeps only the last three sessions' temporary directories (of all
@@ -130,21 +132,19 @@ def keep(basetemp: Path, nix: Path = Path("/nix")) -> int:
         closure = _run(["nix-store", "--query", "--requisites", *roots]).split()
         listing = json.loads(_run(["nix", *NIX_FLAGS, "path-info", "--json", *closure]))
         chosen = sorted(str(info["path"]) for info in listing if worth_keeping(info))
-    final = nix / KEPT
-    fresh, old = final.with_name(final.name + ".new"), final.with_name(final.name + ".old")
-    for d in (fresh, old):
-        if d.exists():
-            shutil.rmtree(d)
-    fresh.mkdir(parents=True)
+    kept = nix / KEPT
+    kept.mkdir(parents=True, exist_ok=True)
     for path in chosen:
-        (fresh / Path(path).name).symlink_to(path)
-    # Swapped, not emptied and refilled: a collector running meanwhile (another test run)
-    # sees the old roots or the new ones, never none.
-    if final.exists():
-        final.rename(old)
-    fresh.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
+        # A new link replaces the old one whole (a collector running meanwhile, in another
+        # test run, sees one or the other); its time says when it was last used.
+        link, fresh = kept / Path(path).name, kept / f".{Path(path).name}.new"
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(path)
+        os.replace(fresh, link)
+    cutoff = time.time() - KEEP_DAYS * 86400
+    for link in kept.iterdir():
+        if link.lstat().st_mtime < cutoff:
+            link.unlink()
     return len(chosen)
 
 

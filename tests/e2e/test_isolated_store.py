@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -92,3 +93,17 @@ def test_the_sessions_environments_and_downloads_are_kept_not_its_steps(
     assert not any(name.startswith("reproflake-step-") for name in kept)
     for link in (tmp_path / teststore.KEPT).iterdir():
         assert Path(os.readlink(link)).exists()
+    # Another session's root stays until no session has used it for KEEP_DAYS.
+    other = tmp_path / teststore.KEPT / "zzzz-reproflake-env-other"
+    other.symlink_to("/nix/store/zzzz-reproflake-env-other")
+    day = 86400.0
+    recent = time.time() - day
+    os.utime(other, (recent, recent), follow_symlinks=False)
+    basetemp = tmp_path_factory.getbasetemp()
+    assert teststore.keep(basetemp, nix=tmp_path) == len(kept)
+    assert other.is_symlink()
+    stale = time.time() - (teststore.KEEP_DAYS + 1) * day
+    os.utime(other, (stale, stale), follow_symlinks=False)
+    teststore.keep(basetemp, nix=tmp_path)
+    assert not other.is_symlink()
+    assert sorted(p.name.partition("-")[2] for p in (tmp_path / teststore.KEPT).iterdir()) == kept
