@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import teststore
 
 NIX = shutil.which("nix")
 # Without Nix a developer may run the unit tests alone; in CI a missing Nix is a failure,
@@ -30,6 +31,55 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+
+
+# The session's own Nix store (tests/teststore.py), or why it has none: set once, after
+# collection and before the first test.
+_STORE: teststore.IsolatedStore | None = None
+_NO_STORE: str | None = None
+_NO_STORE_FAILS = False
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When end-to-end tests are selected, mount the tests' own Nix store over /nix for this
+    process and its children. A hook, not a fixture: entering a mount namespace needs a
+    process with one thread, as it is before any test has run."""
+    global _STORE, _NO_STORE, _NO_STORE_FAILS
+    here = Path(__file__).parent
+    if session.config.option.collectonly or NIX is None:
+        return
+    if not any(here in Path(str(item.fspath)).parents for item in session.items):
+        return
+    try:
+        _STORE = teststore.isolate(os.environ)
+    except teststore.StoreUnavailable as e:
+        _NO_STORE = str(e)
+        return
+    except teststore.StoreError as e:
+        _NO_STORE, _NO_STORE_FAILS = str(e), True
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"end-to-end tests: Nix store {_STORE.root / 'nix'} mounted over /nix "
+            f"({_STORE.seeded} pinned files copied from the machine's store)"
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_store(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[teststore.IsolatedStore | None]:
+    """No end-to-end test runs against the machine's store. Without root the tests are
+    skipped (a developer's unit-test run), and fail in CI; a setup that went wrong fails.
+    At the end, the environments this session used stay rooted for the next one."""
+    if _NO_STORE is not None:
+        if _NO_STORE_FAILS or os.environ.get("CI"):
+            pytest.fail(_NO_STORE, pytrace=False)
+        pytest.skip(_NO_STORE)
+    yield _STORE
+    if _STORE is not None:
+        teststore.keep(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,8 +1,9 @@
 """`reproflake gc` with Nix's real collector: what the lock needs survives, the rest goes.
 
-This runs Nix's garbage collector over the machine's store (as a user would): paths that
-no root reaches are deleted, so later tests may fetch again what earlier ones left
-unrooted; nothing that any project roots is touched.
+This runs Nix's garbage collector over the store the tests see at /nix, their own
+(tests/teststore.py), never the machine's: paths that no root reaches are deleted, so later
+tests may fetch again what earlier ones left unrooted; nothing that any project roots is
+touched.
 """
 
 from __future__ import annotations
