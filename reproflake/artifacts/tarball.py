@@ -178,6 +178,22 @@ RAW_BLOCK = 1 << 17
 STORED_MIN = 1 << 16
 
 
+def _fill(fd: int, spans: list[memoryview], offset: int, name: str) -> None:
+    """Fill ``spans`` from ``fd`` at ``offset``. One preadv nearly always does; a network
+    or FUSE file system may return less, and the rest is read where it stopped. Nothing
+    more to read before they are full means the file shrank."""
+    while spans:
+        got = os.preadv(fd, spans, offset)
+        if not got:
+            raise OSError(f"{name} shrank while it was read")
+        offset += got
+        while spans and got >= len(spans[0]):
+            got -= len(spans[0])
+            spans = spans[1:]
+        if spans:
+            spans = [spans[0][got:], *spans[1:]]
+
+
 def _raw_block_header(size: int, last: bool) -> bytes:
     return ((size << 3) | last).to_bytes(3, "little")
 
@@ -319,8 +335,7 @@ class _Sink:
             count = -(-want // RAW_BLOCK)
             spans = [buffer[i * step + 3 : i * step + 3 + RAW_BLOCK] for i in range(count)]
             spans[-1] = spans[-1][: want - (count - 1) * RAW_BLOCK]
-            if os.preadv(fd, spans, offset) != want:
-                raise OSError(f"{name} shrank while it was read")
+            _fill(fd, spans, offset, name)
             for i, span in enumerate(spans):
                 last = offset + want == size and i == count - 1
                 buffer[i * step : i * step + 3] = _raw_block_header(len(span), last)

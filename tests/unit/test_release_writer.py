@@ -230,3 +230,32 @@ def test_a_failed_write_leaves_no_read_ahead_behind(tmp_path: Path) -> None:
     assert after <= before, after
     assert caught.value.errno == 28
     assert closed_under_a_read == []
+
+
+def test_short_reads_are_read_on_where_they_stopped(tmp_path: Path) -> None:
+    # A network or FUSE file system may return less than asked: the bytes are the same.
+    items = _items(tmp_path, _random(3 * (1 << 20) + 777))
+    whole = io.BytesIO()
+    rel.write(whole, TOP, items, 7, "tar.zst")
+    real = os.preadv
+    calls = []
+
+    def short(fd: int, buffers: list[memoryview], offset: int) -> int:
+        calls.append(offset)
+        data = os.pread(fd, min(100_000, sum(len(b) for b in buffers)), offset)
+        n = 0
+        for b in buffers:
+            piece = data[n : n + len(b)]
+            b[: len(piece)] = piece
+            n += len(piece)
+            if n == len(data):
+                break
+        return len(data)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(tarball.os, "preadv", short)
+        out = io.BytesIO()
+        rel.write(out, TOP, items, 7, "tar.zst")
+    assert real is os.preadv
+    assert len(calls) > 30  # the reads were short, and went on
+    assert out.getvalue() == whole.getvalue()
