@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -45,47 +45,51 @@ def _guard(fn: Callable[[], int], *, as_json: bool = False) -> None:
     try:
         code = fn()
     except ReproflakeError as exc:
-        if as_json:  # a script reading stdout gets a document, not text on stderr
-            import json
-
-            doc = {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
-            click.echo(json.dumps(doc, indent=2, sort_keys=True))
-            sys.exit(exc.exit_code)
-        _error(f"error: {exc.message}")
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.hint, exc.exit_code, as_json)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except OSError as exc:  # the file system said no: name the file, keep the traceback out
         where = f" {exc.filename}" if exc.filename else ""
-        message = f"cannot use{where}: {exc.strerror or exc}"
-        hint = "check that the project directory is writable and not full"
-        if as_json:
-            import json
-
-            doc = {"error": message, "hint": hint, "exit_code": 1}
-            click.echo(json.dumps(doc, indent=2, sort_keys=True))
-            sys.exit(1)
-        _error(f"error: {message}")
-        click.echo(f"  hint: {hint}", err=True)
-        sys.exit(1)
+        _fail(
+            f"cannot use{where}: {exc.strerror or exc}",
+            "check that the project directory is writable and not full",
+            1,
+            as_json,
+        )
     except Exception as exc:  # a bug: its own exit code, the traceback in a log, not on screen
         log = _crash_log()
-        _error(f"internal error: {type(exc).__name__}: {exc}")
-        click.echo(
-            f"  hint: this is a bug in reproflake; the details are in {log}"
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc}",
+            f"this is a bug in reproflake; the details are in {log}"
             if log
-            else "  hint: this is a bug in reproflake; run again with -v for the details",
-            err=True,
+            else "this is a bug in reproflake; run again with -v for the details",
+            INTERNAL_ERROR,
+            as_json,
+            prefix="",
         )
-        sys.exit(INTERNAL_ERROR)
     sys.exit(code)
 
 
 # Exit code of an unexpected error (BSD's EX_SOFTWARE): not 1, which means a step failed.
 INTERNAL_ERROR = 70
+
+
+def _fail(
+    message: str, hint: str | None, code: int, as_json: bool, prefix: str = "error: "
+) -> NoReturn:
+    """Say why and exit with ``code``: on stderr, or with ``--json`` as a document on
+    stdout (a script reading stdout gets a document, whatever went wrong)."""
+    if as_json:
+        import json
+
+        doc = {"error": message, "hint": hint, "exit_code": code}
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        sys.exit(code)
+    _error(f"{prefix}{message}")
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
+    sys.exit(code)
 
 
 def _crash_log() -> str | None:

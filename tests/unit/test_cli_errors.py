@@ -7,6 +7,7 @@ file stays fast; the tests then read their scenario's result.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -226,6 +227,27 @@ def test_a_bug_exits_with_its_own_code_and_a_log(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     log = tmp_path / "cache" / "reproflake" / "crash.log"
     assert "RuntimeError: a bug" in log.read_text()
+
+
+def test_a_bug_under_json_is_a_document_too(tmp_path: Path) -> None:
+    """A script reading stdout of a --json command gets a document, even for a bug."""
+    code = (
+        "import sys; from reproflake import cli\n"
+        "def boom(*a, **k): raise RuntimeError('a bug')\n"
+        "import reproflake.commands.reproduce as r; r.run = boom\n"
+        "open('a.tar', 'w').close()\n"
+        "sys.argv = ['reproflake', 'reproduce', 'a.tar', '--json']; cli.main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert proc.returncode == 70
+    doc = json.loads(proc.stdout)
+    assert doc["error"] == "internal error: RuntimeError: a bug" and doc["exit_code"] == 70
+    assert "this is a bug in reproflake; the details are in " in doc["hint"]
+    assert "Traceback" not in proc.stdout + proc.stderr
 
 
 def test_jobs_must_be_at_least_one(outcomes: dict[str, Outcome]) -> None:
