@@ -317,7 +317,7 @@ def foreign_flake(root: Path) -> str | None:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return not_ours
             first = f.readline(len(HEADER) + 8)
-        if first.rstrip(b"\n") != f"# {HEADER}".encode():
+        if first.rstrip(b"\r\n") != f"# {HEADER}".encode():  # CRLF: a checkout converted it
             return not_ours
     elif os.path.lexists(lock):
         return f"{lock} exists without a flake.nix of reproflake's"
