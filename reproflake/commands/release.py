@@ -63,7 +63,7 @@ def run(
     generate(p, files)
     outputs = _build(p, log)
     # Generated files replace their tracked copies: they must agree with the lock carried.
-    items = _merge(_sources(p, repo, commit, set(files)) + _generated(files))
+    items = _sources(p, repo, commit, set(files)) + _generated(files)
     for step, path in sorted(outputs.items()):
         items += rel.tree(f"results/{step}", Path(path))
     if vendor:
@@ -201,11 +201,6 @@ def _generated(files: dict[str, tuple[bytes, int]]) -> list[rel.Item]:
         rel.memory(path, data, executable=bool(mode & 0o111))
         for path, (data, mode) in files.items()
     ]
-
-
-def _merge(items: list[rel.Item]) -> list[rel.Item]:
-    last = {i.path: i for i in items}
-    return list(last.values())
 
 
 def _sri(hex_digest: str) -> str:

@@ -209,19 +209,24 @@ def test_corrupt_lock(outcomes: dict[str, Outcome]) -> None:
     assert_nothing_generated(result.root)
 
 
-def test_a_bug_exits_with_its_own_code_and_a_log(tmp_path: Path) -> None:
-    """An unexpected exception is not a failed step (1) nor bad input (2)."""
+def _with_a_bug(tmp_path: Path, module: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """reproflake ``argv`` in a process where ``module``.run raises an unexpected error."""
     code = (
         "import sys; from reproflake import cli\n"
         "def boom(*a, **k): raise RuntimeError('a bug')\n"
-        "import reproflake.commands.graph as g; g.run = boom\n"
-        "sys.argv = ['reproflake', 'graph']; cli.main()\n"
+        f"import reproflake.commands.{module} as m; m.run = boom\n"
+        f"sys.argv = {['reproflake', *argv]!r}; cli.main()\n"
     )
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
     )  # fmt: skip
+
+
+def test_a_bug_exits_with_its_own_code_and_a_log(tmp_path: Path) -> None:
+    """An unexpected exception is not a failed step (1) nor bad input (2)."""
+    proc = _with_a_bug(tmp_path, "graph", ["graph"])
     assert proc.returncode == 70
     assert proc.stderr.startswith("internal error: RuntimeError: a bug\n")
     assert "Traceback" not in proc.stderr
@@ -231,18 +236,8 @@ def test_a_bug_exits_with_its_own_code_and_a_log(tmp_path: Path) -> None:
 
 def test_a_bug_under_json_is_a_document_too(tmp_path: Path) -> None:
     """A script reading stdout of a --json command gets a document, even for a bug."""
-    code = (
-        "import sys; from reproflake import cli\n"
-        "def boom(*a, **k): raise RuntimeError('a bug')\n"
-        "import reproflake.commands.reproduce as r; r.run = boom\n"
-        "open('a.tar', 'w').close()\n"
-        "sys.argv = ['reproflake', 'reproduce', 'a.tar', '--json']; cli.main()\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
-    )  # fmt: skip
+    (tmp_path / "a.tar").write_bytes(b"")
+    proc = _with_a_bug(tmp_path, "reproduce", ["reproduce", "a.tar", "--json"])
     assert proc.returncode == 70
     doc = json.loads(proc.stdout)
     assert doc["error"] == "internal error: RuntimeError: a bug" and doc["exit_code"] == 70

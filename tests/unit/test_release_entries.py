@@ -40,13 +40,15 @@ def _archive(
     tmp_path: Path,
     change: Callable[[tarfile.TarFile], None] | None = None,
     header: Callable[[tarfile.TarInfo], None] | None = None,
+    items: list[rel.Item] | None = None,
+    name: str = "r.tar.gz",
 ) -> Path:
-    """A release of _items(), rewritten with ``header`` applied to every entry and
-    ``change`` adding entries at the end, when given."""
+    """A release of ``items`` (default: _items()), rewritten with ``header`` applied to
+    every entry and ``change`` adding entries at the end, when given."""
     buf = io.BytesIO()
-    rel.write(buf, TOP, _items(), 0, "tar.gz")
+    rel.write(buf, TOP, _items() if items is None else items, 0, "tar.gz")
     tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "r.tar.gz"
+    path = tmp_path / name
     if change is None and header is None:
         path.write_bytes(buf.getvalue())
         return path
@@ -161,21 +163,7 @@ def _old_release(tmp_path: Path, change: Callable[[tarfile.TarFile], None]) -> P
     """A release from before entries.json (SHA256SUMS lists none), with ``change`` added."""
     items = [i for i in _items() if i.path not in (rel.ENTRIES, rel.SUMS)]
     items.append(rel.memory(rel.SUMS, rel.sums(items)))
-    buf = io.BytesIO()
-    rel.write(buf, TOP, sorted(items, key=lambda i: i.path), 0, "tar.gz")
-    out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as src,
-        tarfile.open(fileobj=out, mode="w:gz") as dst,
-    ):
-        for info in src:
-            data = src.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
-            dst.addfile(info, io.BytesIO(data) if data is not None else None)
-        change(dst)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    archive = tmp_path / "old.tar.gz"
-    archive.write_bytes(out.getvalue())
-    return archive
+    return _archive(tmp_path, change, items=sorted(items, key=lambda i: i.path), name="old.tar.gz")
 
 
 def _dir(name: str) -> Callable[[tarfile.TarFile], None]:

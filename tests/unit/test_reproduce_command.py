@@ -3,18 +3,17 @@ real process, its exit code, its words, and what it left on disk."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from reproflake.artifacts import signing
+from tests.unit.small_release import sums as sha256sums
+from tests.unit.small_release import tar
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -25,29 +24,9 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _tar(path: Path, files: dict[str, bytes]) -> Path:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        info = tarfile.TarInfo("demo-0123456789ab")
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"demo-0123456789ab/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(out.getvalue())
-    return path
-
-
-def _sums(files: dict[str, bytes]) -> bytes:
-    return "".join(
-        f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(files.items())
-    ).encode()
-
-
 def test_a_destination_inside_git_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
-    archive = _tar(tmp_path / "r.tar", {"x": b"x"})
+    archive = tar(tmp_path / "r.tar", {"x": b"x"})
     proc = _cli("reproduce", str(archive), "--dir", "repo/out", cwd=tmp_path)
     assert proc.returncode == 2
     assert "is inside the git repository" in proc.stderr and "--dir" in proc.stderr
@@ -55,7 +34,7 @@ def test_a_destination_inside_git_is_refused_before_anything_is_written(tmp_path
 
 
 def test_a_malformed_sums_file_names_its_line(tmp_path: Path) -> None:
-    archive = _tar(tmp_path / "r.tar", {"SHA256SUMS": b"0" * 64 + b"  a\nnot a line\n"})
+    archive = tar(tmp_path / "r.tar", {"SHA256SUMS": b"0" * 64 + b"  a\nnot a line\n"})
     proc = _cli("reproduce", str(archive), "--dir", "out", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "SHA256SUMS:2: expected `SHA256  PATH`" in proc.stderr
@@ -79,9 +58,9 @@ def _key(path: Path) -> Path:
 @needs_ssh
 def test_signatures_are_required_when_a_signer_is_given(tmp_path: Path) -> None:
     files = {"README.release.md": b"r\n"}
-    sums = _sums(files)
+    sums = sha256sums(files)
     key, other = _key(tmp_path / "k"), _key(tmp_path / "o")
-    signed = _tar(tmp_path / "signed.tar",
+    signed = tar(tmp_path / "signed.tar",
                   {**files, "SHA256SUMS": sums, "SHA256SUMS.sig": signing.sign(key, sums)})  # fmt: skip
     proc = _cli(
         "reproduce", str(signed), "--dir", "a", "--public-key", f"{other}.pub", cwd=tmp_path
@@ -95,7 +74,7 @@ def test_signatures_are_required_when_a_signer_is_given(tmp_path: Path) -> None:
         "reproduce", str(signed), "--dir", "b", "--allowed-signers", str(allowed), cwd=tmp_path
     )
     assert proc.returncode == 1 and "signed by no key in the allowed signers" in proc.stderr
-    unsigned = _tar(tmp_path / "unsigned.tar", {**files, "SHA256SUMS": sums})
+    unsigned = tar(tmp_path / "unsigned.tar", {**files, "SHA256SUMS": sums})
     proc = _cli(
         "reproduce", str(unsigned), "--dir", "c", "--public-key", f"{key}.pub", cwd=tmp_path
     )
@@ -114,8 +93,8 @@ def test_with_a_signer_required_a_file_the_signature_does_not_cover_is_not_built
         "externalParameters": {"project": "demo", "commit": "c" * 40},
         "internalParameters": {"outputs": {}},
     }}}).encode()  # fmt: skip
-    sums = _sums({"README.release.md": b"r\n", "provenance.json": prov})
-    tampered = _tar(tmp_path / "t.tar", {
+    sums = sha256sums({"README.release.md": b"r\n", "provenance.json": prov})
+    tampered = tar(tmp_path / "t.tar", {
         "README.release.md": b"changed\n", "flake.nix": b"{ }\n", "provenance.json": prov,
         "SHA256SUMS": sums, "SHA256SUMS.sig": signing.sign(key, sums),
     })  # fmt: skip

@@ -3,15 +3,13 @@ stdout, with what was found so far, the error, its hint and the exit code."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
-TOP = "demo-0123456789ab"
+from tests.unit.small_release import TOP, sums, tar
+
 PROVENANCE = {
     "subject": [],
     "predicate": {"buildDefinition": {
@@ -32,20 +30,7 @@ def _reproduce(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _release(path: Path, entries: bytes) -> Path:
     files = {"provenance.json": json.dumps(PROVENANCE).encode(), "entries.json": entries}
-    files["SHA256SUMS"] = "".join(
-        f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(files.items())
-    ).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        info = tarfile.TarInfo(TOP)
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"{TOP}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(out.getvalue())
-    return path
+    return tar(path, {**files, "SHA256SUMS": sums(files)})
 
 
 def test_a_release_refused_after_extraction_gives_the_document_so_far(tmp_path: Path) -> None:
