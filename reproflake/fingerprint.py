@@ -1,8 +1,8 @@
 """What each step's derivation depends on, component by component.
 
 Nix decides what to rebuild from the derivation; this module names the same
-ingredients in words, so reproflake can predict a rebuild before it happens
-and explain it ("src/clean.py changed (sha256 3f1a… → 9c0d…)"). Upstream
+ingredients, so reproflake can predict a rebuild before it happens and explain
+it (verdicts.describe: "src/clean.py changed (sha256 3f1a… → 9c0d…)"). Upstream
 steps enter by their content-addressed output, exactly as Nix resolves them:
 an upstream step rebuilt to identical bytes changes nothing downstream.
 """
@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from reproflake.digests import sha256_of
 from reproflake.lock.model import Lock
@@ -143,65 +143,3 @@ def environment_components(lock: Lock, name: str) -> Components:
 
 def environment_digest(lock: Lock, name: str) -> str:
     return _CACHE.digest(lock, name)
-
-
-def describe(key: str, old: str | None, new: str | None) -> str:
-    """One change in plain words."""
-    kind, _, name = key.partition(":")
-    if old is None:
-        return f"{_noun(kind, name)} was added"
-    if new is None:
-        return f"{_noun(kind, name)} was removed"
-    if kind == "source":
-        return f"{name} changed (sha256 {old[:4]}… → {new[:4]}…)"
-    if kind in ("deb", "wheel"):
-        return f"{_noun(kind, name)} changed ({old.split()[0]} → {new.split()[0]})"
-    if kind == "input":
-        return f"input {name} changed ({_short(old)}… → {_short(new)}…)"
-    if kind == "variable":
-        return f"variable {name} changed ({old!r} → {new!r})"
-    if kind == "need":
-        return f"the output of {name} changed"
-    if kind == "hardware":
-        return f"hardware constraints changed ({old} → {new})"
-    return f"{key} changed"
-
-
-def _noun(kind: str, name: str) -> str:
-    return {
-        "source": f"source file {name}",
-        "deb": f"Debian package {name}",
-        "wheel": f"wheel {name}",
-        "input": f"input {name}",
-        "variable": f"variable {name}",
-        "need": f"needed step {name}",
-    }.get(kind, kind)
-
-
-def _short(value: str) -> str:
-    from reproflake.lock.hashing import short
-
-    first = value.split()[0]
-    return short(first) if first.startswith("sha256-") else first[:8]
-
-
-def changes(
-    old: Mapping[str, str],
-    new: Mapping[str, str],
-    envs: Mapping[str, Mapping[str, str]] | None = None,
-) -> list[str]:
-    """What differs, in words. ``envs`` maps environment digests to their pins, so a
-    changed environment is told package by package."""
-    found = []
-    for k in sorted(set(old) | set(new)):
-        if old.get(k) == new.get(k):
-            continue
-        if k == "environment-pins" and envs is not None:
-            a, b = envs.get(old.get(k) or ""), envs.get(new.get(k) or "")
-            if a is not None and b is not None:
-                found.extend(changes(a, b))
-                continue
-            found.append("the environment's packages changed")
-            continue
-        found.append(describe(k, old.get(k), new.get(k)))
-    return found

@@ -21,7 +21,6 @@ from reproflake import graph
 from reproflake._globs import match_names
 from reproflake.errors import UsageError
 from reproflake.fingerprint import (
-    changes,
     environment_components,
     environment_digest,
     own_components,
@@ -29,6 +28,7 @@ from reproflake.fingerprint import (
 from reproflake.lock import model
 from reproflake.nixgen import Facts
 from reproflake.spec import SPEC_FILE, Hardware, Spec, parse, parse_toml
+from reproflake.verdicts import changes
 
 WORKTREE = "working tree"
 

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from reproflake import executor, hardware, planner, remote, state
 from reproflake.commands._project import Project
 from reproflake.digests import SourceDigests
 from reproflake.errors import NixError
+from reproflake.verdicts import BLOCKED, BUILT, Assessment, StepPlan, decide
 
 FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is costly
 # Beyond this many steps without a record, asking Nix (which evaluates and copies the whole
 # flake) costs more than the plan is worth: such steps are planned as not built.
 ASK_NIX_UP_TO = 500
 
-Plans = dict[str, planner.StepPlan]
+Plans = dict[str, StepPlan]
 
 
 @dataclass
@@ -29,9 +30,13 @@ class Consulted:
     store: dict[str, bool] = field(default_factory=dict)  # store path → valid, as Nix said
     nix: bool = False  # Nix evaluated the flake and said which outputs it has
     hardware: bool = False  # the hardware gate: this machine's probe, the builders
+    # Each step compared with its record, when the plan was decided from these alone: a
+    # later edit then compares only the edited files' steps again (_plan_delta).
+    assessed: dict[str, Assessment] | None = None
+    wanted: list[str] | None = None  # the steps printed, when some were named (else all)
 
 
-def compute(p: Project, consulted: Consulted | None = None) -> dict[str, planner.StepPlan]:
+def compute(p: Project, consulted: Consulted | None = None) -> Plans:
     digests = SourceDigests(p.root)
     try:
         return _compute(p, digests, consulted if consulted is not None else Consulted())
@@ -39,7 +44,7 @@ def compute(p: Project, consulted: Consulted | None = None) -> dict[str, planner
         digests.save()
 
 
-def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> dict[str, planner.StepPlan]:
+def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> Plans:
     records, environments = state.load_all(p.root)
 
     def invalid(paths: Iterable[str]) -> set[str]:
@@ -48,15 +53,19 @@ def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> dict[str, p
         seen.store.update({path: path not in found for path in asked})
         return found
 
-    def plan(records: Mapping[str, state.Built], nix_asked: bool = False) -> Plans:
-        return planner.plan(
+    needs = {s: p.spec.steps[s].needs for s in p.spec.steps}
+
+    def assess(records: Mapping[str, state.Built]) -> dict[str, Assessment]:
+        return planner.assess_all(
             p.spec, p.lock, p.facts, p.graph, records, invalid,
-            nix_asked=nix_asked, environments=environments, source_hash=digests,
+            environments=environments, source_hash=digests,
         )  # fmt: skip
 
-    plans = plan(records)
+    assessed = assess(records)
+    plans = decide(p.graph.order(), needs, assessed)
     unknown = {s for s in plans if s not in records}
     if not unknown or len(unknown) > ASK_NIX_UP_TO or not _flake_is_current(p):
+        seen.assessed = assessed
         return _blocked(p, plans, seen)
     # No record here (a fresh clone, another checkout): Nix itself may have built these
     # steps already. Ask it, without building, a frontier at a time: the unknown steps
@@ -90,18 +99,17 @@ def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> dict[str, p
                 learned_any = True
     # Early cutoff can spare a step only if it was built before, in some version; in a
     # project nothing of which was ever built here, everything will build.
-    return _blocked(p, plan(records, nix_asked=learned_any or had_records), seen)
+    nix_asked = learned_any or had_records
+    return _blocked(p, decide(p.graph.order(), needs, assess(records), nix_asked=nix_asked), seen)
 
 
-def _blocked(
-    p: Project, plans: dict[str, planner.StepPlan], seen: Consulted
-) -> dict[str, planner.StepPlan]:
+def _blocked(p: Project, plans: Plans, seen: Consulted) -> Plans:
     """Steps to build whose hardware no machine offers: `build` would refuse them, in the
     same words (one gate, hardware.gate)."""
     needing = {
         s: hw.features()
         for s, pl in plans.items()
-        if pl.status != planner.BUILT and (hw := p.spec.steps[s].hardware) is not None
+        if pl.status != BUILT and (hw := p.spec.steps[s].hardware) is not None
     }
     if not needing:
         return plans
@@ -111,10 +119,10 @@ def _blocked(
     offers = remote.load(p.spec.cache.urls, p.spec.cache.public_keys).offers()
     g = hardware.gate(needing, builders=offers)
     for step in g.unbuildable:
-        plans[step] = planner.StepPlan(step, planner.BLOCKED, (g.why(step),))
+        plans[step] = StepPlan(step, BLOCKED, (g.why(step),))
     for step, uri in g.remote.items():
         pl = plans[step]
-        plans[step] = replace(pl, reasons=(*pl.reasons, f"on the remote builder {uri}"))
+        plans[step] = pl._replace(reasons=(*pl.reasons, f"on the remote builder {uri}"))
     return plans
 
 

@@ -48,7 +48,9 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,19 +76,23 @@ Event = tuple[str, str]  # ("out" | "log", text)
 Stat = list[int] | None
 
 
+def form(*, as_json: bool, short: bool) -> str:
+    """How the plan is printed (verdicts.FORMS)."""
+    return "status" if short else "json" if as_json else "plan"
+
+
 def request(steps: Sequence[str], *, as_json: bool, short: bool) -> str:
     """The command line's part in the answer: the form asked for and the steps named."""
-    form = "status" if short else "json" if as_json else "plan"
-    return "\0".join([form, *steps])
+    return "\0".join([form(as_json=as_json, short=short), *steps])
 
 
-def _env() -> dict[str, str]:
+def env() -> dict[str, str]:
     return {
         k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES) or k in ENV_NAMES
     }
 
 
-def _stat(path: str) -> Stat:
+def stat_of(path: str) -> Stat:
     """lstat as git's index keeps it; a link also carries its target's (or -1: dangling)."""
     try:
         st = os.lstat(path)
@@ -102,13 +108,9 @@ def _stat(path: str) -> Stat:
     return found
 
 
-def _stats(root: str, paths: Iterable[str]) -> Iterator[Stat]:
+def stats_of(root: str, paths: Iterable[str]) -> Iterator[Stat]:
     base = root.rstrip("/") + "/"
-    return (_stat(rel if rel[:1] == "/" else base + rel) for rel in paths)
-
-
-def _stats_digest(stats: Iterable[Stat]) -> str:
-    return hashlib.sha256(json.dumps(list(stats)).encode()).hexdigest()
+    return (stat_of(rel if rel[:1] == "/" else base + rel) for rel in paths)
 
 
 # Libraries whose behaviour shows in a plan: the graph's order (networkx), what git tracks
@@ -116,7 +118,7 @@ def _stats_digest(stats: Iterable[Stat]) -> str:
 LIBRARIES = ("networkx", "pygit2", "click")
 
 
-def _tool() -> str:
+def tool() -> str:
     """reproflake (the no-op stamp's identity), the interpreter and the libraries above: an
     upgrade of any of them computes again. Each library is found, not imported."""
     from importlib.util import find_spec
@@ -125,11 +127,11 @@ def _tool() -> str:
     for name in LIBRARIES:
         found = find_spec(name)
         origin = found.origin if found is not None else None
-        rows.append(f"{name} {origin} {_stat(origin) if origin else None}")
+        rows.append(f"{name} {origin} {stat_of(origin) if origin else None}")
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
-def _find_root(start: Path) -> Path | None:
+def find_root(start: Path) -> Path | None:
     here = start.resolve()
     return next((d for d in (here, *here.parents) if (d / SPEC_FILE).is_file()), None)
 
@@ -138,7 +140,7 @@ def gc_lock() -> Path:
     return Path(os.environ.get("NIX_STATE_DIR") or "/nix/var/nix") / "gc.lock"
 
 
-def _store_holds(store: Mapping[str, bool]) -> bool:
+def store_holds(store: Mapping[str, bool]) -> bool:
     """Every path Nix called valid is still in the store, every other one still absent,
     with no garbage collection running (see the module's docstring)."""
     import fcntl
@@ -160,35 +162,59 @@ def _store_holds(store: Mapping[str, bool]) -> bool:
             os.close(fd)  # closing releases the lock
 
 
-def _load(root: Path) -> dict[str, Any] | None:
+def load(root: Path, record: Path = RECORD) -> dict[str, Any] | None:
     try:
-        doc = json.loads((root / RECORD).read_bytes())
+        doc = json.loads((root / record).read_bytes())
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) and doc.get("version") == VERSION else None
 
 
-def answer(start: Path, req: str, out: Callable[[str], None], log: Callable[[str], None]) -> bool:
-    """Print the recorded answer to ``req`` if nothing it depends on changed; else False."""
-    root = _find_root(start)
+@dataclass
+class Looked:
+    """A record found for this project, with nothing outside the project changed since
+    (reproflake, the interpreter, the environment, the project's place, the spec and the
+    lock), and the stat of every path it watched as they are now."""
+
+    root: Path
+    doc: dict[str, Any]
+    stats: list[Stat]
+    started_ns: int  # before the first stat: a path changed since is racy (see remember)
+
+
+def look(start: Path) -> Looked | None:
+    """The project's record, if it may still answer or be brought up to date; else None."""
+    root = find_root(start)
     if root is None:
-        return False  # the full path explains the problem
-    doc = _load(root)
+        return None  # the full path explains the problem
+    started = time.time_ns()
+    doc = load(root)
     if doc is None:
-        return False
+        return None
+    try:
+        holds = (
+            doc["root"] == str(root)
+            and doc["env"] == env()
+            and doc["tool"] == tool()
+            and doc["spec"] == _noop._digest(root / SPEC_FILE)
+            and doc["lock"] == _noop._digest(root / LOCK_FILE)
+        )
+        stats = list(stats_of(str(root), doc["paths"])) if holds else []
+    except (KeyError, TypeError):
+        return None
+    return Looked(root, doc, stats, started) if holds else None
+
+
+def answer(
+    looked: Looked, req: str, out: Callable[[str], None], log: Callable[[str], None]
+) -> bool:
+    """Print the recorded answer to ``req`` if nothing it depends on changed; else False."""
+    doc = looked.doc
     events = doc.get("answers", {}).get(req)
     if not isinstance(events, list):
         return False
     try:
-        holds = (
-            doc["root"] == str(root)
-            and doc["env"] == _env()
-            and doc["tool"] == _tool()
-            and doc["spec"] == _noop._digest(root / SPEC_FILE)
-            and doc["lock"] == _noop._digest(root / LOCK_FILE)
-            and doc["stats"] == _stats_digest(_stats(str(root), doc["paths"]))
-            and _store_holds(doc["store"])
-        )
+        holds = doc["stats"] == stats_digest(looked.stats) and store_holds(doc["store"])
     except (KeyError, TypeError):
         return False
     if not holds:
@@ -201,23 +227,35 @@ def answer(start: Path, req: str, out: Callable[[str], None], log: Callable[[str
 # --------------------------------------------------------------------------- the writer
 
 
-def watched(p: Project) -> list[str]:
-    """Every path the plan of ``p`` read or looked for: relative to the project, or absolute."""
+# How a watched path may change with the plan brought up to date rather than computed again
+# (_plan_delta): a step's source file edited in place or replaced by another regular file
+# of the same mode, a directory above one whose entries came or went (the files that
+# matter are watched themselves). Anything else computes the plan again.
+SOURCE, PARENT, OTHER = "s", "p", "x"
+
+
+def watched(p: Project) -> tuple[list[str], str]:
+    """Every path the plan of ``p`` read or looked for (relative to the project, or
+    absolute), and the kind of each (SOURCE, PARENT or OTHER), one letter per path."""
     from reproflake import _confine, _globs
 
     root = p.root
     inside: set[str] = set()
+    other: set[str] = set()  # read, and not only as a step's source file
     for pattern, matched in p.facts.globs.items():
         inside.update(matched)
-        inside.update(_globs.searched_dirs(root, pattern))
+        other.update(_globs.searched_dirs(root, pattern))
     outside: set[str] = {str(_confine.config_file())}
     for item in p.spec.inputs.values():
         if item.is_url:
             local = _confine.file_url_path(item.url or "")
             if local is not None:
                 outside.add(str(local if local.is_absolute() else root / local))
-        elif item.path is not None and not item.is_glob:
-            inside.update(_noop._walk(root, item.path))
+        elif item.path is not None and item.is_glob:
+            other.update(p.facts.globs.get(item.path, ()))
+        elif item.path is not None:
+            other.update(_noop._walk(root, item.path))
+    inside |= other
     # Every directory above what is read, up to the project, and its ignore rules: a
     # directory turned into a link, a new .gitignore.
     parents = {"."}
@@ -226,13 +264,28 @@ def watched(p: Project) -> list[str]:
         while d and d not in parents:  # most files share their directory: stop at a known one
             parents.add(d)
             d = d.rpartition("/")[0]
-    inside |= parents | {f"{d}/.gitignore" if d != "." else ".gitignore" for d in parents}
+    ignores = {f"{d}/.gitignore" if d != "." else ".gitignore" for d in parents}
+    inside |= parents | ignores
     # Replaced whole when written, so their own stat tells (their directory's times change
     # with every cache file written beside them, this record included).
-    inside |= {STATE, BUILD_DATA}
+    fixed = {STATE, BUILD_DATA}
+    inside |= fixed
+    other |= ignores | fixed
+    sources: set[str] = set()
+    for files in p.facts.sources.values():
+        sources.update(files)
     outside.update(_git_files(root))
     outside.update(_nix_conf_files())
-    return sorted(inside) + sorted(outside - inside)
+    paths = sorted(inside) + sorted(outside - inside)
+
+    def kind(path: str) -> str:
+        if path in other or path not in inside:
+            return OTHER
+        if path in sources:
+            return SOURCE
+        return PARENT if path in parents else OTHER
+
+    return paths, "".join(kind(path) for path in paths)
 
 
 def _git_files(root: Path) -> list[str]:
@@ -276,12 +329,38 @@ def _racy(stats: Iterable[Stat], since: int) -> bool:
     """Whether a path changed at or after ``since``: what the plan read may differ from
     what is recorded. (A path missing now that came and went during the plan shows in its
     directory's times: inside the project every watched path's directory is watched.)"""
-    for st in stats:
-        if st is not None:
-            times = st[1:3] + (st[7:9] if len(st) > 7 else [])
-            if any(t >= since for t in times):
-                return True
-    return False
+    return any(recent(st, since) for st in stats)
+
+
+def racy_since(started_ns: int) -> int:
+    """The time from which a change may have gone unseen by a plan that began at
+    ``started_ns``: its file system's clock may not have ticked since."""
+    return started_ns - RACY_NS
+
+
+def recent(st: Stat, since: int) -> bool:
+    if st is None:
+        return False
+    times = st[1:3] + (st[7:9] if len(st) > 7 else [])
+    return any(t >= since for t in times)
+
+
+RACY = "racy"  # in place of a stat: the next plan reads the file again, whatever its stat
+
+
+def stats_digest(stats: Sequence[Stat], racy: Iterable[int] = ()) -> str:
+    """The stats as the record keeps them; a racy path never matches (see remember)."""
+    marked: list[Stat | str] = list(stats)
+    for i in racy:
+        marked[i] = RACY
+    return hashlib.sha256(json.dumps(marked).encode()).hexdigest()
+
+
+def identity(doc: Mapping[str, Any]) -> str:
+    """What a record holds besides the stats and the answers: a record of the plan's steps
+    (_plan_delta) is valid only beside the record with the same identity."""
+    keys = ("version", "tool", "root", "env", "spec", "lock", "paths", "store")
+    return hashlib.sha256(json.dumps([doc[k] for k in keys]).encode()).hexdigest()
 
 
 def remember(
@@ -289,41 +368,56 @@ def remember(
 ) -> bool:
     """Keep the answer to ``req`` if its every input can be checked next time; whether it was.
 
-    ``started_ns``: the time (time.time_ns) before the plan read anything."""
+    ``started_ns``: the time (time.time_ns) before the plan read anything. A source file
+    changed since then (an edit, as likely as not) is kept as racy: the next plan hashes
+    it again, and brings the plan up to date (_plan_delta). Any other recent path, and
+    the answer is not kept."""
     if seen.nix or seen.hardware:
         return False
     if any(s.hardware is not None and s.hardware.pin_profile for s in p.spec.steps.values()):
         return False  # a pinned profile may come from this machine's probe
     root = p.root
-    since = started_ns - RACY_NS
-    if _racy([_stat(str(root / SPEC_FILE)), _stat(str(root / LOCK_FILE))], since):
+    since = racy_since(started_ns)
+    if _racy([stat_of(str(root / SPEC_FILE)), stat_of(str(root / LOCK_FILE))], since):
         return False
-    paths = watched(p)
-    stats = []
-    for st in _stats(str(root), paths):  # stops at the first recent one (an edit's file)
-        if _racy([st], since):
-            return False
-        stats.append(st)
+    paths, kinds = watched(p)
+    stats = list(stats_of(str(root), paths))
+    racy = []
+    for i, st in enumerate(stats):
+        if recent(st, since):
+            if kinds[i] != SOURCE:
+                return False
+            racy.append(i)
     # The store is not checked here: a path that came or went since Nix answered already
     # fails the next check, which compares the store with Nix's answers.
     doc: dict[str, Any] = {
         "version": VERSION,
-        "tool": _tool(),
+        "tool": tool(),
         "root": str(root),
-        "env": _env(),
+        "env": env(),
         "spec": _noop._digest(root / SPEC_FILE),
         "lock": _noop._digest(root / LOCK_FILE),
         "paths": paths,
-        "stats": _stats_digest(stats),
+        "stats": stats_digest(stats, racy),
         "store": dict(sorted(seen.store.items())),
     }
-    old = _load(root)
+    old = load(root)
     answers: dict[str, list[Event]] = {}
-    if old is not None and {k: v for k, v in old.items() if k != "answers"} == doc:
+    same = ("answers", "steps_record")
+    if old is not None and {k: v for k, v in old.items() if k not in same} == doc:
         # The same state: keep other forms' answers (a few: each is read at every check).
         kept = sorted(k for k in old.get("answers", {}) if k != req)[: MAX_ANSWERS - 1]
         answers = {k: old["answers"][k] for k in kept}
     answers[req] = [(stream, text) for stream, text in events]
     doc["answers"] = dict(sorted(answers.items()))
-    write_atomic(root / RECORD, json.dumps(doc, sort_keys=True) + "\n")
+    if seen.assessed is not None:
+        from reproflake.commands import _plan_delta
+
+        doc["steps_record"] = identity(doc)
+        _plan_delta.keep(p, doc["steps_record"], kinds, stats, racy, req, events, seen)
+    write(root, doc)
     return True
+
+
+def write(root: Path, doc: Mapping[str, Any]) -> None:
+    write_atomic(root / RECORD, json.dumps(doc, sort_keys=True) + "\n")

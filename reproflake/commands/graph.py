@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from reproflake import _proc, planner
+from reproflake import _proc, verdicts
 from reproflake.commands._plan import compute
 from reproflake.commands._project import Log, load_project, load_spec
 from reproflake.errors import StaleLockError, UsageError
@@ -15,10 +15,10 @@ from reproflake.fsutil import write_atomic
 from reproflake.graph import Graph
 
 MARKS = {
-    planner.BUILT: "built",
-    planner.WILL: "stale",
-    planner.MAY: "stale?",
-    planner.BLOCKED: "cannot build here",
+    verdicts.BUILT: "built",
+    verdicts.WILL: "stale",
+    verdicts.MAY: "stale?",
+    verdicts.BLOCKED: "cannot build here",
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reproflake import graph, planner, project, spec
+from reproflake import graph, planner, project, spec, verdicts
 from reproflake.state import Built
 
 SPEC = """
@@ -65,11 +65,11 @@ def plan(
     g: object,
     records: dict[str, Built],
     missing: frozenset[str] = frozenset(),
-) -> dict[str, planner.StepPlan]:
+) -> dict[str, verdicts.StepPlan]:
     return planner.plan(s, lock, facts, g, records, lambda paths: set(paths) & set(missing))  # type: ignore[arg-type]
 
 
-def statuses(plans: dict[str, planner.StepPlan]) -> dict[str, str]:
+def statuses(plans: dict[str, verdicts.StepPlan]) -> dict[str, str]:
     return {k: v.status for k, v in plans.items()}
 
 
