@@ -425,7 +425,7 @@ class _Checker:
                 raise self.fail(
                     key + (name,),
                     f"unknown key {_show(name)}",
-                    f"expected one of: {expected}" + _suggest(name, allowed),
+                    f"expected one of: {expected}" + suggest(name, allowed),
                 )
 
     def name(self, name: str, key: tuple[str, ...], what: str) -> str:
@@ -497,7 +497,18 @@ def _kind(raw: Any) -> str:
     return type(raw).__name__
 
 
-def _suggest(name: str, known: Iterable[str]) -> str:
+LISTED = 20  # names a hint lists; a spec of thousands of steps would flood the terminal
+
+
+def listing(names: Iterable[str]) -> str:
+    """Names for a hint, sorted: the first LISTED of them, and how many more there are."""
+    ordered = sorted(names)
+    shown = ", ".join(ordered[:LISTED])
+    rest = len(ordered) - LISTED
+    return f"{shown}, … ({rest} more)" if rest > 0 else shown
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -906,13 +917,12 @@ def _steps(
             )
         step = c.table(table[name], key, fix)
         c.only(step, key, speckeys.allowed(speckeys.STEP))
-        env = c.string(step.get("env"), key + ("env",), f"one of: {', '.join(environments)}")
+        env = c.string(step.get("env"), key + ("env",), f"one of: {listing(environments)}")
         if env not in environments:
             raise c.fail(
                 key + ("env",),
                 f"unknown environment {_show(env)}",
-                f"expected one of: {', '.join(sorted(environments))}"
-                + _suggest(env, environments.keys()),
+                f"expected one of: {listing(environments)}" + suggest(env, environments.keys()),
             )
         run = c.string(
             step.get("run"), key + ("run",), 'e.g. run = "python3 src/fit.py"', limit=1 << 30
@@ -927,11 +937,11 @@ def _steps(
         step_inputs = c.strings(step.get("inputs", []), key + ("inputs",), 'e.g. ["raw"]')
         for item in step_inputs:
             if item not in inputs:
-                known = ", ".join(sorted(inputs)) or "(none defined)"
+                known = listing(inputs) or "(none defined)"
                 raise c.fail(
                     key + ("inputs",),
                     f"unknown input {_show(item)}",
-                    f"known inputs: {known}" + _suggest(item, inputs.keys()),
+                    f"known inputs: {known}" + suggest(item, inputs.keys()),
                 )
         needs = c.strings(step.get("needs", []), key + ("needs",), 'e.g. ["prepare"]')
         for item in needs:
@@ -939,7 +949,7 @@ def _steps(
                 raise c.fail(
                     key + ("needs",),
                     f"unknown step {_show(item)}",
-                    f"known steps: {', '.join(sorted(table))}" + _suggest(item, list(table)),
+                    f"known steps: {listing(table)}" + suggest(item, list(table)),
                 )
             if item == name:
                 raise c.fail(key + ("needs",), f"step {_show(name)} needs itself", "remove it")
@@ -1105,12 +1115,12 @@ def _images(raw: Any, c: _Checker, steps: Mapping[str, Step]) -> dict[str, Image
         c.name(name, key, "image")
         image = c.table(table[name], key, fix)
         c.only(image, key, speckeys.allowed(speckeys.IMAGE))
-        step = c.string(image.get("step"), key + ("step",), f"one of: {', '.join(sorted(steps))}")
+        step = c.string(image.get("step"), key + ("step",), f"one of: {listing(steps)}")
         if step not in steps:
             raise c.fail(
                 key + ("step",),
                 f"unknown step {_show(step)}",
-                f"expected one of: {', '.join(sorted(steps))}" + _suggest(step, steps.keys()),
+                f"expected one of: {listing(steps)}" + suggest(step, steps.keys()),
             )
         entrypoint = _argv(image.get("entrypoint", []), key + ("entrypoint",), c)
         cmd = _argv(image.get("cmd", []), key + ("cmd",), c)

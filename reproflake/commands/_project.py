@@ -16,7 +16,7 @@ from reproflake.fsutil import sweep_temporaries
 from reproflake.lock import inputs as input_pins
 from reproflake.lock import model
 from reproflake.lock.hashing import nar_hash, short
-from reproflake.spec import SPEC_FILE, Spec, find_spec, load
+from reproflake.spec import SPEC_FILE, Spec, find_spec, listing, load, suggest
 
 Log = Callable[[str], None]
 
@@ -48,9 +48,10 @@ def check_steps(spec: Spec, steps: Sequence[str]) -> None:
     """Every step named on the command line exists (checked before anything is written)."""
     unknown = [s for s in steps if s not in spec.steps]
     if unknown:
+        close = suggest(unknown[0], spec.steps) if len(unknown) == 1 else ""
         raise UsageError(
             f"unknown step{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-            hint=f"known steps: {', '.join(sorted(spec.steps))}",
+            hint=f"known steps: {listing(spec.steps)}{close}",
         )
 
 

@@ -251,3 +251,19 @@ def test_jobs_must_be_at_least_one(outcomes: dict[str, Outcome]) -> None:
     assert "Invalid value for '-j' / '--jobs': 0 is not in the range x>=1." in result.stderr
     assert "Traceback" not in result.stderr
     assert_nothing_generated(result.root)
+
+
+def test_an_unknown_step_among_many_gets_a_short_list_and_the_close_name() -> None:
+    from types import SimpleNamespace
+
+    from reproflake.commands._project import check_steps
+    from reproflake.errors import UsageError
+
+    many = SimpleNamespace(steps={f"fit{i:02d}": None for i in range(40)})
+    with pytest.raises(UsageError) as err:
+        check_steps(many, ["fit_07"])  # type: ignore[arg-type]
+    listed = ", ".join(f"fit{i:02d}" for i in range(20))
+    assert err.value.hint == f"known steps: {listed}, … (20 more) (did you mean 'fit07'?)"
+    with pytest.raises(UsageError) as err:
+        check_steps(many, ["fit_07", "fit_08"])  # type: ignore[arg-type]
+    assert err.value.hint == f"known steps: {listed}, … (20 more)"  # no guess among two

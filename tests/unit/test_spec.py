@@ -317,6 +317,16 @@ def test_unknown_step_in_needs() -> None:
     assert err.hint == "known steps: prepare, report (did you mean 'prepare'?)"
 
 
+def test_a_long_list_of_known_steps_is_cut_and_the_close_name_still_suggested() -> None:
+    many = "".join(
+        f'[steps.step{i:03d}]\nenv = "base"\nrun = "true"\noutputs = ["x"]\n\n' for i in range(30)
+    )
+    text = edit('needs = ["prepare"]', 'needs = ["step_007"]') + "\n" + many
+    err = error(text)
+    listed = ", ".join(["prepare", "report"] + [f"step{i:03d}" for i in range(18)])
+    assert err.hint == f"known steps: {listed}, … (12 more) (did you mean 'step007'?)"
+
+
 def test_step_needing_itself() -> None:
     text = edit('needs = ["prepare"]', 'needs = ["report"]')
     err = error(text)
