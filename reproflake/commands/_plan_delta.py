@@ -131,37 +131,66 @@ def update(
 ) -> bool:
     """Print the plan for ``req`` brought up to date from the record, and record it; False
     (and nothing printed) when it must be computed in full."""
-    root, doc = looked.root, looked.doc
-    steps_doc = load(root, STEPS_RECORD)
+    steps_doc = load(looked.root, STEPS_RECORD)
     if steps_doc is None:
         return False
-    try:
-        found = _update(looked, steps_doc, req)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        return False  # a record of another shape
+    wanted = steps_doc.get("wanted")
+    if not isinstance(wanted, dict) or req not in wanted:
+        return False
+    found = _current(looked, steps_doc)
     if found is None:
         return False
-    events, racy = found
+    plans, racy = found
+    try:
+        chosen = wanted[req]
+        order = steps_doc["order"] if chosen is None else chosen
+        shown = [plans[s] for s in order]
+    except (KeyError, TypeError):
+        return False
+    form = req.split("\0", 1)[0]
+    events: list[Event] = [("log", text) for text in steps_doc["logs"]]
+    events += [("out", text) for text in verdicts.render(shown, form)]
     for stream, text in events:
         (out if stream == "out" else log)(text)
     # Only the answer is written again. The steps' record stays as the full plan left it:
     # a file edited since still differs from its stat there, and is compared again (the
     # same way) by the next plan brought up to date, whenever it comes.
+    doc = looked.doc
     doc["stats"] = stats_digest(looked.stats, racy)
     doc["answers"] = {req: events}
     with contextlib.suppress(OSError):  # a read-only project: the next plan does this again
-        write(root, doc)
+        write(looked.root, doc)
     return True
 
 
-def _update(
-    looked: Looked, steps_doc: dict[str, Any], req: str
-) -> tuple[list[Event], list[int]] | None:
-    doc, now = looked.doc, looked.stats
-    wanted = steps_doc["wanted"]
-    if req not in wanted or steps_doc["base"] != doc.get("steps_record"):
+def current(looked: Looked, log: Callable[[str], None]) -> dict[str, verdicts.StepPlan] | None:
+    """Every step's verdict now, from the records (what the full plan would decide), with
+    what the full plan logged logged again; None when the plan must be computed in full.
+    Writes nothing (`graph`)."""
+    steps_doc = load(looked.root, STEPS_RECORD)
+    found = _current(looked, steps_doc) if steps_doc is not None else None
+    if found is None or steps_doc is None:
         return None
-    if not store_holds(doc["store"]):
+    for text in steps_doc["logs"]:
+        log(text)
+    return found[0]
+
+
+def _current(
+    looked: Looked, steps_doc: dict[str, Any]
+) -> tuple[dict[str, verdicts.StepPlan], list[int]] | None:
+    """The verdicts now and the racy paths, or None; a record of another shape is None."""
+    try:
+        return _bring_up_to_date(looked, steps_doc)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _bring_up_to_date(
+    looked: Looked, steps_doc: dict[str, Any]
+) -> tuple[dict[str, verdicts.StepPlan], list[int]] | None:
+    doc, now = looked.doc, looked.stats
+    if steps_doc["base"] != doc.get("steps_record") or not store_holds(doc["store"]):
         return None
     paths: list[str] = doc["paths"]
     kinds: str = steps_doc["kinds"]
@@ -196,12 +225,7 @@ def _update(
     plans = verdicts.decide(steps_doc["order"], steps_doc["needs"], assessed)
     if any(plans[s].status != verdicts.BUILT for s in steps_doc["hardware"]):
         return None  # the hardware gate decides such a step: the full path asks it
-    chosen = wanted[req]
-    shown = [plans[s] for s in steps_doc["order"]] if chosen is None else [plans[s] for s in chosen]
-    form = req.split("\0", 1)[0]
-    events: list[Event] = [("log", text) for text in steps_doc["logs"]]
-    events += [("out", text) for text in verdicts.render(shown, form)]
-    return events, racy
+    return plans, racy
 
 
 NO_CHANGES: verdicts.Changes = ()

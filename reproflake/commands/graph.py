@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from reproflake import _proc, verdicts
+from reproflake.commands import _plan_delta, _plan_record
 from reproflake.commands._plan import compute
 from reproflake.commands._project import Log, load_project, load_spec
 from reproflake.errors import StaleLockError, UsageError
@@ -23,6 +24,13 @@ MARKS = {
 
 
 def _statuses(start: Path, log: Log) -> tuple[Graph, dict[str, str]]:
+    # The plan's records, when they still hold (or hold but for edited sources): the
+    # verdicts without loading the lock or hashing every source (commands/_plan_delta.py).
+    looked = _plan_record.look(start)
+    plans = _plan_delta.current(looked, log) if looked is not None else None
+    if plans is not None:
+        _spec, dag = load_spec(start)
+        return dag, {s: MARKS[pl.status] for s, pl in plans.items()}
     try:
         p = load_project(start, log, write_lock=False)
     except StaleLockError:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reproflake.commands import _plan_delta, _plan_record, plan
+from reproflake.commands import _plan_delta, _plan_record, graph, plan
 from reproflake.commands._plan import compute
 from reproflake.commands._project import load_project
 from reproflake.errors import ReproflakeError
@@ -339,3 +339,26 @@ def test_many_edits_in_turn_agree_with_the_full_plan(
         assert printed == full_lines(root, form)
         seen.add(printed[-1])
     assert len(seen) > 5  # the rounds told many different plans
+
+
+def draw(root: Path, fmt: str) -> tuple[str, list[str]]:
+    printed: list[str] = []
+    logged: list[str] = []
+    assert graph.run(root, fmt, None, log=logged.append, out=printed.append) == 0
+    return "".join(printed), logged
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_graph_marks_steps_from_the_records_as_the_full_plan_would(
+    built: Path, nix: FakeNix, fmt: str
+) -> None:
+    planned(built)
+    write_same_size(built / "src" / "a.sh")
+    calls = len(nix.calls)
+    drawn = draw(built, fmt)
+    assert len(nix.calls) == calls  # neither Nix's store nor anything else was asked
+    assert "stale" in drawn[0] and drawn[1] and drawn[1][0].startswith("input data changed")
+    for record in (_plan_record.RECORD, _plan_delta.STEPS_RECORD):
+        (built / record).unlink()
+    assert draw(built, fmt) == drawn
+    assert len(nix.calls) > calls  # that time the plan was computed
