@@ -24,6 +24,7 @@ from pathlib import Path
 
 from reproflake._paths import user_cache_dir
 from reproflake.fsutil import read_cache, write_atomic
+from reproflake.verdicts import source_component
 
 RACY_NS = 2_000_000_000
 VERSION = 1
@@ -38,7 +39,9 @@ def sha256_of(path: str) -> str:
 
 
 class SourceDigests:
-    """Callable as ``digests(rel) -> sha256 hex``; :meth:`save` keeps what was learned."""
+    """Callable as ``digests(rel)``: the source file's component, its sha256 hex and
+    whether it is executable (verdicts.source_component); :meth:`save` keeps what was
+    learned."""
 
     def __init__(self, root: Path) -> None:
         self.root = str(root)
@@ -59,7 +62,7 @@ class SourceDigests:
             st.st_ino,
             st.st_dev,
         ):
-            return entry[5]
+            return source_component(entry[5], st.st_mode)
         digest = sha256_of(full)
         if max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - RACY_NS:
             self.entries[rel] = (
@@ -74,7 +77,7 @@ class SourceDigests:
         elif rel in self.entries:
             del self.entries[rel]
             self.dirty = True
-        return digest
+        return source_component(digest, st.st_mode)
 
     def save(self) -> None:
         """Write the cache if it learned something (a read-only home only costs speed)."""

@@ -19,8 +19,15 @@ from reproflake.digests import sha256_of
 from reproflake.lock.model import Lock
 from reproflake.nixgen import Facts, library, step_data
 from reproflake.spec import Spec
+from reproflake.verdicts import source_component
 
 Components = dict[str, str]
+
+
+def working_tree_source(root: str | os.PathLike[str], rel: str) -> str:
+    """A source file's component, read from the working tree (verdicts.source_component)."""
+    path = os.path.join(root, rel)
+    return source_component(sha256_of(path), os.stat(path).st_mode)
 
 
 @functools.lru_cache(maxsize=256)
@@ -44,7 +51,7 @@ def library_digest() -> str:
 STEP_KEYS: dict[str, str] = {
     "env": "the environment's name, and its root through environment-pins",
     "run": "verbatim",
-    "sourceFiles": "one component per file, with its sha256",
+    "sourceFiles": "one component per file, with its sha256 and executable bit",
     "inputs": "one component per input (per matched file for a glob), with its pin",
     "needs": "added by the planner: the needed steps' content-addressed outputs",
     "outputs": "the list as JSON",
@@ -65,11 +72,12 @@ def own_components(
 
     Derived from the very entry Nix reads for the step (nixgen.step_data), plus what the
     library adds for every step (the environment, SOURCE_DATE_EPOCH, the library, the
-    seed). ``source_hash`` reads a project file's sha256 (default: from the working tree;
-    `diff` passes one that reads a git revision).
+    seed). ``source_hash`` gives a project file's component, its sha256 and whether it is
+    executable (verdicts.source_component; default: from the working tree; `diff` passes
+    one that reads a git revision).
     """
     if source_hash is None:
-        source_hash = lambda rel: sha256_of(os.path.join(spec.root, rel))  # noqa: E731
+        source_hash = functools.partial(working_tree_source, spec.root)
     d = step_data(spec, facts, step)
     comps: Components = {
         "run": d["run"],

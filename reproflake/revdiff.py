@@ -28,7 +28,7 @@ from reproflake.fingerprint import (
 from reproflake.lock import model
 from reproflake.nixgen import Facts
 from reproflake.spec import SPEC_FILE, Hardware, Spec, parse, parse_toml
-from reproflake.verdicts import changes
+from reproflake.verdicts import changes, source_component
 
 WORKTREE = "working tree"
 
@@ -41,6 +41,7 @@ class Snapshot:
     lock: model.Lock | None
     files: tuple[str, ...]  # every file path in the revision
     read: Callable[[str], bytes | None]
+    mode: Callable[[str], int]  # a file's mode there (0 if missing): its executable bit counts
 
 
 def _commit(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
@@ -92,8 +93,14 @@ def snapshot_rev(repo: pygit2.Repository, root: Path, rev: str) -> Snapshot:
         except (KeyError, ValueError):
             return None
 
+    def mode(rel: str) -> int:
+        try:
+            return int(tree[rel].filemode)  # git keeps 100755 or 100644 for a file
+        except KeyError:
+            return 0
+
     label = f"{rev} ({str(commit.id)[:10]})"
-    return _snapshot(label, root, read, tuple(sorted(_tree_files(tree))))
+    return _snapshot(label, root, read, mode, tuple(sorted(_tree_files(tree))))
 
 
 def snapshot_worktree(root: Path) -> Snapshot:
@@ -103,16 +110,26 @@ def snapshot_worktree(root: Path) -> Snapshot:
         except OSError:
             return None
 
+    def mode(rel: str) -> int:
+        try:
+            return (root / rel).stat().st_mode
+        except OSError:
+            return 0
+
     files = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.is_file() and not rel.startswith((".git/", "results/", ".reproflake/")):
             files.append(rel)
-    return _snapshot(WORKTREE, root, read, tuple(files))
+    return _snapshot(WORKTREE, root, read, mode, tuple(files))
 
 
 def _snapshot(
-    label: str, root: Path, read: Callable[[str], bytes | None], files: tuple[str, ...]
+    label: str,
+    root: Path,
+    read: Callable[[str], bytes | None],
+    mode: Callable[[str], int],
+    files: tuple[str, ...],
 ) -> Snapshot:
     text = read(SPEC_FILE)
     if text is None:
@@ -123,7 +140,7 @@ def _snapshot(
     raw = parse_toml(text.decode())
     lock_text = read(model.LOCK_FILE)
     lock = model.loads(lock_text.decode(), Path(model.LOCK_FILE)) if lock_text else None
-    return Snapshot(label, spec, raw, lock, files, read)
+    return Snapshot(label, spec, raw, lock, files, read, mode)
 
 
 def _flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -294,6 +311,8 @@ def _constraints(hw: Hardware | None) -> str:
 def _hasher(snap: Snapshot) -> Callable[[str], str]:
     def source_hash(rel: str) -> str:
         data = snap.read(rel)
-        return hashlib.sha256(data).hexdigest() if data is not None else "(missing)"
+        if data is None:
+            return "(missing)"
+        return source_component(hashlib.sha256(data).hexdigest(), snap.mode(rel))
 
     return source_hash

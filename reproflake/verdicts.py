@@ -114,6 +114,30 @@ def _pending(needs: Sequence[str], plans: Mapping[str, StepPlan]) -> list[str]:
     return pending
 
 
+# --------------------------------------------------------------------------- sources
+
+EXECUTABLE = " executable"
+
+
+def source_component(sha256: str, mode: int) -> str:
+    """A source file as its step's derivation takes it. Nix copies the file into the store
+    as a NAR, which keeps its bytes and whether its owner may execute it, nothing else of
+    its mode: `chmod +x` makes another derivation, `chmod g+w` does not."""
+    return sha256 + EXECUTABLE if mode & 0o100 else sha256
+
+
+def _describe_source(name: str, old: str, new: str) -> str:
+    old_sha, old_x = old.removesuffix(EXECUTABLE), old.endswith(EXECUTABLE)
+    new_sha, new_x = new.removesuffix(EXECUTABLE), new.endswith(EXECUTABLE)
+    mode = ""
+    if old_x != new_x:
+        mode = "became executable" if new_x else "is no longer executable"
+    if old_sha == new_sha:
+        return f"{name} {mode}"
+    changed = f"{name} changed (sha256 {old_sha[:4]}… → {new_sha[:4]}…)"
+    return f"{changed} and {mode}" if mode else changed
+
+
 # --------------------------------------------------------------------------- in words
 
 
@@ -125,7 +149,7 @@ def describe(key: str, old: str | None, new: str | None) -> str:
     if new is None:
         return f"{_noun(kind, name)} was removed"
     if kind == "source":
-        return f"{name} changed (sha256 {old[:4]}… → {new[:4]}…)"
+        return _describe_source(name, old, new)
     if kind in ("deb", "wheel"):
         return f"{_noun(kind, name)} changed ({old.split()[0]} → {new.split()[0]})"
     if kind == "input":
@@ -189,7 +213,8 @@ def changes(
 
 
 def with_source(found: Changes, rel: str, recorded: str | None, now: str) -> Changes:
-    """``found`` with source file ``rel`` compared again: its sha256 is now ``now``."""
+    """``found`` with source file ``rel`` compared again: its component (source_component)
+    is now ``now``."""
     key = f"source:{rel}"
     kept = [entry for entry in found if entry[0] != key]
     if recorded != now:

@@ -211,9 +211,10 @@ def _bring_up_to_date(
     since = racy_since(looked.started_ns)
     racy = []
     for i in edited:
-        rel = paths[i]
+        rel, st = paths[i], now[i]
+        assert st is not None  # an edited file is a regular file (_same_file)
         try:
-            digest = sha256_of(os.path.join(looked.root, rel))
+            digest = verdicts.source_component(sha256_of(os.path.join(looked.root, rel)), st[5])
         except OSError:
             return None  # gone or unreadable since: the full path says what is wrong
         if recent(now[i], since):

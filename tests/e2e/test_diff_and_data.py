@@ -163,3 +163,15 @@ def test_diff_of_a_new_environment_is_one_line(project_copy: Path) -> None:
     assert len(lines) == 1, out
     assert lines[0].startswith("  tools: environment added (")
     assert "Debian packages)" in lines[0]
+
+
+def test_diff_names_a_source_made_executable(project_copy: Path) -> None:
+    """Nix takes a source with its executable bit: the step's derivation changes."""
+    commit(project_copy, "base")
+    source = project_copy / "src/prepare.py"
+    source.chmod(source.stat().st_mode | 0o100)
+    out = reproflake("diff", cwd=project_copy).stdout
+    assert "prepare: src/prepare.py became executable" in out
+    commit(project_copy, "executable")  # git keeps the bit: 100755
+    doc = json.loads(reproflake("diff", "HEAD~1", "HEAD", "--json", cwd=project_copy).stdout)
+    assert sorted(doc["affected_steps"]) == ["fit", "prepare", "report"]

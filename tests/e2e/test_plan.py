@@ -47,6 +47,11 @@ def comment_only(root: Path) -> None:
         f.write(f"# a comment changes the script, not its output ({uuid.uuid4()})\n")
 
 
+def make_executable(root: Path) -> None:
+    path = root / "src/prepare.py"
+    path.chmod(path.stat().st_mode | 0o100)  # the bytes as they were
+
+
 def edit_data(root: Path) -> None:
     with open(root / "data/measurements.csv", "a") as f:
         f.write(unique_row())
@@ -75,6 +80,8 @@ EDITS = {
     # edit: (steps that must build, steps Nix must build)
     "source file": (edit_source, {"prepare"}, {"prepare", "fit", "report"}),
     "comment only (early cutoff)": (comment_only, {"prepare"}, {"prepare"}),
+    # Nix takes a source with its executable bit: another derivation, the same output.
+    "source made executable (early cutoff)": (make_executable, {"prepare"}, {"prepare"}),
     "data input": (edit_data, {"prepare"}, {"prepare", "fit", "report"}),
     "variable": (edit_variable, {"fit"}, {"fit", "report"}),
     "debian package added": (

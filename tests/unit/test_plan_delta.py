@@ -656,3 +656,18 @@ def test_a_source_edited_during_the_full_plan_is_told_by_the_next(
     how, printed, _ = planned(built)
     assert how == DELTA and "a: will build — src/a.sh changed" in printed[0]
     assert agrees(built) == RECORD
+
+
+def test_a_source_made_executable_will_build_and_one_made_group_writable_not(
+    built: Path, nix: FakeNix
+) -> None:
+    """Nix takes a source with its executable bit (nothing else of its mode)."""
+    planned(built)
+    source = built / "src" / "a.sh"
+    source.chmod(0o664)
+    how, printed, _ = planned(built)
+    assert how == FULL and printed[-1].startswith("summary: 0 will build")
+    source.chmod(0o755)
+    how, printed, _ = planned(built)
+    assert how == FULL
+    assert printed[0].splitlines()[0] == "a: will build — src/a.sh became executable"

@@ -141,3 +141,31 @@ def test_a_pinned_gpu_profile_reaches_nix_and_the_plan_through_hardware(
     assert d["systemFeatures"] == ["gpu-nvidia", f"gpu-profile-{digest}"]
     prints = [own_components(sp, lock, FACTS, "s", _hash) for sp in (gpu, pinned, other)]
     assert prints[0]["hardware"] != prints[1]["hardware"] != prints[2]["hardware"]
+
+
+def test_a_sources_executable_bit_is_in_its_component_and_nothing_else_of_its_mode(
+    tmp_path: Path,
+) -> None:
+    """Nix copies a source into the store as a NAR: its bytes and whether its owner may
+    execute it. `chmod +x` makes another derivation, so another component; `chmod g+w`
+    neither (tests/e2e/test_plan.py has Nix build it)."""
+    from reproflake.fingerprint import working_tree_source
+    from reproflake.verdicts import describe
+
+    path = tmp_path / "a.sh"
+    path.write_text("echo a\n")
+    path.chmod(0o644)
+    plain = working_tree_source(tmp_path, "a.sh")
+    assert plain == hashlib.sha256(b"echo a\n").hexdigest()
+    path.chmod(0o664)
+    assert working_tree_source(tmp_path, "a.sh") == plain
+    path.chmod(0o744)
+    executable = working_tree_source(tmp_path, "a.sh")
+    assert executable != plain
+    assert describe("source:a.sh", plain, executable) == "a.sh became executable"
+    assert describe("source:a.sh", executable, plain) == "a.sh is no longer executable"
+    path.write_text("echo b\n")
+    changed = working_tree_source(tmp_path, "a.sh")
+    assert describe("source:a.sh", plain, changed) == (
+        f"a.sh changed (sha256 {plain[:4]}… → {changed[:4]}…) and became executable"
+    )
