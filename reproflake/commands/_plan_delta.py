@@ -65,17 +65,12 @@ def keep(
     kinds: str,
     stats: Sequence[Stat],
     racy: Sequence[int],
-    req: str,
     events: Sequence[Event],
     seen: Consulted,
 ) -> None:
-    """Write the record of the plan's steps beside the answer whose identity is ``base``."""
+    """Write the record of the plan's steps beside the answer whose identity is ``base``
+    (which keeps, under "wanted", the steps each form and selection printed)."""
     assert seen.assessed is not None
-    old = load(p.root, STEPS_RECORD)
-    wanted: dict[str, list[str] | None] = {}
-    if old is not None and old.get("base") == base and isinstance(old.get("wanted"), dict):
-        wanted = {k: v for k, v in old["wanted"].items() if k != req}
-    wanted[req] = seen.wanted
     steps: dict[str, list[Any]] = {}
     sources: dict[str, dict[str, str | None]] = {}
     for step, a in seen.assessed.items():
@@ -94,7 +89,6 @@ def keep(
         "hardware": sorted(s for s, step in p.spec.steps.items() if step.hardware is not None),
         "steps": steps,
         "sources": dict(sorted(sources.items())),
-        "wanted": dict(sorted(wanted.items())),
     }
     _write(p.root, doc)
 
@@ -131,11 +125,11 @@ def update(
 ) -> bool:
     """Print the plan for ``req`` brought up to date from the record, and record it; False
     (and nothing printed) when it must be computed in full."""
+    wanted = looked.doc.get("wanted")
+    if not isinstance(wanted, dict) or req not in wanted:
+        return False
     steps_doc = load(looked.root, STEPS_RECORD)
     if steps_doc is None:
-        return False
-    wanted = steps_doc.get("wanted")
-    if not isinstance(wanted, dict) or req not in wanted:
         return False
     found = _current(looked, steps_doc)
     if found is None:

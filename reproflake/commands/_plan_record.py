@@ -403,7 +403,7 @@ def remember(
     }
     old = load(root)
     answers: dict[str, list[Event]] = {}
-    same = ("answers", "steps_record")
+    same = ("answers", "steps_record", "wanted")
     if old is not None and {k: v for k, v in old.items() if k not in same} == doc:
         # The same state: keep other forms' answers (a few: each is read at every check).
         kept = sorted(k for k in old.get("answers", {}) if k != req)[: MAX_ANSWERS - 1]
@@ -414,7 +414,19 @@ def remember(
         from reproflake.commands import _plan_delta
 
         doc["steps_record"] = identity(doc)
-        _plan_delta.keep(p, doc["steps_record"], kinds, stats, racy, req, events, seen)
+        # The steps each form and selection printed, for as long as the steps' record
+        # is this state's (they follow from the spec alone).
+        wanted = old.get("wanted") if old is not None else None
+        if (
+            not isinstance(wanted, dict)
+            or old is None
+            or old.get("steps_record") != doc["steps_record"]
+        ):
+            wanted = {}
+        wanted = {k: v for k, v in wanted.items() if k != req}
+        wanted[req] = seen.wanted
+        doc["wanted"] = dict(sorted(wanted.items()))
+        _plan_delta.keep(p, doc["steps_record"], kinds, stats, racy, events, seen)
     write(root, doc)
     return True
 
