@@ -13,6 +13,12 @@ DIGEST_LIMIT), the reproflake library, the derivations built and their outputs.
   and must answer with the same outputs; then the stamp takes the new times.
 - Anything else takes the full path, where the flake is regenerated and Nix decides.
 
+A file changed within RACY_NS of the snapshot (or of a confirmation's new times) may
+change again within its file system clock's tick and keep its stat: its times are kept
+as RACY, which no stat equals, so the next build compares its bytes (the second case) or,
+for a file without a digest, takes the full path. (Git's index treats such "racily
+clean" entries the same way.)
+
 Deliberately light: no spec parsing, no git, and Nix only in the second case.
 """
 
@@ -22,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,7 @@ from typing import Any
 from reproflake import __version__
 from reproflake._globs import match_files
 from reproflake._paths import PACKAGE, data_dir
+from reproflake.digests import RACY_NS
 from reproflake.fsutil import write_atomic
 
 STAMP = Path(".reproflake/cache/stamp.json")
@@ -38,6 +46,7 @@ GENERATED = ("flake.nix", "flake.lock", ".reproflake/build.json", ".reproflake/s
 # the full path; larger ones (data) are compared by stat only, as hashing costs time.
 DIGEST_LIMIT = 1 << 20
 SIZE, MTIME, CTIME, INODE, DEVICE, MODE = range(6)
+RACY = -1  # in place of a recent file's times: see the module's docstring
 
 
 def _digest(path: Path) -> str | None:
@@ -55,6 +64,14 @@ def _stat(root: Path, rel: str) -> list[int] | None:
     # As git's index does: ctime and the device too. A tool can restore an mtime after
     # rewriting a file with the same size; only the kernel sets ctime.
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode]
+
+
+def _kept(st: list[int] | None, since: int) -> list[int] | None:
+    """A stat as the stamp keeps it: with its times as RACY if it changed at or after
+    ``since``."""
+    if st is not None and (st[MTIME] >= since or st[CTIME] >= since):
+        return [*st[:MTIME], RACY, RACY, *st[INODE:]]
+    return st
 
 
 def _file_digest(root: Path, rel: str, st: list[int] | None) -> str | None:
@@ -110,6 +127,7 @@ def snapshot(
     """Everything a build reads, taken *before* Nix reads it: an edit made while the
     build runs then differs from the stamp, and the next build asks Nix again.
     ``globs``: what the command already matched (each pattern is walked once)."""
+    since = time.time_ns() - RACY_NS
     known = globs or {}
     globs = {
         p: list(known[p]) if p in known else match_files(root, p) for p in sorted(set(patterns))
@@ -122,7 +140,7 @@ def snapshot(
         "spec": _digest(root / "reproflake.toml"),
         "lock": _digest(root / "reproflake.lock"),
         "globs": globs,
-        "files": stats,
+        "files": {f: _kept(st, since) for f, st in stats.items()},
         "digests": {f: d for f, d in digests.items() if d is not None},
     }
 
@@ -240,6 +258,7 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
     )
     if root is None:
         return False  # the full path explains the problem
+    since = time.time_ns() - RACY_NS  # before the bytes are compared
     entry, touched = check(root, steps)
     if entry is None:
         return False
@@ -247,7 +266,7 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
         if not _confirm(root, entry):
             return False
         # The same bytes at new times: the stamp takes the times, so the next build is quiet.
-        entry["files"] = {f: _stat(root, f) for f in entry["files"]}
+        entry["files"] = {f: _kept(_stat(root, f), since) for f in entry["files"]}
         stamp = _load(root)
         stamp["requests"][_key(steps)] = entry
         write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from conftest import git, needs_nix, raw_nix_build, reproflake
 
+from reproflake.digests import RACY_NS
+
 pytestmark = needs_nix
 
 STEPS = ("prepare", "fit", "report")
@@ -167,6 +169,9 @@ def test_noop_answer_notices_every_kind_of_change(project_copy: Path) -> None:
     """A no-op build is answered without Nix; any change that matters takes the full path."""
     spec = project_copy / "reproflake.toml"
     spec.write_text(spec.read_text().replace('sources = ["src/fit.py"]', 'sources = ["src/*.py"]'))
+    # The copy's files are new: a file changed within RACY_NS of the build is compared by
+    # its bytes at the next build, which asks Nix to confirm (tests/unit/test_noop.py).
+    time.sleep(RACY_NS / 1e9 + 0.2)
     reproflake("build", cwd=project_copy)
     quiet = reproflake("build", cwd=project_copy, env={"REPROFLAKE_VERBOSE": "1"})
     assert "+ nix" not in quiet.stderr  # answered from the stamp

@@ -15,8 +15,10 @@ DRV = "/nix/store/" + "d" * 32 + "-reproflake-step-a.drv"
 
 
 @pytest.fixture
-def built(tmp_path: Path) -> Path:
-    """A project as a successful build leaves it: stamp, results link, output present."""
+def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project as a successful build leaves it: stamp, results link, output present.
+    Its files count as quiet (the window for recent ones is tested on its own below)."""
+    monkeypatch.setattr(_noop, "RACY_NS", 0)
     root = tmp_path / "proj"
     (root / "src").mkdir(parents=True)
     (root / "reproflake.toml").write_text("[project]\n")
@@ -33,9 +35,10 @@ def built(tmp_path: Path) -> Path:
 
 
 def later(path: Path) -> None:
-    """A new time, the same bytes (what `touch` or a checkout of the same content does)."""
+    """A new time, the same bytes (what `touch` or a checkout of the same content does).
+    Set in the past: a time in the future is still to come, so racy (see below)."""
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))
 
 
 def test_nothing_changed_needs_no_nix(built: Path) -> None:
@@ -113,3 +116,30 @@ def test_a_same_size_rewrite_with_the_mtime_restored_takes_the_full_path(
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     assert _noop.check(built, []) == (None, [])
+
+
+def test_files_changed_just_before_the_stamp_are_compared_by_their_bytes(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Racy: a file written in the clock tick of the snapshot may change again in that tick
+    with the same size and times. The stamp keeps no times for it: the next build compares
+    the bytes (and asks Nix to confirm), or takes the full path for a file too large to
+    have been digested."""
+    monkeypatch.setattr(_noop, "RACY_NS", 60 * 10**9)  # everything is recent
+    entry = json.loads((built / _noop.STAMP).read_text())["requests"]
+    (key,) = entry
+    before = _noop.snapshot(built, ["src/*.py"], [])
+    stats = before["files"]
+    assert stats["src/a.py"][_noop.MTIME] == stats["src/a.py"][_noop.CTIME] == _noop.RACY
+    _noop.record(built, [], before, ["a"], entry[key]["outputs"], {"a": DRV})
+    # Rewritten in the same tick, same size: the stat cannot tell; the bytes do.
+    st = (built / "src" / "a.py").stat()
+    (built / "src" / "a.py").write_text("print(2)\n")
+    os.utime(built / "src" / "a.py", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _noop.check(built, []) == (None, [])
+    (built / "src" / "a.py").write_text("print(1)\n")
+    found, touched = _noop.check(built, [])
+    assert found is not None and touched == ["src/a.py"]  # the same bytes: Nix confirms
+    big = _noop.snapshot(built, [], ["data.bin"])
+    _noop.record(built, [], big, ["a"], entry[key]["outputs"], {"a": DRV})
+    assert _noop.check(built, []) == (None, [])  # no digest to compare: the full path
