@@ -66,9 +66,12 @@ def _stat(root: Path, rel: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode]
 
 
-def _kept(st: list[int] | None, since: int) -> list[int] | None:
+def _kept(rel: str, st: list[int] | None, since: int) -> list[int] | None:
     """A stat as the stamp keeps it: with its times as RACY if it changed at or after
-    ``since``."""
+    ``since``. Not the generated files: reproflake itself writes them (whole, by rename)
+    just before the snapshot, and nothing else is meant to."""
+    if rel in GENERATED:
+        return st
     if st is not None and (st[MTIME] >= since or st[CTIME] >= since):
         return [*st[:MTIME], RACY, RACY, *st[INODE:]]
     return st
@@ -140,7 +143,7 @@ def snapshot(
         "spec": _digest(root / "reproflake.toml"),
         "lock": _digest(root / "reproflake.lock"),
         "globs": globs,
-        "files": {f: _kept(st, since) for f, st in stats.items()},
+        "files": {f: _kept(f, st, since) for f, st in stats.items()},
         "digests": {f: d for f, d in digests.items() if d is not None},
     }
 
@@ -266,7 +269,7 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
         if not _confirm(root, entry):
             return False
         # The same bytes at new times: the stamp takes the times, so the next build is quiet.
-        entry["files"] = {f: _kept(_stat(root, f), since) for f in entry["files"]}
+        entry["files"] = {f: _kept(f, _stat(root, f), since) for f in entry["files"]}
         stamp = _load(root)
         stamp["requests"][_key(steps)] = entry
         write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")

@@ -128,9 +128,12 @@ def test_files_changed_just_before_the_stamp_are_compared_by_their_bytes(
     monkeypatch.setattr(_noop, "RACY_NS", 60 * 10**9)  # everything is recent
     entry = json.loads((built / _noop.STAMP).read_text())["requests"]
     (key,) = entry
+    (built / "flake.nix").write_text("{ }\n")
     before = _noop.snapshot(built, ["src/*.py"], [])
     stats = before["files"]
     assert stats["src/a.py"][_noop.MTIME] == stats["src/a.py"][_noop.CTIME] == _noop.RACY
+    # What reproflake itself just generated keeps its times: nothing else writes it.
+    assert stats["flake.nix"] is not None and stats["flake.nix"][_noop.MTIME] != _noop.RACY
     _noop.record(built, [], before, ["a"], entry[key]["outputs"], {"a": DRV})
     # Rewritten in the same tick, same size: the stat cannot tell; the bytes do.
     st = (built / "src" / "a.py").stat()
