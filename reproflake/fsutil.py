@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TypeVar
@@ -31,10 +32,16 @@ def project_tmp(root: Path) -> Path:
     return tmp
 
 
+# What write_atomic's temporary files are called: ".NAME.PID.RANDOM.tmp", RANDOM being the
+# 8 characters tempfile.mkstemp draws (lowercase letters, digits, "_").
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[a-z0-9_]{8}\.tmp\Z")
+
+
 def sweep_temporaries(root: Path) -> None:
     """Remove temporary files a killed reproflake left: those whose process is gone.
 
-    Each name carries its writer's process id (``.NAME.PID.RANDOM.tmp``)."""
+    Each name carries its writer's process id (TEMPORARY); a file that only looks like one
+    (a shorter random part, no process id) is the user's and stays."""
     places = [root, root / ".reproflake", root / PROJECT_TMP]
     for place in places:
         try:
@@ -42,11 +49,8 @@ def sweep_temporaries(root: Path) -> None:
         except OSError:
             continue
         for name in names:
-            parts = name.split(".")
-            if not (name.startswith(".") and name.endswith(".tmp") and len(parts) >= 5):
-                continue
-            pid = parts[-3]
-            if pid.isdigit() and not _alive(int(pid)):
+            found = TEMPORARY.match(name)
+            if found is not None and not _alive(int(found["pid"])):
                 with contextlib.suppress(OSError):
                     os.unlink(place / name)
 

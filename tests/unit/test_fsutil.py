@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,17 +70,24 @@ def test_leftovers_of_killed_runs_are_swept(tmp_path: Path) -> None:
     dead.wait()
     tmp = fsutil.project_tmp(tmp_path)
     left = [
-        tmp_path / f".reproflake.lock.{dead.pid}.abc123.tmp",
-        tmp_path / ".reproflake" / f".build.json.{dead.pid}.k_9x.tmp",
-        tmp / f".reproflake.lock.{dead.pid}.zz.tmp",
+        tmp_path / f".reproflake.lock.{dead.pid}.abc12_x9.tmp",
+        tmp_path / ".reproflake" / f".build.json.{dead.pid}.k_9xqqqq.tmp",
+        tmp / f".reproflake.lock.{dead.pid}.zzzzzzzz.tmp",
     ]
-    live = tmp / f".reproflake.lock.{os.getpid()}.zz.tmp"  # a run still writing
-    mine = tmp_path / ".notes.tmp"  # not ours: no pid in its name
-    for path in [*left, live, mine]:
+    live = tmp / f".reproflake.lock.{os.getpid()}.zzzzzzzz.tmp"  # a run still writing
+    mine = [
+        tmp_path / ".notes.tmp",  # not ours: no pid in its name
+        tmp_path / f".data.{dead.pid}.v2.tmp",  # the user's, however like ours it looks
+        tmp_path / f".data.{dead.pid}.ABCDEFGH.tmp",
+    ]
+    for path in [*left, live, *mine]:
         path.write_text("x")
     fsutil.sweep_temporaries(tmp_path)
     assert [p for p in left if p.exists()] == []
-    assert live.exists() and mine.exists()
+    assert live.exists() and all(p.exists() for p in mine)
+    # What write_atomic itself leaves is what the sweep knows.
+    name = Path(tempfile.mkstemp(dir=tmp_path, prefix=f".x.{dead.pid}.", suffix=".tmp")[1]).name
+    assert fsutil.TEMPORARY.match(name)
 
 
 def test_new_link_is_made(tmp_path: Path) -> None:
