@@ -14,8 +14,9 @@ is not). So the reference is the earlier of the two clocks. The file system's is
 git reads it from its index file's mtime: :func:`behind_ns` touches a small file in the
 project's cache (``os.utime(path, None)``: on NFS the server sets the time) and reads its
 mtime back. That is a write: the quiet paths, which must work in a read-only checkout,
-read the clock only when they have something to keep, and a project that cannot be
-written is judged by this machine's clock alone (a read-only checkout is not edited).
+read the clock only when they have something to keep. Where the clock file cannot be
+touched (a read-only checkout, another user's file), this machine's clock is the only one
+there is, and is used alone, as it always was.
 """
 
 from __future__ import annotations
