@@ -18,7 +18,7 @@ time of `reproflake plan` is timed (median of --runs after one warm-up) in two s
 Each state is timed two ways: computed (the plan's record, .reproflake/cache/plan.json,
 removed first: the full path, which then writes the record again) and answered from the
 record (checked: it was there and was not rewritten). A plan is recorded only when what
-it read has been quiet for reproflake.digests.RACY_NS, so the bench waits that long after
+it read has been quiet for reproflake.fsclock.RACY_NS, so the bench waits that long after
 writing the project or the records.
 
 Then one source file in the middle (step N//2) is edited and the plan must report
@@ -227,7 +227,7 @@ def plan_recorded(root: Path, expect: tuple[int, int, int]) -> float:
 
 def quiet() -> None:
     """A plan is recorded only when what it read has not changed for RACY_NS."""
-    from reproflake.digests import RACY_NS
+    from reproflake.fsclock import RACY_NS
 
     time.sleep(RACY_NS / 1e9 + 0.2)
 

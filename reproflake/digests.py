@@ -7,7 +7,8 @@ file whose size, mtime, ctime, inode and device are all unchanged has the same b
 shows), and its remembered digest is used instead.
 
 A digest is remembered only when the file's times are older than RACY_NS at the moment
-it is hashed: a file written in the same instant as it is hashed could change again
+it is hashed, on the earlier of this machine's clock and the project's file system's
+(fsclock.py): a file written in the same instant as it is hashed could change again
 without its times changing (git's "racily clean" entries). The cache lives in the
 user's cache directory, one file per project path, never in the project: a copy of
 someone else's project brings no digests with it.
@@ -19,14 +20,13 @@ import contextlib
 import hashlib
 import os
 import pickle
-import time
 from pathlib import Path
 
 from reproflake._paths import user_cache_dir
+from reproflake.fsclock import Clock, recent
 from reproflake.fsutil import read_cache, write_atomic
 from reproflake.verdicts import source_component
 
-RACY_NS = 2_000_000_000
 VERSION = 1
 
 # rel → (size, mtime_ns, ctime_ns, inode, device, sha256 hex)
@@ -50,6 +50,7 @@ class SourceDigests:
         loaded = read_cache(self.file, dict)
         self.entries: dict[str, Entry] = loaded if loaded is not None else {}
         self.dirty = False
+        self.clock = Clock(Path(root))  # read at the first file hashed, if any
 
     def __call__(self, rel: str) -> str:
         full = os.path.join(self.root, rel)
@@ -64,7 +65,7 @@ class SourceDigests:
         ):
             return source_component(entry[5], st.st_mode)
         digest = sha256_of(full)
-        if max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - RACY_NS:
+        if not recent(self.clock.since(), st.st_mtime_ns, st.st_ctime_ns):
             self.entries[rel] = (
                 st.st_size,
                 st.st_mtime_ns,

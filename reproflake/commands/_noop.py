@@ -17,7 +17,9 @@ A file changed within RACY_NS of the snapshot (or of a confirmation's new times)
 change again within its file system clock's tick and keep its stat: its times are kept
 as RACY, which no stat equals, so the next build compares its bytes (the second case) or,
 for a file without a digest, takes the full path. (Git's index treats such "racily
-clean" entries the same way.)
+clean" entries the same way.) The window is measured on the earlier of this machine's
+clock and the project's file system's (fsclock.py), read only when a stamp is written:
+the quiet answer writes nothing.
 
 Deliberately light: no spec parsing, no git, and Nix only in the second case.
 """
@@ -36,7 +38,7 @@ from typing import Any
 from reproflake import __version__
 from reproflake._globs import match_files
 from reproflake._paths import PACKAGE, data_dir
-from reproflake.digests import RACY_NS
+from reproflake.fsclock import Clock, recent
 from reproflake.fsutil import write_atomic
 
 STAMP = Path(".reproflake/cache/stamp.json")
@@ -72,7 +74,7 @@ def _kept(rel: str, st: list[int] | None, since: int) -> list[int] | None:
     just before the snapshot, and nothing else is meant to."""
     if rel in GENERATED:
         return st
-    if st is not None and (st[MTIME] >= since or st[CTIME] >= since):
+    if st is not None and recent(since, st[MTIME], st[CTIME]):
         return [*st[:MTIME], RACY, RACY, *st[INODE:]]
     return st
 
@@ -130,7 +132,7 @@ def snapshot(
     """Everything a build reads, taken *before* Nix reads it: an edit made while the
     build runs then differs from the stamp, and the next build asks Nix again.
     ``globs``: what the command already matched (each pattern is walked once)."""
-    since = time.time_ns() - RACY_NS
+    since = Clock(root).since()
     known = globs or {}
     globs = {
         p: list(known[p]) if p in known else match_files(root, p) for p in sorted(set(patterns))
@@ -261,7 +263,7 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
     )
     if root is None:
         return False  # the full path explains the problem
-    since = time.time_ns() - RACY_NS  # before the bytes are compared
+    started = time.time_ns()  # before the bytes are compared
     entry, touched = check(root, steps)
     if entry is None:
         return False
@@ -269,6 +271,8 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
         if not _confirm(root, entry):
             return False
         # The same bytes at new times: the stamp takes the times, so the next build is quiet.
+        # (The file system's clock is read only now that the stamp is written again.)
+        since = Clock(root).since(started)
         entry["files"] = {f: _kept(f, _stat(root, f), since) for f in entry["files"]}
         stamp = _load(root)
         stamp["requests"][_key(steps)] = entry

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reproflake import verdicts
+from reproflake import fsclock, verdicts
 from reproflake.commands._plan_record import (
     PARENT,
     SOURCE,
@@ -42,7 +42,6 @@ from reproflake.commands._plan_record import (
     Looked,
     Stat,
     load,
-    racy_since,
     recent,
     stats_digest,
     store_holds,
@@ -134,7 +133,12 @@ def update(
     found = _current(looked, steps_doc)
     if found is None:
         return False
-    plans, racy = found
+    plans, edited = found
+    # An edited file changed within RACY_NS of the look (on the earlier of the two clocks,
+    # the file system's read only now: the quiet answer writes nothing) may change again
+    # within its clock's tick: kept as racy, hashed again next time.
+    since = fsclock.Clock(looked.root).since(looked.started_ns) if edited else 0
+    racy = [i for i in edited if recent(looked.stats[i], since)]
     try:
         chosen = wanted[req]
         order = steps_doc["order"] if chosen is None else chosen
@@ -173,7 +177,8 @@ def current(looked: Looked, log: Callable[[str], None]) -> dict[str, verdicts.St
 def _current(
     looked: Looked, steps_doc: dict[str, Any]
 ) -> tuple[dict[str, verdicts.StepPlan], list[int]] | None:
-    """The verdicts now and the racy paths, or None; a record of another shape is None."""
+    """The verdicts now and the paths edited since the full plan (hashed again), or None;
+    a record of another shape is None."""
     try:
         return _bring_up_to_date(looked, steps_doc)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
@@ -202,8 +207,6 @@ def _bring_up_to_date(
             return None
     assessed = {step: _assessment(row) for step, row in steps_doc["steps"].items()}
     sources: dict[str, dict[str, str | None]] = steps_doc["sources"]
-    since = racy_since(looked.started_ns)
-    racy = []
     for i in edited:
         rel, st = paths[i], now[i]
         assert st is not None  # an edited file is a regular file (_same_file)
@@ -211,8 +214,6 @@ def _bring_up_to_date(
             digest = verdicts.source_component(sha256_of(os.path.join(looked.root, rel)), st[5])
         except OSError:
             return None  # gone or unreadable since: the full path says what is wrong
-        if recent(now[i], since):
-            racy.append(i)  # may change again within its clock's tick: hashed again next time
         for step, recorded in sources.get(rel, {}).items():
             a = assessed[step]
             changed = verdicts.with_source(a.changes, rel, recorded, digest)
@@ -220,7 +221,7 @@ def _bring_up_to_date(
     plans = verdicts.decide(steps_doc["order"], steps_doc["needs"], assessed)
     if any(plans[s].status != verdicts.BUILT for s in steps_doc["hardware"]):
         return None  # the hardware gate decides such a step: the full path asks it
-    return plans, racy
+    return plans, edited
 
 
 NO_CHANGES: verdicts.Changes = ()

@@ -36,6 +36,9 @@ kernel sets ctime, so a tool that restores an mtime after rewriting a file still
 A record is written only when every path was quiet for RACY_NS before the plan started:
 a file changed during the plan (or in the same tick of the file system's clock) has
 times that fall in that window, and its record would describe bytes the plan never read.
+The window ends when the plan started on the earlier of this machine's clock and the
+project's file system's (fsclock.py: a network file system's server may run behind), read
+only when a plan is computed, never when one is answered from its record.
 
 The check is light by design: no spec parsing, no git, no Nix, a few imports.
 """
@@ -54,9 +57,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reproflake import fsclock
 from reproflake._paths import SPEC_FILE
 from reproflake.commands import _noop
-from reproflake.digests import RACY_NS
 from reproflake.fsutil import write_atomic
 
 if TYPE_CHECKING:  # the writer's types; the check imports none of them
@@ -179,7 +182,9 @@ class Looked:
     root: Path
     doc: dict[str, Any]
     stats: list[Stat]
-    started_ns: int  # before the first stat: a path changed since is racy (see remember)
+    # This machine's time before the first stat: a path changed since is racy (see
+    # remember). The file system's clock is not read here: answering writes nothing.
+    started_ns: int
 
 
 def look(start: Path) -> Looked | None:
@@ -332,17 +337,11 @@ def _racy(stats: Iterable[Stat], since: int) -> bool:
     return any(recent(st, since) for st in stats)
 
 
-def racy_since(started_ns: int) -> int:
-    """The time from which a change may have gone unseen by a plan that began at
-    ``started_ns``: its file system's clock may not have ticked since."""
-    return started_ns - RACY_NS
-
-
 def recent(st: Stat, since: int) -> bool:
+    """Whether a path (or a link's target) changed at or after ``since`` (fsclock.recent)."""
     if st is None:
         return False
-    times = st[1:3] + (st[7:9] if len(st) > 7 else [])
-    return any(t >= since for t in times)
+    return fsclock.recent(since, *st[1:3], *(st[7:9] if len(st) > 7 else ()))
 
 
 RACY = "racy"  # in place of a stat: the next plan reads the file again, whatever its stat
@@ -368,7 +367,8 @@ def remember(
 ) -> bool:
     """Keep the answer to ``req`` if its every input can be checked next time; whether it was.
 
-    ``started_ns``: the time (time.time_ns) before the plan read anything. A source file
+    ``started_ns``: this machine's time (time.time_ns) before the plan read anything,
+    taken back by as much as the project's file system's clock runs behind. A source file
     changed since then (an edit, as likely as not) is kept as racy: the next plan hashes
     it again, and brings the plan up to date (_plan_delta). Any other recent path, and
     the answer is not kept."""
@@ -377,7 +377,7 @@ def remember(
     if any(s.hardware is not None and s.hardware.pin_profile for s in p.spec.steps.values()):
         return False  # a pinned profile may come from this machine's probe
     root = p.root
-    since = racy_since(started_ns)
+    since = fsclock.Clock(root).since(started_ns)
     if _racy([stat_of(str(root / SPEC_FILE)), stat_of(str(root / LOCK_FILE))], since):
         return False
     paths, kinds = watched(p)

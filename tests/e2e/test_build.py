@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import git, needs_nix, raw_nix_build, reproflake
 
-from reproflake.digests import RACY_NS
+from reproflake.fsclock import RACY_NS
 
 pytestmark = needs_nix
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_nix, reproflake
 
-from reproflake.digests import RACY_NS
+from reproflake.fsclock import RACY_NS
 
 pytestmark = needs_nix
 

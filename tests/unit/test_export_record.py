@@ -8,6 +8,7 @@ from typing import cast
 
 import pytest
 
+from reproflake import fsclock
 from reproflake.artifacts.recipe import Recipe, Resolved
 from reproflake.commands import _image_stamp as stamp
 from reproflake.commands import _noop
@@ -16,7 +17,7 @@ from reproflake.commands import _noop
 @pytest.fixture
 def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, stamp.Built]:
     # The files count as quiet: a recent one is compared by its bytes (tests/unit/test_noop.py).
-    monkeypatch.setattr(_noop, "RACY_NS", 0)
+    monkeypatch.setattr(fsclock, "RACY_NS", 0)
     root = tmp_path / "proj"
     (root / "src").mkdir(parents=True)
     (root / "reproflake.toml").write_text("[project]\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproflake import _proc
+from reproflake import _proc, fsclock
 from reproflake.commands import _noop
 
 DRV = "/nix/store/" + "d" * 32 + "-reproflake-step-a.drv"
@@ -18,7 +18,7 @@ DRV = "/nix/store/" + "d" * 32 + "-reproflake-step-a.drv"
 def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project as a successful build leaves it: stamp, results link, output present.
     Its files count as quiet (the window for recent ones is tested on its own below)."""
-    monkeypatch.setattr(_noop, "RACY_NS", 0)
+    monkeypatch.setattr(fsclock, "RACY_NS", 0)
     root = tmp_path / "proj"
     (root / "src").mkdir(parents=True)
     (root / "reproflake.toml").write_text("[project]\n")
@@ -125,7 +125,7 @@ def test_files_changed_just_before_the_stamp_are_compared_by_their_bytes(
     with the same size and times. The stamp keeps no times for it: the next build compares
     the bytes (and asks Nix to confirm), or takes the full path for a file too large to
     have been digested."""
-    monkeypatch.setattr(_noop, "RACY_NS", 60 * 10**9)  # everything is recent
+    monkeypatch.setattr(fsclock, "RACY_NS", 60 * 10**9)  # everything is recent
     entry = json.loads((built / _noop.STAMP).read_text())["requests"]
     (key,) = entry
     (built / "flake.nix").write_text("{ }\n")

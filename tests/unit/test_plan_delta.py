@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from reproflake import _proc
+from reproflake import _proc, fsclock
 from reproflake.commands import _plan_delta, _plan_record, graph, plan
 from reproflake.commands._plan import compute
 from reproflake.commands._project import load_project
@@ -167,7 +167,7 @@ def test_a_source_changed_while_planning_is_hashed_again(
     planned(built)
     source = built / "src" / "a.sh"
     write_same_size(source)
-    monkeypatch.setattr(_plan_record, "RACY_NS", 60 * 10**9)  # every edit is recent
+    monkeypatch.setattr(fsclock, "RACY_NS", 60 * 10**9)  # every edit is recent
     assert planned(built)[0] == DELTA
     # Nothing changed since, but the file may have, within its clock's tick: read again.
     assert planned(built)[0] == DELTA
@@ -175,7 +175,7 @@ def test_a_source_changed_while_planning_is_hashed_again(
     before = source.stat()
     source.write_text(source.read_text().replace("X", "Y"))
     os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
-    monkeypatch.setattr(_plan_record, "RACY_NS", 0)  # quiet from now on
+    monkeypatch.setattr(fsclock, "RACY_NS", 0)  # quiet from now on
     how, printed, logged = planned(built)
     assert how == DELTA and "a: will build — src/a.sh changed" in printed[0]
     assert planned(built) == (RECORD, printed, logged)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reproflake import _proc, planner, state
+from reproflake import _proc, fsclock, planner, state
 from reproflake.commands import _noop, _plan_record, plan
 from reproflake.commands._project import load_project
 from reproflake.lock import model
@@ -82,7 +82,7 @@ def fake_nix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeNix:
     monkeypatch.setenv("NIX_STATE_DIR", str(state_dir))
     # Files made by the fixtures count as quiet: the window for changes made during a plan
     # is tested on its own below.
-    monkeypatch.setattr(_plan_record, "RACY_NS", 0)
+    monkeypatch.setattr(fsclock, "RACY_NS", 0)
     return fake
 
 
@@ -360,7 +360,7 @@ def test_recent_files_wait_for_the_racy_window(
 ) -> None:
     """A file changed within RACY_NS of the plan may still change in the same tick of the
     file system's clock: no record until the project has been quiet that long."""
-    monkeypatch.setattr(_plan_record, "RACY_NS", 60 * 10**9)
+    monkeypatch.setattr(fsclock, "RACY_NS", 60 * 10**9)
     run_plan(built)
     assert not (built / _plan_record.RECORD).exists()
 
