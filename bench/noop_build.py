@@ -32,7 +32,7 @@ from typing import Any
 
 import _common as c
 
-from reproflake.digests import RACY_NS
+from reproflake.fsclock import RACY_NS
 
 NAME = "noop_build"
 TARGET = 1.5
