@@ -80,12 +80,22 @@ def _kept(rel: str, st: list[int] | None, since: int) -> list[int] | None:
 
 
 def _file_digest(root: Path, rel: str, st: list[int] | None) -> str | None:
-    """sha256 of a regular file no larger than DIGEST_LIMIT (else None)."""
+    """What a path holds, as a digest: the sha256 of a regular file no larger than
+    DIGEST_LIMIT, or of a directory's sorted entry names (the entries are watched on their
+    own); None for anything else."""
     import stat
 
-    if st is None or not stat.S_ISREG(st[MODE]) or st[SIZE] > DIGEST_LIMIT:
+    if st is None or (stat.S_ISREG(st[MODE]) and st[SIZE] > DIGEST_LIMIT):
         return None
-    return _digest(root / rel)
+    if stat.S_ISREG(st[MODE]):
+        return _digest(root / rel)
+    if stat.S_ISDIR(st[MODE]):
+        try:
+            names = sorted(os.listdir(root / rel))
+        except OSError:
+            return None
+        return "entries " + hashlib.sha256("\0".join(names).encode()).hexdigest()
+    return None
 
 
 def _walk(root: Path, rel: str) -> Iterable[str]:
@@ -176,12 +186,37 @@ def _load(root: Path) -> dict[str, Any]:
 
 
 def holds(root: Path, snap: dict[str, Any]) -> bool:
-    """Whether a :func:`snapshot` taken earlier still describes the project."""
+    """Whether a :func:`snapshot` taken earlier still describes the project: every file's
+    stat as recorded, or, for a file kept without its times (RACY), its bytes."""
     if snap["spec"] != _digest(root / SPEC) or snap["lock"] != _digest(root / "reproflake.lock"):
         return False
     if _globs(root, snap["globs"]) != snap["globs"]:
         return False
-    return all(_stat(root, rel) == st for rel, st in snap["files"].items())
+    digests = snap.get("digests", {})
+    for rel, recorded in snap["files"].items():
+        now = _stat(root, rel)
+        if now == recorded:
+            continue
+        if recorded is None or recorded[MTIME] != RACY:
+            return False
+        if not _same_bytes(root, rel, recorded, now, digests.get(rel)):
+            return False
+    return True
+
+
+def _same_bytes(
+    root: Path, rel: str, recorded: list[int] | None, now: list[int] | None, digest: str | None
+) -> bool:
+    """The same size, mode and digest as recorded (a file too large to have been digested
+    never is): what a path with new times, or kept without them, must show."""
+    return (
+        now is not None
+        and recorded is not None
+        and digest is not None
+        and now[SIZE] == recorded[SIZE]
+        and now[MODE] == recorded[MODE]
+        and _file_digest(root, rel, now) == digest
+    )
 
 
 def tool() -> str:
@@ -210,15 +245,7 @@ def check(root: Path, request: Sequence[str]) -> tuple[dict[str, Any] | None, li
         now = _stat(root, rel)
         if now == recorded:
             continue
-        digest = entry.get("digests", {}).get(rel)
-        if (
-            now is None
-            or recorded is None
-            or digest is None
-            or now[SIZE] != recorded[SIZE]
-            or now[MODE] != recorded[MODE]
-            or _digest(root / rel) != digest
-        ):
+        if not _same_bytes(root, rel, recorded, now, entry.get("digests", {}).get(rel)):
             return None, []
         touched.append(rel)
     for step, path in entry["outputs"].items():

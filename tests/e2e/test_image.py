@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from reproflake.artifacts.validate import check_layout
+from reproflake.fsclock import RACY_NS
 from tests.e2e.conftest import git, raw_nix_build, reproflake
 from tests.e2e.test_hardware_scheduling import fake_gpu_path
 
@@ -206,6 +207,9 @@ def test_a_gpu_step_image_requires_its_cuda(project_copy: Path, tmp_path: Path) 
 
 
 def test_a_second_export_with_nothing_changed_does_no_work(project_copy: Path) -> None:
+    # The copy's files are new: a file changed within RACY_NS of the export is judged by
+    # its bytes later, and a touch alone would not count (tests/unit/test_noop.py).
+    time.sleep(RACY_NS / 1e9 + 0.2)
     first = reproflake("image", "report", cwd=project_copy)
     second = reproflake("image", "report", cwd=project_copy)
     assert "(unchanged)" in second.stdout and "(unchanged)" not in first.stdout
@@ -221,6 +225,7 @@ def test_an_image_removed_or_in_another_format_is_written_without_nix(
     """With nothing changed since the last export, only the image is written: from the
     export's record, not the project, so Nix is not needed (here it is not on PATH).
     The bytes are those the full path writes."""
+    time.sleep(RACY_NS / 1e9 + 0.2)  # quiet files: a touch then counts (see the test above)
     digest = export(project_copy)
     layout = project_copy / "results/report.oci"
     before = _tree(layout)

@@ -146,3 +146,29 @@ def test_files_changed_just_before_the_stamp_are_compared_by_their_bytes(
     big = _noop.snapshot(built, [], ["data.bin"])
     _noop.record(built, [], big, ["a"], entry[key]["outputs"], {"a": DRV})
     assert _noop.check(built, []) == (None, [])  # no digest to compare: the full path
+
+
+def test_a_snapshot_with_racy_files_holds_by_their_bytes_and_entries(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an image export's record asks (`holds`): a path kept without its times holds
+    while its bytes (a file) or its entries' names (a directory) are the same."""
+    (built / "data").mkdir()
+    (built / "data" / "x.csv").write_text("1\n")
+    monkeypatch.setattr(fsclock, "RACY_NS", 60 * 10**9)  # everything is recent
+    snap = _noop.snapshot(built, ["src/*.py"], ["data"])
+    assert snap["files"]["data"][_noop.MTIME] == _noop.RACY
+    assert _noop.holds(built, snap)
+    later(built / "src" / "a.py")  # a new time, the same bytes
+    assert _noop.holds(built, snap)
+    (built / "data" / "y.csv").write_text("2\n")  # a new entry
+    assert not _noop.holds(built, snap)
+    (built / "data" / "y.csv").unlink()
+    assert _noop.holds(built, snap)
+    (built / "src" / "a.py").write_text("print(3)\n")  # the same size, other bytes
+    assert not _noop.holds(built, snap)
+    # Kept with its times (quiet): a new time alone no longer holds, as before.
+    monkeypatch.setattr(fsclock, "RACY_NS", 0)
+    quiet = _noop.snapshot(built, ["src/*.py"], ["data"])
+    later(built / "src" / "a.py")
+    assert not _noop.holds(built, quiet)
