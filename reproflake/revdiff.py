@@ -275,8 +275,8 @@ def compare(
             direct[step] = ["the step is new"]
             continue
         try:
-            ca = own_components(a.spec, a.lock, Facts(sa, frozenset()), step, _hasher(a))
-            cb = own_components(b.spec, lock_b, Facts(sb, frozenset()), step, _hasher(b))
+            ca = own_components(a.spec, a.lock, Facts(sa, frozenset()), step, _reader(a))
+            cb = own_components(b.spec, lock_b, Facts(sb, frozenset()), step, _reader(b))
         except KeyError:
             direct[step] = ["its environment or inputs are not locked on one side"]
             continue
@@ -320,11 +320,13 @@ def _constraints(hw: Hardware | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in hw.as_dict().items())
 
 
-def _hasher(snap: Snapshot) -> Callable[[str], str]:
-    def source_hash(rel: str) -> str:
+def _reader(snap: Snapshot) -> Callable[[str], str]:
+    """A source file's component in ``snap`` (fingerprint.own_components' read_source)."""
+
+    def read_source(rel: str) -> str:
         data = snap.read(rel)
         if data is None:
             return "(missing)"
         return source_component(hashlib.sha256(data).hexdigest(), snap.mode(rel))
 
-    return source_hash
+    return read_source

@@ -53,7 +53,8 @@ class Assessment(NamedTuple):
     changes: Changes = ()  # its own components that differ from the record, sorted by key
     # Needed steps whose recorded output is not the one this step was built with.
     stale_needs: frozenset[str] = frozenset()
-    # Each source file → its sha256 in the record (None: not in it), for a later edit.
+    # Each source file → its component in the record (source_component; None: not in
+    # it), for a later edit.
     sources: Mapping[str, str | None] | None = None
 
 
