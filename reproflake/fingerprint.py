@@ -66,18 +66,18 @@ def own_components(
     lock: Lock,
     facts: Facts,
     step: str,
-    source_hash: Callable[[str], str] | None = None,
+    read_source: Callable[[str], str] | None = None,
 ) -> Components:
     """Everything a step's derivation depends on except the outputs of the steps it needs.
 
     Derived from the very entry Nix reads for the step (nixgen.step_data), plus what the
     library adds for every step (the environment, SOURCE_DATE_EPOCH, the library, the
-    seed). ``source_hash`` gives a project file's component, its sha256 and whether it is
+    seed). ``read_source`` gives a project file's component, its sha256 and whether it is
     executable (verdicts.source_component; default: from the working tree; `diff` passes
     one that reads a git revision).
     """
-    if source_hash is None:
-        source_hash = functools.partial(working_tree_source, spec.root)
+    if read_source is None:
+        read_source = functools.partial(working_tree_source, spec.root)
     d = step_data(spec, facts, step)
     comps: Components = {
         "run": d["run"],
@@ -92,7 +92,7 @@ def own_components(
     # pins themselves are kept once per environment, to say which package changed.
     comps["environment-pins"] = environment_digest(lock, d["env"])
     for rel in d["sourceFiles"]:
-        comps[f"source:{rel}"] = source_hash(rel)
+        comps[f"source:{rel}"] = read_source(rel)
     for name in d["inputs"]:
         pinned = lock.inputs[name]
         item = spec.inputs[name]

@@ -65,11 +65,11 @@ def assess_all(
     invalid: Callable[[Iterable[str]], set[str]],
     *,
     environments: Mapping[str, Mapping[str, str]] | None = None,
-    source_hash: Callable[[str], str] | None = None,
+    read_source: Callable[[str], str] | None = None,
 ) -> dict[str, Assessment]:
     """Every step compared with its record (see verdicts.Assessment). ``invalid``: which of
-    the given store paths Nix does not have. ``source_hash``: a source file's sha256
-    (default: read and hashed each time)."""
+    the given store paths Nix does not have. ``read_source``: a source file's component,
+    its sha256 and executable bit (default: read and hashed each time)."""
     missing = invalid(b.output for b in state.values())
     # Recorded environments, and the current ones, to tell a changed package by name.
     envs = dict(environments or {})
@@ -86,7 +86,7 @@ def assess_all(
             assessed[step] = Assessment(OUTPUT_GONE)
             continue
         # Hashing the step's sources is only worth it when there is a record to compare.
-        own = own_components(spec, lock, facts, step, source_hash)
+        own = own_components(spec, lock, facts, step, read_source)
         needs = spec.steps[step].needs
         recorded = rec.components
         if _same_own(recorded, own, needs):
@@ -97,7 +97,9 @@ def assess_all(
         stale = frozenset(
             n for n in needs if n in state and recorded.get(f"need:{n}") != state[n].output
         )
-        sources = {k[7:]: recorded.get(k) for k in own if k.startswith("source:")}
+        sources = {
+            k.removeprefix("source:"): recorded.get(k) for k in own if k.startswith("source:")
+        }
         assessed[step] = Assessment(RECORDED, rec.output, found, stale, sources)
     return assessed
 
@@ -112,12 +114,12 @@ def plan(
     *,
     nix_asked: bool = False,
     environments: Mapping[str, Mapping[str, str]] | None = None,
-    source_hash: Callable[[str], str] | None = None,
+    read_source: Callable[[str], str] | None = None,
 ) -> dict[str, StepPlan]:
     """Every step's verdict. ``nix_asked``: see verdicts.decide."""
     assessed = assess_all(
         spec, lock, facts, graph, state, invalid,
-        environments=environments, source_hash=source_hash,
+        environments=environments, read_source=read_source,
     )  # fmt: skip
     needs = {s: spec.steps[s].needs for s in spec.steps}
     return decide(graph.order(), needs, assessed, nix_asked=nix_asked)

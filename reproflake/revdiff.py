@@ -28,7 +28,7 @@ from reproflake.fingerprint import (
 from reproflake.lock import model
 from reproflake.nixgen import Facts
 from reproflake.spec import SPEC_FILE, Hardware, Spec, parse, parse_toml
-from reproflake.verdicts import changes, source_component
+from reproflake.verdicts import changes, executable, source_component
 
 WORKTREE = "working tree"
 
@@ -161,6 +161,19 @@ def _sources(snap: Snapshot) -> dict[str, tuple[str, ...]]:
     }
 
 
+def _source_change(a: Snapshot, b: Snapshot, rel: str) -> str:
+    """How a source file differs, in words ("" if it does not): its bytes, and its
+    executable bit, which Nix's copy of it keeps (verdicts.source_component)."""
+    da, db = a.read(rel), b.read(rel)
+    if da is None or db is None:
+        return "" if da == db else "added" if da is None else "removed"
+    xa, xb = (executable(snap.mode(rel)) for snap in (a, b))
+    mode = "" if xa == xb else "became executable" if xb else "is no longer executable"
+    if da == db:
+        return mode
+    return f"changed and {mode}" if mode else "changed"
+
+
 def _versions(lock: model.Lock | None, env: str) -> dict[str, str]:
     if lock is None or env not in lock.environments:
         return {}
@@ -227,10 +240,9 @@ def compare(
 
     sa, sb = _sources(a), _sources(b)
     for rel in sorted({f for fs in (*sa.values(), *sb.values()) for f in fs}):
-        da, db = a.read(rel), b.read(rel)
-        if da != db:
-            state = "added" if da is None else "removed" if db is None else "changed"
-            report.sources.append(f"{rel} {state}")
+        change = _source_change(a, b, rel)
+        if change:
+            report.sources.append(f"{rel} {change}")
 
     for step in sorted(set(a.spec.steps) | set(b.spec.steps)):
         ha, hb = (
@@ -263,8 +275,8 @@ def compare(
             direct[step] = ["the step is new"]
             continue
         try:
-            ca = own_components(a.spec, a.lock, Facts(sa, frozenset()), step, _hasher(a))
-            cb = own_components(b.spec, lock_b, Facts(sb, frozenset()), step, _hasher(b))
+            ca = own_components(a.spec, a.lock, Facts(sa, frozenset()), step, _reader(a))
+            cb = own_components(b.spec, lock_b, Facts(sb, frozenset()), step, _reader(b))
         except KeyError:
             direct[step] = ["its environment or inputs are not locked on one side"]
             continue
@@ -308,11 +320,13 @@ def _constraints(hw: Hardware | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in hw.as_dict().items())
 
 
-def _hasher(snap: Snapshot) -> Callable[[str], str]:
-    def source_hash(rel: str) -> str:
+def _reader(snap: Snapshot) -> Callable[[str], str]:
+    """A source file's component in ``snap`` (fingerprint.own_components' read_source)."""
+
+    def read_source(rel: str) -> str:
         data = snap.read(rel)
         if data is None:
             return "(missing)"
         return source_component(hashlib.sha256(data).hexdigest(), snap.mode(rel))
 
-    return source_hash
+    return read_source

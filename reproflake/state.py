@@ -2,18 +2,28 @@
 
 Kept under .reproflake/cache/ (like the Nix store, it is local to a machine
 and not committed). `plan` compares it with the project as it is now.
+
+FORMAT 2 (the "format" key): a source's component carries its executable bit
+(verdicts.source_component). Records without it were written when a source counted by
+its bytes alone; Nix took the bit all along, and it can only have been the bit the file
+has now unless it changed since, which those records could not tell either. So they are
+read with each source's bit as it is now (an upgrade does not make every executable
+script "became executable"), until a build writes them again in this format.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from reproflake.fsutil import write_atomic
+from reproflake.verdicts import EXECUTABLE, source_component
 
 STATE_FILE = Path(".reproflake/cache/state.json")
+FORMAT = 2  # see the module's docstring
 
 
 @dataclass(frozen=True)
@@ -27,9 +37,26 @@ def load_all(root: Path) -> tuple[dict[str, Built], dict[str, Mapping[str, str]]
     try:
         doc = json.loads((root / STATE_FILE).read_text())
         steps = {k: Built(v["output"], v["components"]) for k, v in doc["steps"].items()}
-        return steps, dict(doc.get("environments", {}))
+        environments = dict(doc.get("environments", {}))
+        if doc.get("format") != FORMAT:
+            steps = {k: _with_modes(root, b) for k, b in steps.items()}
+        return steps, environments
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}, {}
+
+
+def _with_modes(root: Path, b: Built) -> Built:
+    """A record from before FORMAT 2, its sources' components as they are now read: the
+    recorded sha256 with the file's executable bit as it is now."""
+    comps = dict(b.components)
+    for key, value in b.components.items():
+        if key.startswith("source:") and not value.endswith(EXECUTABLE):
+            try:
+                mode = os.stat(root / key.removeprefix("source:")).st_mode
+            except OSError:
+                continue  # gone: the comparison says so
+            comps[key] = source_component(value, mode)
+    return Built(b.output, comps)
 
 
 def save(
@@ -37,6 +64,7 @@ def save(
 ) -> None:
     used = {b.components.get("environment-pins") for b in steps.values()}
     doc = {
+        "format": FORMAT,
         "steps": {
             k: {"output": v.output, "components": dict(v.components)} for k, v in steps.items()
         },

@@ -53,7 +53,8 @@ class Assessment(NamedTuple):
     changes: Changes = ()  # its own components that differ from the record, sorted by key
     # Needed steps whose recorded output is not the one this step was built with.
     stale_needs: frozenset[str] = frozenset()
-    # Each source file → its sha256 in the record (None: not in it), for a later edit.
+    # Each source file → its component in the record (source_component; None: not in
+    # it), for a later edit.
     sources: Mapping[str, str | None] | None = None
 
 
@@ -123,7 +124,12 @@ def source_component(sha256: str, mode: int) -> str:
     """A source file as its step's derivation takes it. Nix copies the file into the store
     as a NAR, which keeps its bytes and whether its owner may execute it, nothing else of
     its mode: `chmod +x` makes another derivation, `chmod g+w` does not."""
-    return sha256 + EXECUTABLE if mode & 0o100 else sha256
+    return sha256 + EXECUTABLE if executable(mode) else sha256
+
+
+def executable(mode: int) -> bool:
+    """Whether Nix's copy of a file of this mode is executable: its owner's bit."""
+    return bool(mode & 0o100)
 
 
 def _describe_source(name: str, old: str, new: str) -> str:

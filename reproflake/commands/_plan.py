@@ -58,7 +58,7 @@ def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> Plans:
     def assess(records: Mapping[str, state.Built]) -> dict[str, Assessment]:
         return planner.assess_all(
             p.spec, p.lock, p.facts, p.graph, records, invalid,
-            environments=environments, source_hash=digests,
+            environments=environments, read_source=digests,
         )  # fmt: skip
 
     assessed = assess(records)

@@ -3,7 +3,7 @@ again.
 
 Beside its answer (commands/_plan_record.py), a plan keeps how each step compared with
 its record (verdicts.Assessment), the steps each source file belongs to with that file's
-sha256 in the step's record, and the stat of every path it watched, one by one. When the
+component in the step's record (its sha256 and executable bit), and the stat of every path it watched, one by one. When the
 answer no longer holds, the next plan looks at what changed:
 
 - reproflake, the interpreter, the environment, the project's place, the spec, the lock

@@ -21,6 +21,7 @@ from pathlib import Path
 from reproflake import _proc, executor, hardware
 from reproflake.commands._project import Log, Project, generate, load_project, store_items
 from reproflake.errors import BuildError, HardwareError, ReproflakeError, UsageError
+from reproflake.spec import listing, suggest
 
 SYSTEM = "x86_64-linux"
 
@@ -46,10 +47,11 @@ def run(
         )
     executor.require_nix()
     p = load_project(start, log, steps=[step] if step else [])
-    if env is not None and env not in p.spec.environments:
+    envs = p.spec.environments
+    if env is not None and env not in envs:
         raise UsageError(
             f"unknown environment: {env}",
-            hint=f"known environments: {', '.join(sorted(p.spec.environments))}",
+            hint=f"known environments: {listing(envs)}{suggest(env, envs)}",
         )
     check_namespaces()
     generate(p)

@@ -172,6 +172,8 @@ def test_diff_names_a_source_made_executable(project_copy: Path) -> None:
     source.chmod(source.stat().st_mode | 0o100)
     out = reproflake("diff", cwd=project_copy).stdout
     assert "prepare: src/prepare.py became executable" in out
+    assert "source files:\n  src/prepare.py became executable\n" in out
     commit(project_copy, "executable")  # git keeps the bit: 100755
     doc = json.loads(reproflake("diff", "HEAD~1", "HEAD", "--json", cwd=project_copy).stdout)
     assert sorted(doc["affected_steps"]) == ["fit", "prepare", "report"]
+    assert doc["sources"] == ["src/prepare.py became executable"]

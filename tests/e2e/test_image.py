@@ -206,10 +206,15 @@ def test_a_gpu_step_image_requires_its_cuda(project_copy: Path, tmp_path: Path) 
     }  # fmt: skip
 
 
-def test_a_second_export_with_nothing_changed_does_no_work(project_copy: Path) -> None:
-    # The copy's files are new: a file changed within RACY_NS of the export is judged by
-    # its bytes later, and a touch alone would not count (tests/unit/test_noop.py).
+def wait_until_quiet() -> None:
+    """The copy's files are new: an export's snapshot keeps a file changed within RACY_NS
+    of it without its times, and later judges it by its bytes, so a touch alone would not
+    count (tests/unit/test_noop.py). These tests touch a file and expect it to."""
     time.sleep(RACY_NS / 1e9 + 0.2)
+
+
+def test_a_second_export_with_nothing_changed_does_no_work(project_copy: Path) -> None:
+    wait_until_quiet()
     first = reproflake("image", "report", cwd=project_copy)
     second = reproflake("image", "report", cwd=project_copy)
     assert "(unchanged)" in second.stdout and "(unchanged)" not in first.stdout
@@ -225,7 +230,7 @@ def test_an_image_removed_or_in_another_format_is_written_without_nix(
     """With nothing changed since the last export, only the image is written: from the
     export's record, not the project, so Nix is not needed (here it is not on PATH).
     The bytes are those the full path writes."""
-    time.sleep(RACY_NS / 1e9 + 0.2)  # quiet files: a touch then counts (see the test above)
+    wait_until_quiet()
     digest = export(project_copy)
     layout = project_copy / "results/report.oci"
     before = _tree(layout)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from reproflake import graph, planner, project, spec, verdicts
+from reproflake import graph, planner, project, spec, state, verdicts
 from reproflake.state import Built
 
 SPEC = """
@@ -134,3 +135,32 @@ def test_no_record_and_a_pending_need(
     assert statuses(plans) == {"a": "will-build", "b": "will-build", "c": "will-build"}
     asked = planner.plan(s, lock, facts, g, {}, lambda p: set(), nix_asked=True)  # type: ignore[arg-type]
     assert statuses(asked) == {"a": "will-build", "b": "may-build", "c": "may-build"}
+
+
+def test_records_from_before_the_executable_bit_counted_are_still_built(
+    tmp_path: Path, setup: Callable[..., tuple[spec.Spec, object, object, object]]
+) -> None:
+    """state.json as a reproflake that took a source by its bytes alone wrote it (no
+    format, bare sha256s): an executable source with the bytes it was built from has not
+    "become executable", and Nix would build nothing."""
+    s, lock, facts, g = setup()
+    records = built_everything(s, lock, facts)  # a.sh not executable: bare sha256s
+    (tmp_path / "a.sh").chmod(0o755)
+    doc = {
+        "steps": {k: {"output": b.output, "components": dict(b.components)} for k, b in records.items()},
+        "environments": {},
+    }  # fmt: skip
+    (tmp_path / state.STATE_FILE).parent.mkdir(parents=True)
+    (tmp_path / state.STATE_FILE).write_text(json.dumps(doc))
+    legacy, _envs = state.load_all(tmp_path)
+    assert statuses(plan(s, lock, facts, g, legacy)) == {
+        "a": "built", "b": "built", "c": "built"
+    }  # fmt: skip
+    # The same records written now: the bit was recorded, and it changed.
+    state.save(tmp_path, records, {})
+    current, _envs = state.load_all(tmp_path)
+    plans = plan(s, lock, facts, g, current)
+    assert plans["a"].reasons == ("a.sh became executable",)
+    # Saved again (a build of other steps keeps these records): the bit as it was taken.
+    state.save(tmp_path, legacy, {})
+    assert statuses(plan(s, lock, facts, g, state.load_all(tmp_path)[0]))["a"] == "built"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from click.testing import CliRunner
 
 from reproflake import cli
 from reproflake.commands import shell
+from reproflake.lock.model import Lock
+from reproflake.spec import Spec
 
 
 def invoke(*args: str) -> Any:
@@ -76,3 +79,24 @@ def test_refused_namespaces_are_named_with_what_to_change(
 
 def test_namespaces_allowed_here_pass_the_check() -> None:
     shell.check_namespaces()
+
+
+def test_an_unknown_environment_gets_a_short_list_and_the_close_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_lock: Callable[[Spec], Lock]
+) -> None:
+    """As for every other hint: at most 20 names, how many more, and the close one."""
+    from reproflake import executor
+    from reproflake.errors import UsageError
+    from tests.unit.locked_project import write_locked_project
+
+    envs = "".join(f"[environments.env{i:02d}]\ndebian = []\n" for i in range(30))
+    spec = (
+        '[project]\nname = "p"\n[debian]\nmirror = "http://mirror.invalid/debian"\n'
+        f'suite = "bookworm"\n{envs}[steps.a]\nenv = "env00"\nrun = "true"\noutputs = ["x"]\n'
+    )
+    root = write_locked_project(tmp_path / "p", spec, make_lock)
+    monkeypatch.setattr(executor, "require_nix", lambda: None)
+    with pytest.raises(UsageError) as err:
+        shell.run(root, None, "env_07", [], log=lambda _m: None)
+    listed = ", ".join(f"env{i:02d}" for i in range(20))
+    assert err.value.hint == f"known environments: {listed}, … (10 more) (did you mean 'env07'?)"
