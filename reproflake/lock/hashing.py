@@ -24,6 +24,7 @@ import hmac
 import json
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,11 +174,19 @@ def _secret() -> bytes:
 
 @dataclass
 class HashCache:
-    """A JSON file of (path → signature, hash, seal), kept under .reproflake/cache/."""
+    """A JSON file of (path → signature, hash, seal), kept under .reproflake/cache/.
+
+    A path any entry of which changed too recently to trust its stat (fsclock: a rewrite
+    in the same tick of its file system's clock could keep it) is hashed, not remembered.
+    ``root``: the project, whose file system's clock is read (None: this machine's)."""
 
     file: Path
+    root: Path | None = None
 
     def __post_init__(self) -> None:
+        from reproflake.fsclock import Clock
+
+        self._clock = Clock(self.root) if self.root is not None else None
         self._key = _secret()
         self._entries: dict[str, dict[str, object]] = {}
         self._dirty = False
@@ -190,7 +199,9 @@ class HashCache:
 
     def nar_hash(self, path: Path) -> str:
         key = str(path.resolve())
-        sig = hashlib.sha256(json.dumps(_signature(path)).encode()).hexdigest()
+        started = time.time_ns()
+        rows = _signature(path)
+        sig = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
         entry = self._entries.get(key)
         if (
             isinstance(entry, dict)
@@ -202,6 +213,10 @@ class HashCache:
         ):
             return str(entry["narHash"])
         digest = nar_hash(path)
+        if self._racy(rows, started):
+            self._entries.pop(key, None)
+            self._dirty = True
+            return digest
         self._entries[key] = {
             "signature": sig,
             "narHash": digest,
@@ -209,6 +224,13 @@ class HashCache:
         }
         self._dirty = True
         return digest
+
+    def _racy(self, rows: list[list[object]], started: int) -> bool:
+        from reproflake import fsclock
+
+        since = self._clock.since(started) if self._clock is not None else started - fsclock.RACY_NS
+        times = [t for row in rows for t in row[3:5] if isinstance(t, int)]  # mtime, ctime
+        return fsclock.recent(since, *times)
 
     def _seal(self, key: str, sig: str, digest: object) -> str:
         message = json.dumps([key, sig, digest]).encode()

@@ -26,7 +26,7 @@ def cache_dir() -> Path:
 
 
 def hash_cache(root: Path) -> HashCache:
-    return HashCache(root / ".reproflake" / "cache" / "hashes.json")
+    return HashCache(root / ".reproflake" / "cache" / "hashes.json", root)
 
 
 # --------------------------------------------------------------------------- local inputs

@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 
+from reproflake import fsclock
 from reproflake.errors import LockError, UsageError
 from reproflake.lock import hashing
 from reproflake.lock.hashing import HashCache, nar_hash, short
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files made by the tests count as quiet: the window for recent ones is tested on its
+    own (test_a_path_changed_just_now_is_hashed_not_remembered)."""
+    monkeypatch.setattr(fsclock, "RACY_NS", 0)
 
 
 def make_tree(base: Path) -> dict[str, Path]:
@@ -312,3 +320,31 @@ def test_a_fifo_swapped_in_is_not_opened_blocking(
             nar_hash(target)
     finally:
         signal.alarm(0)
+
+
+def test_a_path_changed_just_now_is_hashed_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Racy: rewritten within the same tick of its file system's clock, a path could keep
+    every entry's size and times, so its hash is not remembered until it is quiet."""
+    paths = make_tree(tmp_path)
+    calls: list[Path] = []
+    real = hashing.nar_hash
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(hashing, "nar_hash", counting)
+    monkeypatch.setattr(fsclock, "RACY_NS", 60 * 10**9)  # everything is recent
+    file = tmp_path / "cache" / "hashes.json"
+    cache = HashCache(file, tmp_path)
+    assert cache.nar_hash(paths["tree"]) == EXPECTED["tree"]
+    assert cache.nar_hash(paths["tree"]) == EXPECTED["tree"]
+    assert len(calls) == 2  # hashed each time
+    cache.save()
+    assert str(paths["tree"].resolve()) not in (file.read_text() if file.exists() else "")
+    monkeypatch.setattr(fsclock, "RACY_NS", 0)  # quiet now
+    assert cache.nar_hash(paths["tree"]) == EXPECTED["tree"]
+    assert cache.nar_hash(paths["tree"]) == EXPECTED["tree"]
+    assert len(calls) == 3  # remembered
