@@ -1,6 +1,6 @@
 """When a file's stat can be trusted to tell a later rewrite: git's "racily clean" rule,
 kept once for the caches that remember files by their stat (the source digests, the
-plan's records, the no-op stamp).
+plan's records, the no-op stamp, the input hash cache).
 
 A file rewritten within the same tick of its file system's clock as it was looked at may
 keep its size and times: a stat taken then cannot tell the rewrite. So a cache trusts a

@@ -30,7 +30,7 @@ from reproflake.commands import _image_write, _noop
 from reproflake.commands._project import Log, Project, generate, labels, load_project, store_items
 from reproflake.commands._steps import hardware_features
 from reproflake.errors import BuildError, UsageError
-from reproflake.spec import SPEC_FILE, Image
+from reproflake.spec import SPEC_FILE, Image, listing, suggest
 from reproflake.spec import Spec as SpecType
 
 ENV_ATTR = f"{LEGACY}.environments."
@@ -79,8 +79,9 @@ def run(
 
 def _image(spec: SpecType, name: str) -> Image:
     if name not in spec.images:
-        known = ", ".join(sorted(spec.images)) or "none: add [images.NAME] to reproflake.toml"
-        raise UsageError(f"unknown image {name!r}", hint=f"known images: {known}")
+        known = listing(spec.images) or "none: add [images.NAME] to reproflake.toml"
+        close = suggest(name, spec.images)
+        raise UsageError(f"unknown image {name!r}", hint=f"known images: {known}{close}")
     return spec.images[name]
 
 

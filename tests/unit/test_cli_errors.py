@@ -267,3 +267,16 @@ def test_an_unknown_step_among_many_gets_a_short_list_and_the_close_name() -> No
     with pytest.raises(UsageError) as err:
         check_steps(many, ["fit_07", "fit_08"])  # type: ignore[arg-type]
     assert err.value.hint == f"known steps: {listed}, … (20 more)"  # no guess among two
+
+
+def test_an_unknown_image_among_many_gets_a_short_list_and_the_close_name() -> None:
+    from types import SimpleNamespace
+
+    from reproflake.commands.image import _image
+    from reproflake.errors import UsageError
+
+    many = SimpleNamespace(images={f"img{i:02d}": None for i in range(25)})
+    with pytest.raises(UsageError) as err:
+        _image(many, "img_07")  # type: ignore[arg-type]
+    listed = ", ".join(f"img{i:02d}" for i in range(20))
+    assert err.value.hint == f"known images: {listed}, … (5 more) (did you mean 'img07'?)"
