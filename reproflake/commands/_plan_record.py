@@ -15,8 +15,9 @@ the same arguments prints it again if all of this still holds:
   walks (a file created where a glob looks changes its directory's times), every path
   under a local input, every directory above those files up to the project (and to the
   git work tree) with its ``.gitignore``, the step records (state.json), the generated
-  build.json, git's index, configuration and exclude files (where git is found, what it
-  tracks and ignores), reproflake's and Nix's configuration files. A path that was
+  build.json, git's index, configuration (and the files it includes) and exclude files
+  (where git is found, what it tracks and ignores), reproflake's and Nix's configuration
+  files. A path that was
   missing must still be missing;
 - every store path the plan asked Nix about: still present if Nix said valid, still
   absent if it said not. A path leaves the store only through Nix's garbage collector
@@ -320,6 +321,14 @@ def _git_files(root: Path) -> list[str]:
     found.append("/etc/gitconfig")
     if "core.excludesFile" in repo.config:
         found.append(os.path.expanduser(str(repo.config["core.excludesFile"])))
+    # Files a configuration includes ([include] and [includeIf] path =): core.excludesFile
+    # may be set there. A relative one is taken from each file that could have named it.
+    bases = [common, gitdir, home, xdg / "git", Path("/etc")]
+    for entry in repo.config:
+        name = entry.name.lower()
+        if name == "include.path" or (name.startswith("includeif.") and name.endswith(".path")):
+            named = os.path.expanduser(str(entry.value))
+            found += [named] if os.path.isabs(named) else [str(b / named) for b in bases]
     return found
 
 

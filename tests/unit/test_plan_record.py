@@ -370,3 +370,17 @@ def test_a_broken_record_is_ignored(built: Path, nix: FakeNix) -> None:
     (built / _plan_record.RECORD).write_text('{"version": 1, "answers": {"plan": [')
     assert not from_record(built, nix)
     assert from_record(built, nix)
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_file_git_configuration_includes_is_watched(
+    built: Path, nix: FakeNix, tmp_path: Path, relative: bool
+) -> None:
+    """core.excludesFile (what git ignores) may be set in a file an [include] names."""
+    included = built / ".git" / "more.cfg" if relative else tmp_path / "more.cfg"
+    included.write_text(f"[core]\n\texcludesFile = {tmp_path / 'ignore-a'}\n")
+    git(built, "config", "include.path", "more.cfg" if relative else str(included))
+    run_plan(built)
+    assert from_record(built, nix)
+    included.write_text(f"[core]\n\texcludesFile = {tmp_path / 'ignore-b'}\n")
+    assert not from_record(built, nix)
