@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -348,3 +351,27 @@ def test_a_path_changed_just_now_is_hashed_not_remembered(
     assert cache.nar_hash(paths["tree"]) == EXPECTED["tree"]
     assert cache.nar_hash(paths["tree"]) == EXPECTED["tree"]
     assert len(calls) == 3  # remembered
+
+
+def test_an_entry_kept_before_the_racy_rule_never_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hashes.json written by a reproflake without the racily clean rule may hold a hash
+    taken in the same tick as a same-size rewrite: nothing in the entry tells, so such
+    entries (sealed without the rule's mark) are hashed again, never answered."""
+    paths = make_tree(tmp_path)
+    file = tmp_path / "cache" / "hashes.json"
+    key = str(paths["tree"].resolve())
+    sig = hashlib.sha256(json.dumps(hashing._signature(paths["tree"])).encode()).hexdigest()
+    stale = "sha256-" + base64.b64encode(b"\0" * 32).decode()
+    # Sealed as the version before the rule sealed its entries.
+    seal = hmac.new(hashing._secret(), json.dumps([key, sig, stale]).encode(), hashlib.sha256)
+    entry = {"signature": sig, "narHash": stale, "seal": seal.hexdigest()}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps({key: entry}))
+    cache = HashCache(file, tmp_path)
+    assert cache.nar_hash(paths["tree"]) == EXPECTED["tree"]
+    cache.save()
+    # What this version keeps answers without hashing.
+    monkeypatch.setattr(hashing, "nar_hash", lambda path: pytest.fail(f"hashed {path}"))
+    assert HashCache(file, tmp_path).nar_hash(paths["tree"]) == EXPECTED["tree"]
