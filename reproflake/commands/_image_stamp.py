@@ -98,7 +98,7 @@ def remember(
     stamp = _load(root)
     stamp["exports"][req.key] = {
         "image": req.name,
-        "snapshot": before,
+        "snapshot": _noop.settled(root, before),
         "outputs": built.outputs,
         "envRoot": built.env_root,
         "debs": built.debs,

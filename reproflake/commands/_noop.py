@@ -157,7 +157,24 @@ def snapshot(
         "globs": globs,
         "files": {f: _kept(f, st, since) for f, st in stats.items()},
         "digests": {f: d for f, d in digests.items() if d is not None},
+        SEEN: stats,
     }
+
+
+SEEN = "seen"  # the stats as the snapshot found them: only until it is recorded (settled)
+
+
+def settled(root: Path, snap: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as it is recorded, once the build (or export) that took it is done: a
+    file whose stat changed meanwhile keeps no digest. Its bytes may have been read by
+    Nix after the change, so the snapshot's digest may not describe them, and putting the
+    file back would otherwise look like "only its times changed"; without a digest, the
+    next command takes the full path."""
+    seen = snap.get(SEEN, {})
+    changed = {f for f, st in seen.items() if _stat(root, f) != st}
+    kept = {k: v for k, v in snap.items() if k != SEEN}
+    kept["digests"] = {f: d for f, d in snap["digests"].items() if f not in changed}
+    return kept
 
 
 def record(
@@ -168,7 +185,7 @@ def record(
     outputs: dict[str, str],
     drvs: dict[str, str],
 ) -> None:
-    entry = {**before, "order": list(order), "outputs": outputs, "drvs": drvs}
+    entry = {**settled(root, before), "order": list(order), "outputs": outputs, "drvs": drvs}
     stamp = _load(root)
     stamp["requests"][_key(request)] = entry
     write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")

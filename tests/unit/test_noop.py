@@ -172,3 +172,28 @@ def test_a_snapshot_with_racy_files_holds_by_their_bytes_and_entries(
     quiet = _noop.snapshot(built, ["src/*.py"], ["data"])
     later(built / "src" / "a.py")
     assert not _noop.holds(built, quiet)
+
+
+def test_a_file_edited_during_the_build_then_put_back_takes_the_full_path(
+    built: Path,
+) -> None:
+    """The snapshot's digest is of the bytes before the edit; Nix may have read the edited
+    ones. Put back, the file matches the digest while the outputs are the edit's: the
+    stamp must not say "only its times changed"."""
+    entry = json.loads((built / _noop.STAMP).read_text())["requests"]
+    (key,) = entry
+    source = built / "src" / "a.py"
+    original = source.read_bytes()
+    before = _noop.snapshot(built, ["src/*.py"], [])
+    source.write_bytes(b"print(2)\n")  # while the build runs
+    _noop.record(built, [], before, ["a"], entry[key]["outputs"], {"a": DRV})
+    source.write_bytes(original)  # and put back afterwards
+    later(source)
+    assert _noop.check(built, []) == (None, [])
+    # A file left alone during the build keeps its digest: a new time alone is confirmed.
+    before = _noop.snapshot(built, ["src/*.py"], [])
+    _noop.record(built, [], before, ["a"], entry[key]["outputs"], {"a": DRV})
+    later(source)
+    found, touched = _noop.check(built, [])
+    assert found is not None and touched == ["src/a.py"]
+    assert _noop.SEEN not in json.loads((built / _noop.STAMP).read_text())["requests"][key]
