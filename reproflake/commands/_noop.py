@@ -26,6 +26,7 @@ Deliberately light: no spec parsing, no git, and Nix only in the second case.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,7 +48,7 @@ GENERATED = ("flake.nix", "flake.lock", ".reproflake/build.json", ".reproflake/s
 # Files up to this size are also recorded by content, so a new time alone does not take
 # the full path; larger ones (data) are compared by stat only, as hashing costs time.
 DIGEST_LIMIT = 1 << 20
-SIZE, MTIME, CTIME, INODE, DEVICE, MODE = range(6)
+SIZE, MTIME, CTIME, INODE, DEVICE, MODE, LINK = range(7)
 RACY = -1  # in place of a recent file's times: see the module's docstring
 
 
@@ -64,8 +65,11 @@ def _stat(root: Path, rel: str) -> list[int] | None:
     except OSError:
         return None
     # As git's index does: ctime and the device too. A tool can restore an mtime after
-    # rewriting a file with the same size; only the kernel sets ctime.
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode]
+    # rewriting a file with the same size; only the kernel sets ctime. The target's stat,
+    # and whether the path itself is a link: Nix copies a source link as a link, so a file
+    # turned into a link to the same bytes is another derivation.
+    link = int(os.path.islink(root / rel))
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode, link]
 
 
 def _kept(rel: str, st: list[int] | None, since: int) -> list[int] | None:
@@ -232,6 +236,7 @@ def _same_bytes(
         and digest is not None
         and now[SIZE] == recorded[SIZE]
         and now[MODE] == recorded[MODE]
+        and now[LINK:] == recorded[LINK:]
         and _file_digest(root, rel, now) == digest
     )
 
@@ -320,7 +325,8 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
         entry["files"] = {f: _kept(f, _stat(root, f), since) for f in entry["files"]}
         stamp = _load(root)
         stamp["requests"][_key(steps)] = entry
-        write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
+        with contextlib.suppress(OSError):  # a read-only project: confirmed again next time
+            write_atomic(root / STAMP, json.dumps(stamp, sort_keys=True) + "\n")
     involved = entry["order"]  # the requested steps and those they need, as the build counted
     out(f"summary: 0 built, {len(involved)} already built, 0 failed")
     for step in involved:

@@ -197,3 +197,34 @@ def test_a_file_edited_during_the_build_then_put_back_takes_the_full_path(
     found, touched = _noop.check(built, [])
     assert found is not None and touched == ["src/a.py"]
     assert _noop.SEEN not in json.loads((built / _noop.STAMP).read_text())["requests"][key]
+
+
+def test_a_source_turned_into_a_link_to_the_same_bytes_takes_the_full_path(
+    built: Path,
+) -> None:
+    """Nix copies a source link as a link: another derivation, whatever it points to."""
+    source = built / "src" / "a.py"
+    (built / "src" / "copy.txt").write_bytes(source.read_bytes())
+    source.unlink()
+    source.symlink_to("copy.txt")
+    assert _noop.check(built, []) == (None, [])
+
+
+def test_a_confirmed_touch_in_a_read_only_project_still_answers(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp cannot take the new times there: Nix confirms again next time."""
+    output = os.readlink(built / "results" / "a")
+
+    def nix(argv: list[str], **_kw: object) -> _proc.Result:
+        return _proc.Result(0, json.dumps([{"drvPath": DRV, "outputs": {"out": output}}]), "")
+
+    def read_only(*_args: object, **_kw: object) -> None:
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(_proc, "run", nix)
+    monkeypatch.setattr(_noop, "write_atomic", read_only)
+    later(built / "src" / "a.py")
+    lines: list[str] = []
+    assert _noop.answer(built, [], lines.append)
+    assert lines[0] == "summary: 0 built, 1 already built, 0 failed"
