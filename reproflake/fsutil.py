@@ -21,6 +21,43 @@ T = TypeVar("T")
 PROJECT_TMP = Path(".reproflake/cache/tmp")
 
 
+GCROOTS = Path(".reproflake/cache/gcroots")  # its entries are links into the store
+
+
+def linked_own_dir(root: Path) -> Path | None:
+    """The first directory reproflake writes in that is a symbolic link, if any:
+    ``results/``, ``.reproflake/`` and every directory under it (a garbage-collector root's
+    link into the store aside). A cloned repository can commit ``.reproflake ->
+    ~/somewhere``: everything reproflake generates and caches would then be written there,
+    outside the project."""
+    for rel in ("results", ".reproflake"):
+        if os.path.islink(root / rel):
+            return root / rel
+    base = root / ".reproflake"
+    skip = str(root / GCROOTS)
+    for current, dirs, _files in os.walk(base):  # links to directories are listed, not entered
+        if current == skip:
+            dirs[:] = []
+            continue
+        for name in dirs:
+            if os.path.islink(os.path.join(current, name)):
+                return Path(current, name)
+    return None
+
+
+def refuse_linked_own_dir(root: Path) -> None:
+    """Stop, naming the link, when :func:`linked_own_dir` finds one."""
+    found = linked_own_dir(root)
+    if found is not None:
+        raise UsageError(
+            f"{found} is a symbolic link (to {os.readlink(found)}); reproflake writes its "
+            "generated files, caches and result links there and will not write through a "
+            "link, which could lead outside the project",
+            hint=f"remove the link (rm {found}) and run the command again: reproflake "
+            "makes the directory itself",
+        )
+
+
 def project_tmp(root: Path) -> Path:
     """The project's directory for temporary files (made on first use, git-ignored)."""
     tmp = root / PROJECT_TMP

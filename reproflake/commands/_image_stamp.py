@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproflake.commands import _noop
-from reproflake.fsutil import write_atomic
+from reproflake.fsutil import linked_own_dir, write_atomic
 
 if TYPE_CHECKING:  # the no-op answer imports no writer
     from reproflake.artifacts.recipe import Recipe, Resolved
@@ -161,7 +161,7 @@ def check(
     """The request and its image's manifest digest, if its last export still holds."""
     here = start.resolve()
     root = next((d for d in (here, *here.parents) if (d / SPEC).is_file()), None)
-    if root is None:
+    if root is None or linked_own_dir(root) is not None:
         return None
     req = Request(name, fmt, compression, destination(root, name, fmt, output))
     digest = _still(root, req)

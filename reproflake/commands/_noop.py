@@ -40,7 +40,7 @@ from reproflake import __version__
 from reproflake._globs import match_files
 from reproflake._paths import PACKAGE, data_dir
 from reproflake.fsclock import Clock, recent
-from reproflake.fsutil import write_atomic
+from reproflake.fsutil import linked_own_dir, write_atomic
 
 STAMP = Path(".reproflake/cache/stamp.json")
 SPEC = "reproflake.toml"
@@ -310,7 +310,7 @@ def answer(start: Path, steps: Sequence[str], out: Callable[[str], None]) -> boo
     root = next(
         (d for d in (start.resolve(), *start.resolve().parents) if (d / SPEC).is_file()), None
     )
-    if root is None:
+    if root is None or linked_own_dir(root) is not None:
         return False  # the full path explains the problem
     started = time.time_ns()  # before the bytes are compared
     entry, touched = check(root, steps)

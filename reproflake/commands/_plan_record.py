@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 from reproflake import fsclock
 from reproflake._paths import SPEC_FILE
 from reproflake.commands import _noop
-from reproflake.fsutil import write_atomic
+from reproflake.fsutil import linked_own_dir, write_atomic
 
 if TYPE_CHECKING:  # the writer's types; the check imports none of them
     from reproflake.commands._plan import Consulted
@@ -191,7 +191,7 @@ class Looked:
 def look(start: Path) -> Looked | None:
     """The project's record, if it may still answer or be brought up to date; else None."""
     root = find_root(start)
-    if root is None:
+    if root is None or linked_own_dir(root) is not None:
         return None  # the full path explains the problem
     started = time.time_ns()
     doc = load(root)

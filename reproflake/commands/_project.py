@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reproflake import _confine, executor, graph, hardware, nixgen, project
 from reproflake.errors import HashMismatchError, InvalidLockError, StaleLockError, UsageError
-from reproflake.fsutil import sweep_temporaries
+from reproflake.fsutil import refuse_linked_own_dir, sweep_temporaries
 from reproflake.lock import inputs as input_pins
 from reproflake.lock import model
 from reproflake.lock.hashing import nar_hash, short
@@ -40,6 +40,7 @@ class Project:
 
 def load_spec(start: Path) -> tuple[Spec, graph.Graph]:
     spec = hardware.resolve_pins(load(find_spec(start)))
+    refuse_linked_own_dir(spec.root)
     sweep_temporaries(spec.root)
     return spec, graph.build(spec)
 

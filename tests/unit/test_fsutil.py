@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -118,3 +119,37 @@ def test_a_file_in_the_way_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="is not a link reproflake made"):
         symlink_atomic(link, "/nix/store/one")
     assert link.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "linked",
+    [
+        "results",
+        ".reproflake",
+        ".reproflake/cache",
+        ".reproflake/cache/tmp",
+        ".reproflake/cache/gcroots",
+        ".reproflake/image/reproflake/artifacts",
+        ".reproflake/lib",
+    ],
+)
+def test_a_directory_reproflake_writes_in_is_never_a_link(tmp_path: Path, linked: str) -> None:
+    """A cloned repository could commit `.reproflake -> ~/somewhere`: what reproflake
+    writes there would land outside the project."""
+    root = tmp_path / "proj"
+    for rel in (".reproflake/cache/tmp", ".reproflake/cache/gcroots", ".reproflake/lib",
+                ".reproflake/image/reproflake/artifacts", "results"):  # fmt: skip
+        (root / rel).mkdir(parents=True)
+    store = tmp_path / "store-output"
+    store.mkdir()
+    (root / ".reproflake/cache/gcroots/lock-1").symlink_to(store)  # its own links: fine
+    (root / "results" / "step").symlink_to(store)
+    assert fsutil.linked_own_dir(root) is None
+    fsutil.refuse_linked_own_dir(root)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(root / linked), str(elsewhere))
+    (root / linked).symlink_to(elsewhere)
+    assert fsutil.linked_own_dir(root) == root / linked
+    with pytest.raises(UsageError) as err:
+        fsutil.refuse_linked_own_dir(root)
+    assert f"{root / linked} is a symbolic link (to {elsewhere})" in err.value.message

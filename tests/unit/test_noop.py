@@ -228,3 +228,11 @@ def test_a_confirmed_touch_in_a_read_only_project_still_answers(
     lines: list[str] = []
     assert _noop.answer(built, [], lines.append)
     assert lines[0] == "summary: 0 built, 1 already built, 0 failed"
+
+
+def test_a_linked_results_directory_is_never_answered(built: Path, tmp_path: Path) -> None:
+    """The full path refuses it (fsutil.refuse_linked_own_dir)."""
+    elsewhere = tmp_path / "elsewhere"
+    (built / "results").rename(elsewhere)
+    (built / "results").symlink_to(elsewhere)
+    assert not _noop.answer(built, [], lambda _line: None)

@@ -384,3 +384,16 @@ def test_a_file_git_configuration_includes_is_watched(
     assert from_record(built, nix)
     included.write_text(f"[core]\n\texcludesFile = {tmp_path / 'ignore-b'}\n")
     assert not from_record(built, nix)
+
+
+def test_a_linked_results_directory_is_refused_not_answered(
+    built: Path, nix: FakeNix, tmp_path: Path
+) -> None:
+    from reproflake.errors import UsageError
+
+    run_plan(built)
+    assert from_record(built, nix)
+    (tmp_path / "elsewhere").mkdir()
+    (built / "results").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        run_plan(built)
