@@ -26,7 +26,9 @@ Then one source file in the middle (step N//2) is edited and the plan must repor
 that state (computed, its records written), the file is edited again before each timed
 run: the first plan after an edit, brought up to date from the plan's records (checked:
 the answer rewritten, the steps' record .reproflake/cache/plan-steps.json left as it
-was). After a quiet wait, once more (recorded as quiet) and once from the record.
+was). After a quiet wait, once more (recorded as quiet) and once from the record. Then
+`reproflake graph` of that state, --runs times computed (the plan's records removed
+first; graph writes none) and --runs times from the records a plan just wrote.
 
 Peers (same run, alternating with (b)): raw `nix build --dry-run` of the generated
 flake's `default` package (every step) with reproflake's nix options: Nix's own answer
@@ -186,6 +188,26 @@ def plan(root: Path, expect: tuple[int, int, int]) -> float:
     if got != expect:
         raise c.BenchError(f"plan said {got} (will, may, built); expected {expect}")
     return secs
+
+
+def graph(root: Path, step: str) -> float:
+    """`reproflake graph`; the edited step must be marked stale."""
+    secs, proc = c.run(["reproflake", "graph"], cwd=root)
+    if f"step {step} [stale]" not in proc.stdout:
+        raise c.BenchError(f"graph does not mark {step} stale: {proc.stdout[:300]!r}")
+    return secs
+
+
+def _plan_record_name() -> Path:
+    from reproflake.commands import _plan_record
+
+    return _plan_record.RECORD
+
+
+def _steps_record_name() -> Path:
+    from reproflake.commands import _plan_delta
+
+    return _plan_delta.STEPS_RECORD
 
 
 def record_file(root: Path) -> Path:
@@ -397,6 +419,18 @@ def measure(tmp: Path, n: int, runs: int, args: argparse.Namespace) -> dict[str,
         raise c.BenchError(f"plan does not name the edited file: {proc.stdout[:300]!r}")
     rec["one_edit_counts"] = list(expect)
 
+    # `reproflake graph` (text) of the same state: computed (the plan's records removed
+    # before each run: graph writes none) and from the records a plan just wrote.
+    graph_full: list[float] = []
+    for _ in range(runs):
+        for name in (_plan_record_name(), _steps_record_name()):
+            (root / name).unlink(missing_ok=True)
+        graph_full.append(graph(root, step_name(mid, width)))
+    plan(root, expect)  # the records, for the graph to read
+    graph_records = [graph(root, step_name(mid, width)) for _ in range(runs)]
+    rec["graph_full_median_s"] = c.median(graph_full)
+    rec["graph_records_median_s"] = c.median(graph_records)
+
     rec["plan_none_built_median_s"] = c.median(rec["plan_none_built_s"])
     rec["plan_all_built_median_s"] = c.median(built_s)
     rec["plan_none_built_full_median_s"] = c.median(rec["plan_none_built_full_s"])
@@ -464,6 +498,8 @@ def bench() -> int:
             verdict = "meets" if worst < TARGET_S else "misses"
             print(f"{big['steps']} steps, {how}: slowest case {worst:.2f}s "
                   f"({verdict} the {TARGET_S}s target)")  # fmt: skip
+        print(f"{big['steps']} steps, graph: computed {big['graph_full_median_s']:.3f}s, "
+              f"from the plan's records {big['graph_records_median_s']:.3f}s")  # fmt: skip
         edit = big["plan_one_edit_median_s"]
         verdict = "meets" if edit < TARGET_S else "misses"
         print(f"{big['steps']} steps, first plan after an edit (brought up to date): "
