@@ -13,7 +13,6 @@ import errno
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,9 @@ import pytest
 
 from reproflake import _proc, digests, fsclock
 from reproflake.commands import _noop, _plan_record
-from reproflake.lock.model import Lock
-from reproflake.spec import Spec
+from tests.unit.planned_project import FakeNix
 from tests.unit.test_plan_delta import DELTA, RECORD, planned
-from tests.unit.test_plan_record import (
-    FakeNix,
-    build_all,
-    fake_nix,
-    run_plan,
-    write_project,
-    write_same_size,
-)
+from tests.unit.test_plan_record import run_plan, write_same_size
 
 MINUTE = 60 * 10**9
 FS, MACHINE = "file system clock read", "machine clock only"
@@ -127,18 +118,6 @@ def test_source_digests_do_not_remember_a_file_written_just_now(
     d("a.sh")
     # Remembered, a rewrite within the file system's tick would keep the old sha256.
     assert ("a.sh" in d.entries) is trusted
-
-
-@pytest.fixture
-def nix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeNix:
-    return fake_nix(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def built(tmp_path: Path, make_lock: Callable[[Spec], Lock], nix: FakeNix) -> Path:
-    root = write_project(tmp_path, make_lock)
-    build_all(root, tmp_path / "store")
-    return root
 
 
 @pytest.mark.parametrize(("clock", "stale"), [(FS, False), (MACHINE, True)])

@@ -27,31 +27,8 @@ from reproflake.lock.model import Lock
 from reproflake.spec import Spec
 from reproflake.verdicts import render
 from tests.unit.locked_project import write_locked_project
-from tests.unit.test_plan_record import (
-    CHANGES,
-    HW_SPEC,
-    SPEC,
-    FakeNix,
-    build_all,
-    fake_nix,
-    git,
-    later,
-    write_project,
-    write_same_size,
-)
-
-
-@pytest.fixture
-def nix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeNix:
-    return fake_nix(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def built(tmp_path: Path, make_lock: Callable[[Spec], Lock], nix: FakeNix) -> Path:
-    root = write_project(tmp_path, make_lock)
-    build_all(root, tmp_path / "store")
-    return root
-
+from tests.unit.planned_project import HW_SPEC, SPEC, FakeNix, build_all, git, write_project
+from tests.unit.test_plan_record import CHANGES, later, write_same_size
 
 FULL, DELTA, RECORD = "computed in full", "brought up to date", "from the record"
 
