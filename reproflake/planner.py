@@ -116,10 +116,18 @@ def plan(
     environments: Mapping[str, Mapping[str, str]] | None = None,
     read_source: Callable[[str], str] | None = None,
 ) -> dict[str, StepPlan]:
-    """Every step's verdict. ``nix_asked``: see verdicts.decide."""
+    """Every step's verdict, from its assessment (assess_all) and the graph (decided)."""
     assessed = assess_all(
         spec, lock, facts, graph, state, invalid,
         environments=environments, read_source=read_source,
     )  # fmt: skip
-    needs = {s: spec.steps[s].needs for s in spec.steps}
+    return decided(spec, graph, assessed, nix_asked=nix_asked)
+
+
+def decided(
+    spec: Spec, graph: Graph, assessed: Mapping[str, Assessment], *, nix_asked: bool = False
+) -> dict[str, StepPlan]:
+    """Every step's verdict from its assessment, in the graph's order (verdicts.decide;
+    ``nix_asked``: see there)."""
+    needs = {s: step.needs for s, step in spec.steps.items()}
     return decide(graph.order(), needs, assessed, nix_asked=nix_asked)

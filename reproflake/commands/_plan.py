@@ -12,7 +12,7 @@ from reproflake import executor, hardware, planner, remote, state
 from reproflake.commands._project import Project
 from reproflake.digests import SourceDigests
 from reproflake.errors import NixError
-from reproflake.verdicts import BLOCKED, BUILT, Assessment, StepPlan, decide
+from reproflake.verdicts import BLOCKED, BUILT, Assessment, StepPlan
 
 FRONTIER = 200  # steps per dry run: Nix's dry run of content-addressed steps is costly
 # Beyond this many steps without a record, asking Nix (which evaluates and copies the whole
@@ -53,8 +53,6 @@ def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> Plans:
         seen.store.update({path: path not in found for path in asked})
         return found
 
-    needs = {s: p.spec.steps[s].needs for s in p.spec.steps}
-
     def assess(records: Mapping[str, state.Built]) -> dict[str, Assessment]:
         return planner.assess_all(
             p.spec, p.lock, p.facts, p.graph, records, invalid,
@@ -62,7 +60,7 @@ def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> Plans:
         )  # fmt: skip
 
     assessed = assess(records)
-    plans = decide(p.graph.order(), needs, assessed)
+    plans = planner.decided(p.spec, p.graph, assessed)
     unknown = {s for s in plans if s not in records}
     if not unknown or len(unknown) > ASK_NIX_UP_TO or not _flake_is_current(p):
         seen.assessed = assessed
@@ -100,7 +98,8 @@ def _compute(p: Project, digests: SourceDigests, seen: Consulted) -> Plans:
     # Early cutoff can spare a step only if it was built before, in some version; in a
     # project nothing of which was ever built here, everything will build.
     nix_asked = learned_any or had_records
-    return _blocked(p, decide(p.graph.order(), needs, assess(records), nix_asked=nix_asked), seen)
+    plans = planner.decided(p.spec, p.graph, assess(records), nix_asked=nix_asked)
+    return _blocked(p, plans, seen)
 
 
 def _blocked(p: Project, plans: Plans, seen: Consulted) -> Plans:
