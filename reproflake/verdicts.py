@@ -231,7 +231,6 @@ def with_source(found: Changes, rel: str, recorded: str | None, now: str) -> Cha
 
 # --------------------------------------------------------------------------- as printed
 
-FORMS = ("plan", "status", "json")
 _SHORT = {BUILT: "built", WILL: "will build", MAY: "may build", BLOCKED: "cannot build here"}
 
 

@@ -36,11 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 from reproflake import fsclock, verdicts
 from reproflake.commands._plan_record import (
+    INODE,
+    MODE,
     PARENT,
     SOURCE,
+    TARGET,
     Event,
     Looked,
     Stat,
+    form_of,
     load,
     recent,
     stats_digest,
@@ -98,13 +102,14 @@ def _write(root: Path, doc: Mapping[str, Any]) -> None:
 
 
 def _same_file(old: Stat, now: Stat) -> bool:
-    """Both a regular file (no link), with the same mode: an edit, nothing more."""
+    """Both a regular file (no link: no target's fields), with the same mode: an edit,
+    nothing more."""
     return (
         old is not None
         and now is not None
-        and len(old) == len(now) == 6
-        and stat.S_ISREG(now[5])
-        and old[5] == now[5]
+        and len(old) == len(now) == TARGET
+        and stat.S_ISREG(now[MODE])
+        and old[MODE] == now[MODE]
     )
 
 
@@ -113,9 +118,9 @@ def _same_directory(old: Stat, now: Stat) -> bool:
     return (
         old is not None
         and now is not None
-        and len(old) == len(now) == 6
-        and stat.S_ISDIR(now[5])
-        and old[3:6] == now[3:6]
+        and len(old) == len(now) == TARGET
+        and stat.S_ISDIR(now[MODE])
+        and old[INODE : MODE + 1] == now[INODE : MODE + 1]
     )
 
 
@@ -145,9 +150,8 @@ def update(
         shown = [plans[s] for s in order]
     except (KeyError, TypeError):
         return False
-    form = req.split("\0", 1)[0]
     events: list[Event] = [("log", text) for text in steps_doc["logs"]]
-    events += [("out", text) for text in verdicts.render(shown, form)]
+    events += [("out", text) for text in verdicts.render(shown, form_of(req))]
     for stream, text in events:
         (out if stream == "out" else log)(text)
     # Only the answer is written again. The steps' record stays as the full plan left it:
@@ -211,7 +215,7 @@ def _bring_up_to_date(
         rel, st = paths[i], now[i]
         assert st is not None  # an edited file is a regular file (_same_file)
         try:
-            digest = verdicts.source_component(sha256_of(os.path.join(looked.root, rel)), st[5])
+            digest = verdicts.source_component(sha256_of(os.path.join(looked.root, rel)), st[MODE])
         except OSError:
             return None  # gone or unreadable since: the full path says what is wrong
         for step, recorded in sources.get(rel, {}).items():

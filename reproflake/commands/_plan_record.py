@@ -81,7 +81,7 @@ Stat = list[int] | None
 
 
 def form(*, as_json: bool, short: bool) -> str:
-    """How the plan is printed (verdicts.FORMS)."""
+    """How the plan is printed: "plan", "status" or "json" (verdicts.render)."""
     return "status" if short else "json" if as_json else "plan"
 
 
@@ -90,10 +90,19 @@ def request(steps: Sequence[str], *, as_json: bool, short: bool) -> str:
     return "\0".join([form(as_json=as_json, short=short), *steps])
 
 
+def form_of(req: str) -> str:
+    """The form a :func:`request` asked for."""
+    return req.split("\0", 1)[0]
+
+
 def env() -> dict[str, str]:
     return {
         k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES) or k in ENV_NAMES
     }
+
+
+# A Stat's fields (a link's target's follow, from TARGET on).
+SIZE, MTIME, CTIME, INODE, DEVICE, MODE, TARGET = range(7)
 
 
 def stat_of(path: str) -> Stat:
@@ -350,7 +359,8 @@ def recent(st: Stat, since: int) -> bool:
     """Whether a path (or a link's target) changed at or after ``since`` (fsclock.recent)."""
     if st is None:
         return False
-    return fsclock.recent(since, *st[1:3], *(st[7:9] if len(st) > 7 else ()))
+    target = st[TARGET + MTIME : TARGET + INODE] if len(st) > TARGET + 1 else ()
+    return fsclock.recent(since, *st[MTIME:INODE], *target)
 
 
 RACY = "racy"  # in place of a stat: the next plan reads the file again, whatever its stat
